@@ -1,0 +1,137 @@
+// Package kv defines the key-value contract that memcell mirrors MongoDB
+// documents into, the errors every backend returns, and opening a backend by
+// URL through a Registry that the caller builds.
+//
+// Every backend (kv/memkv, kv/pebblekv, kv/leveldbkv, kv/rediskv) implements
+// Store and passes the conformance suite in kv/kvtest.
+//
+// # Guarded writes
+//
+// Every put carries a revision (see Entry). A put never replaces a value that
+// was stored with a higher revision; a put with an equal or higher revision
+// replaces it. Revision 0 is the lowest, so puts of documents that carry no
+// revision behave as plain overwrites of each other.
+//
+// A delete leaves a tombstone for the store's grace period (Options). While
+// the tombstone lives, every put of that key is refused, so a late write
+// that raced with the delete cannot bring the key back. Tombstones are
+// invisible to Get, BatchGet, Scan and Stats; once the grace period is over
+// the key behaves as if it had never existed.
+package kv
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with context; test with errors.Is.
+var (
+	// ErrNotFound is returned by Get when the key has no live value.
+	ErrNotFound = errors.New("kv: not found")
+	// ErrClosed is returned by every method called after Close.
+	ErrClosed = errors.New("kv: store closed")
+	// ErrUnknownScheme is returned by Registry.Open for a URL whose scheme
+	// has no registered backend.
+	ErrUnknownScheme = errors.New("kv: unknown URL scheme")
+	// ErrInvalidOptions reports a malformed URL or option value.
+	ErrInvalidOptions = errors.New("kv: invalid options")
+)
+
+// DefaultTombstoneGrace is how long a delete blocks later puts of the same key
+// when a backend is opened without an explicit grace period. It is long
+// enough to cover a slow request, a retry or a repair pass that read the
+// document just before it was deleted.
+const DefaultTombstoneGrace = 5 * time.Minute
+
+// Entry is one guarded write.
+type Entry struct {
+	Key   string
+	Value []byte
+	// Rev is the revision of Value. The put is ignored when the stored value
+	// has a higher revision or the key holds a live tombstone.
+	Rev uint64
+}
+
+// Item is one live key seen by Scan.
+type Item struct {
+	Key string
+	// Value is valid only until the scan callback returns.
+	Value []byte
+	Rev   uint64
+}
+
+// Stats describes the live values of a store. Tombstones are not counted.
+type Stats struct {
+	// EntryCount is the number of live keys.
+	EntryCount int64 `json:"entry_count"`
+	// TotalSizeBytes is the sum of the lengths in bytes of the live values.
+	TotalSizeBytes int64 `json:"total_size_bytes"`
+}
+
+// Store is the key-value contract.
+//
+// All methods are safe for concurrent use. Every method that takes a context
+// returns ctx.Err() (possibly wrapped) without doing the work when the
+// context is already done, and gives up as soon as it can when the context
+// ends during the call. After Close every method returns ErrClosed.
+//
+// Values passed in are copied or written out before the call returns, so the
+// caller may reuse its buffers; values returned belong to the caller.
+type Store interface {
+	// Get returns the live value of key, or ErrNotFound.
+	Get(ctx context.Context, key string) ([]byte, error)
+
+	// BatchGet returns the live values of keys. Keys without a live value are
+	// absent from the map; duplicates are allowed. Remote backends fetch the
+	// whole batch in one round trip per server.
+	BatchGet(ctx context.Context, keys []string) (map[string][]byte, error)
+
+	// Put writes one guarded entry. It reports whether the value was stored
+	// (false when a newer revision or a tombstone refused it).
+	Put(ctx context.Context, e Entry) (bool, error)
+
+	// BatchPut writes guarded entries, each judged on its own as Put would.
+	// It returns how many were stored. When an error is returned some
+	// entries may have been stored and others not; retrying is safe.
+	BatchPut(ctx context.Context, entries []Entry) (int, error)
+
+	// Delete removes key and leaves a tombstone. Deleting an absent key is
+	// not an error (and still leaves a tombstone).
+	Delete(ctx context.Context, key string) error
+
+	// BatchDelete deletes keys as Delete would and returns how many of them
+	// had a live value.
+	BatchDelete(ctx context.Context, keys []string) (int, error)
+
+	// Scan calls fn for every live key that starts with prefix ("" for all
+	// keys). Order is by key when Capabilities reports OrderedScan, and
+	// unspecified otherwise; keys written during the scan may or may not be
+	// seen. An error returned by fn stops the scan and is returned.
+	Scan(ctx context.Context, prefix string, fn func(Item) error) error
+
+	// Stats counts the live keys and the bytes of their values.
+	Stats(ctx context.Context) (Stats, error)
+
+	// Capabilities describes the backend.
+	Capabilities() Capabilities
+
+	// Close releases the store. It is safe to call more than once; calls
+	// after the first return nil.
+	Close() error
+}
+
+// Capabilities describes what a backend is and what it can do beyond the
+// contract.
+type Capabilities struct {
+	// Backend is the short backend name used in metrics and logs
+	// ("memory", "pebble", "leveldb", "redis", "redis-cluster").
+	Backend string
+	// OrderedScan is true when Scan visits keys in byte order.
+	OrderedScan bool
+	// Persistent is true when values survive a restart of the process.
+	Persistent bool
+	// Shared is true when several processes may open the same store at once
+	// (and guarded writes stay correct between them).
+	Shared bool
+}

@@ -1,0 +1,675 @@
+// Package kvtest is the conformance suite and benchmark set that every
+// kv.Store backend runs. A backend's test file is a harness plus one call:
+//
+//	func TestConformance(t *testing.T) {
+//		kvtest.RunConformance(t, func(t testing.TB, grace time.Duration) kv.Store { ... })
+//	}
+package kvtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/memcell/memcell/kv"
+)
+
+// Opener returns a fresh, empty store whose tombstones live for grace. It
+// registers the store's cleanup with t itself.
+type Opener func(t testing.TB, grace time.Duration) kv.Store
+
+// longGrace outlives every test; shortGrace is waited out by the expiry tests.
+const (
+	longGrace  = time.Hour
+	shortGrace = 300 * time.Millisecond
+)
+
+// RunConformance runs every conformance test against stores made by open.
+func RunConformance(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, open Opener)
+	}{
+		{"NotFound", testNotFound},
+		{"PutGet", testPutGet},
+		{"Overwrite", testOverwrite},
+		{"OlderRevisionRefused", testOlderRevisionRefused},
+		{"CallerOwnsBuffers", testCallerOwnsBuffers},
+		{"DeleteAbsent", testDeleteAbsent},
+		{"BatchGet", testBatchGet},
+		{"BatchPut", testBatchPut},
+		{"BatchDelete", testBatchDelete},
+		{"EmptyBatches", testEmptyBatches},
+		{"LargeValue", testLargeValue},
+		{"Unicode", testUnicode},
+		{"Scan", testScan},
+		{"ScanStops", testScanStops},
+		{"Stats", testStats},
+		{"ConcurrentRevisions", testConcurrentRevisions},
+		{"ConcurrentMixed", testConcurrentMixed},
+		{"TombstoneBlocks", testTombstoneBlocks},
+		{"TombstoneInvisible", testTombstoneInvisible},
+		{"TombstoneExpires", testTombstoneExpires},
+		{"UseAfterClose", testUseAfterClose},
+		{"CancelledContext", testCancelledContext},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open) })
+	}
+}
+
+func mustPut(t testing.TB, s kv.Store, key, value string, rev uint64) {
+	t.Helper()
+	ok, err := s.Put(context.Background(), kv.Entry{Key: key, Value: []byte(value), Rev: rev})
+	if err != nil {
+		t.Fatalf("Put(%q, rev %d): %v", key, rev, err)
+	}
+	if !ok {
+		t.Fatalf("Put(%q, rev %d) was refused, want stored", key, rev)
+	}
+}
+
+func mustGet(t testing.TB, s kv.Store, key string) string {
+	t.Helper()
+	v, err := s.Get(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	return string(v)
+}
+
+func wantNotFound(t testing.TB, s kv.Store, key string) {
+	t.Helper()
+	v, err := s.Get(context.Background(), key)
+	if !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("Get(%q) = %q, %v; want kv.ErrNotFound", key, v, err)
+	}
+}
+
+func scanAll(t testing.TB, s kv.Store, prefix string) []kv.Item {
+	t.Helper()
+	var items []kv.Item
+	err := s.Scan(context.Background(), prefix, func(it kv.Item) error {
+		items = append(items, kv.Item{Key: it.Key, Value: bytes.Clone(it.Value), Rev: it.Rev})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Scan(%q): %v", prefix, err)
+	}
+	return items
+}
+
+func mustStats(t testing.TB, s kv.Store) kv.Stats {
+	t.Helper()
+	st, err := s.Stats(context.Background())
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	return st
+}
+
+func testNotFound(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	wantNotFound(t, s, "missing")
+	wantNotFound(t, s, "")
+}
+
+func testPutGet(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	mustPut(t, s, "a", `{"x":1}`, 1)
+	mustPut(t, s, "empty", "", 0)
+	if got := mustGet(t, s, "a"); got != `{"x":1}` {
+		t.Errorf("Get(a) = %q, want %q", got, `{"x":1}`)
+	}
+	v, err := s.Get(context.Background(), "empty")
+	if err != nil || len(v) != 0 {
+		t.Errorf("Get(empty) = %q, %v; want empty value, nil", v, err)
+	}
+}
+
+func testOverwrite(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	mustPut(t, s, "k", "one", 0)
+	mustPut(t, s, "k", "two", 0) // equal revision replaces
+	if got := mustGet(t, s, "k"); got != "two" {
+		t.Errorf("after equal-revision overwrite Get = %q, want two", got)
+	}
+	mustPut(t, s, "k", "three", 7)
+	if got := mustGet(t, s, "k"); got != "three" {
+		t.Errorf("after higher-revision overwrite Get = %q, want three", got)
+	}
+	mustPut(t, s, "k", "three-again", 7)
+	if got := mustGet(t, s, "k"); got != "three-again" {
+		t.Errorf("after same-revision rewrite Get = %q, want three-again", got)
+	}
+}
+
+func testOlderRevisionRefused(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "k", "new", 1<<62+5) // beyond float64 precision on purpose
+	ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("old"), Rev: 1<<62 + 4})
+	if err != nil || ok {
+		t.Fatalf("Put of an older revision = %v, %v; want false, nil", ok, err)
+	}
+	if got := mustGet(t, s, "k"); got != "new" {
+		t.Errorf("Get = %q after refused put, want new", got)
+	}
+	items := scanAll(t, s, "")
+	if len(items) != 1 || items[0].Rev != 1<<62+5 {
+		t.Errorf("Scan = %+v, want one item with revision %d", items, uint64(1<<62+5))
+	}
+}
+
+func testCallerOwnsBuffers(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	buf := []byte("original")
+	if _, err := s.Put(ctx, kv.Entry{Key: "k", Value: buf}); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "XXXXXXXX")
+	got, err := s.Get(ctx, "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "original" {
+		t.Fatalf("Get = %q; the store kept the caller's buffer", got)
+	}
+	copy(got, "YYYYYYYY")
+	if again := mustGet(t, s, "k"); again != "original" {
+		t.Fatalf("Get = %q; the store handed out its own buffer", again)
+	}
+	m, err := s.BatchGet(ctx, []string{"k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(m["k"], "ZZZZZZZZ")
+	if again := mustGet(t, s, "k"); again != "original" {
+		t.Fatalf("Get = %q; BatchGet handed out the store's buffer", again)
+	}
+}
+
+func testDeleteAbsent(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	if err := s.Delete(context.Background(), "never-there"); err != nil {
+		t.Fatalf("Delete of an absent key: %v, want nil", err)
+	}
+	n, err := s.BatchDelete(context.Background(), []string{"x", "y"})
+	if err != nil || n != 0 {
+		t.Fatalf("BatchDelete of absent keys = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func testBatchGet(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	for i := range 50 {
+		mustPut(t, s, fmt.Sprintf("key-%02d", i), fmt.Sprintf("value-%02d", i), uint64(i))
+	}
+	keys := []string{"key-00", "nope", "key-49", "key-07", "key-07", "also-missing"}
+	got, err := s.BatchGet(context.Background(), keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{"key-00": []byte("value-00"), "key-49": []byte("value-49"), "key-07": []byte("value-07")}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("BatchGet mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func testBatchPut(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "guarded", "v9", 9)
+	entries := []kv.Entry{
+		{Key: "a", Value: []byte("A"), Rev: 1},
+		{Key: "b", Value: []byte("B"), Rev: 2},
+		{Key: "guarded", Value: []byte("v3"), Rev: 3}, // refused: older
+		{Key: "c/d", Value: []byte("CD"), Rev: 0},
+	}
+	n, err := s.BatchPut(ctx, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("BatchPut stored %d, want 3", n)
+	}
+	for key, want := range map[string]string{"a": "A", "b": "B", "guarded": "v9", "c/d": "CD"} {
+		if got := mustGet(t, s, key); got != want {
+			t.Errorf("Get(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
+
+func testBatchDelete(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	for _, k := range []string{"a", "b", "c"} {
+		mustPut(t, s, k, k, 1)
+	}
+	n, err := s.BatchDelete(ctx, []string{"a", "missing", "c"})
+	if err != nil || n != 2 {
+		t.Fatalf("BatchDelete = %d, %v; want 2, nil", n, err)
+	}
+	wantNotFound(t, s, "a")
+	wantNotFound(t, s, "c")
+	if got := mustGet(t, s, "b"); got != "b" {
+		t.Errorf("Get(b) = %q, want b", got)
+	}
+	n, err = s.BatchDelete(ctx, []string{"a", "c"})
+	if err != nil || n != 0 {
+		t.Fatalf("second BatchDelete = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func testEmptyBatches(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	m, err := s.BatchGet(ctx, nil)
+	if err != nil || len(m) != 0 {
+		t.Errorf("BatchGet(nil) = %v, %v; want empty, nil", m, err)
+	}
+	if n, err := s.BatchPut(ctx, nil); err != nil || n != 0 {
+		t.Errorf("BatchPut(nil) = %d, %v", n, err)
+	}
+	if n, err := s.BatchDelete(ctx, nil); err != nil || n != 0 {
+		t.Errorf("BatchDelete(nil) = %d, %v", n, err)
+	}
+}
+
+func testLargeValue(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	big := make([]byte, 1<<20)
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range big {
+		big[i] = byte(r.IntN(256))
+	}
+	ctx := context.Background()
+	if _, err := s.Put(ctx, kv.Entry{Key: "big", Value: big, Rev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Get(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, big) {
+		t.Fatalf("1 MiB value came back different (len %d)", len(got))
+	}
+	if st := mustStats(t, s); st.EntryCount != 1 || st.TotalSizeBytes != 1<<20 {
+		t.Errorf("Stats = %+v, want 1 entry of %d bytes", st, 1<<20)
+	}
+}
+
+func testUnicode(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	pairs := map[string]string{
+		"memcell:日本語":    `{"summary":"こんにちは 🌍"}`,
+		"memcell:emoji-🧠": "Ünïcödé ✓",
+		"memcell:ß":      "\u0000nul and\ttab",
+	}
+	for k, v := range pairs {
+		mustPut(t, s, k, v, 1)
+	}
+	for k, v := range pairs {
+		if got := mustGet(t, s, k); got != v {
+			t.Errorf("Get(%q) = %q, want %q", k, got, v)
+		}
+	}
+	var wantBytes int64
+	for _, v := range pairs {
+		wantBytes += int64(len(v))
+	}
+	if st := mustStats(t, s); st.EntryCount != 3 || st.TotalSizeBytes != wantBytes {
+		t.Errorf("Stats = %+v, want 3 entries, %d bytes (bytes, not characters)", st, wantBytes)
+	}
+	items := scanAll(t, s, "memcell:日")
+	if len(items) != 1 || items[0].Key != "memcell:日本語" {
+		t.Errorf("Scan(memcell:日) = %+v", items)
+	}
+}
+
+func testScan(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	keys := []string{"memcell:b", "memcell:a", "memcell:c", "memcellx", "other:a", "memcell:a:sub", "mem*cell[1]?"}
+	for i, k := range keys {
+		mustPut(t, s, k, "v-"+k, uint64(i))
+	}
+	cases := []struct {
+		prefix string
+		want   []string
+	}{
+		{"memcell:", []string{"memcell:a", "memcell:a:sub", "memcell:b", "memcell:c"}},
+		{"memcell", []string{"memcell:a", "memcell:a:sub", "memcell:b", "memcell:c", "memcellx"}},
+		{"mem*", []string{"mem*cell[1]?"}}, // glob characters are literal
+		{"nothing", nil},
+		{"", append([]string(nil), keys...)},
+	}
+	ordered := s.Capabilities().OrderedScan
+	for _, tc := range cases {
+		items := scanAll(t, s, tc.prefix)
+		var got []string
+		for _, it := range items {
+			got = append(got, it.Key)
+			if want := "v-" + it.Key; string(it.Value) != want {
+				t.Errorf("Scan(%q) item %q has value %q, want %q", tc.prefix, it.Key, it.Value, want)
+			}
+		}
+		if ordered && !sort.StringsAreSorted(got) {
+			t.Errorf("Scan(%q) = %q: backend declares OrderedScan but keys are not sorted", tc.prefix, got)
+		}
+		sort.Strings(got)
+		want := append([]string(nil), tc.want...)
+		sort.Strings(want)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Scan(%q) keys (-want +got):\n%s", tc.prefix, diff)
+		}
+	}
+}
+
+func testScanStops(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	for i := range 20 {
+		mustPut(t, s, fmt.Sprintf("k%02d", i), "v", 0)
+	}
+	stop := errors.New("stop here")
+	calls := 0
+	err := s.Scan(context.Background(), "", func(kv.Item) error {
+		calls++
+		if calls == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) {
+		t.Fatalf("Scan returned %v, want the callback's error", err)
+	}
+	if calls != 3 {
+		t.Errorf("callback ran %d times after returning an error at call 3", calls)
+	}
+}
+
+func testStats(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	if st := mustStats(t, s); st != (kv.Stats{}) {
+		t.Fatalf("Stats of an empty store = %+v", st)
+	}
+	mustPut(t, s, "a", "12345", 1)
+	mustPut(t, s, "b", "1234567890", 1)
+	mustPut(t, s, "a", "123", 2) // replace: size shrinks
+	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 2, TotalSizeBytes: 13}) {
+		t.Errorf("Stats = %+v, want 2 entries, 13 bytes", st)
+	}
+	if _, err := s.Put(ctx, kv.Entry{Key: "a", Value: []byte("older and longer"), Rev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 1, TotalSizeBytes: 3}) {
+		t.Errorf("Stats after a refused put and a delete = %+v, want 1 entry, 3 bytes", st)
+	}
+}
+
+// testConcurrentRevisions has many goroutines write one key with random
+// revisions; whatever the interleaving, the highest revision must win.
+func testConcurrentRevisions(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	const writers, perWriter = 16, 40
+	var (
+		mu   sync.Mutex
+		max  uint64
+		wg   sync.WaitGroup
+		errs = make(chan error, writers)
+	)
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(seed), uint64(w)))
+			for range perWriter {
+				rev := r.Uint64N(1 << 40)
+				mu.Lock()
+				if rev > max {
+					max = rev
+				}
+				mu.Unlock()
+				e := kv.Entry{Key: "hot", Value: fmt.Appendf(nil, "rev-%d", rev), Rev: rev}
+				var err error
+				if r.IntN(4) == 0 {
+					_, err = s.BatchPut(context.Background(), []kv.Entry{e, {Key: fmt.Sprintf("cold-%d", w), Value: []byte("x")}})
+				} else {
+					_, err = s.Put(context.Background(), e)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("seed %d: concurrent put: %v", seed, err)
+	}
+	if got, want := mustGet(t, s, "hot"), fmt.Sprintf("rev-%d", max); got != want {
+		t.Fatalf("seed %d: final value %q, want %q (the highest revision)", seed, got, want)
+	}
+}
+
+// testConcurrentMixed runs puts, gets, deletes, batches and scans on
+// overlapping keys at once; it checks for errors and data races, and that
+// the stats still agree with a scan afterwards.
+func testConcurrentMixed(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(seed), uint64(w)))
+			for i := range 60 {
+				key := fmt.Sprintf("m%02d", r.IntN(30))
+				var err error
+				switch r.IntN(6) {
+				case 0:
+					_, err = s.Put(ctx, kv.Entry{Key: key, Value: bytes.Repeat([]byte{'v'}, r.IntN(100)), Rev: uint64(i)})
+				case 1:
+					_, err = s.Get(ctx, key)
+					if errors.Is(err, kv.ErrNotFound) {
+						err = nil
+					}
+				case 2:
+					err = s.Delete(ctx, key)
+				case 3:
+					_, err = s.BatchGet(ctx, []string{key, "m00", "m01"})
+				case 4:
+					_, err = s.BatchPut(ctx, []kv.Entry{{Key: key, Value: []byte("b"), Rev: uint64(i)}, {Key: "m29", Value: []byte("c"), Rev: uint64(i)}})
+				case 5:
+					err = s.Scan(ctx, "m1", func(kv.Item) error { return nil })
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	var want kv.Stats
+	for _, it := range scanAll(t, s, "") {
+		want.EntryCount++
+		want.TotalSizeBytes += int64(len(it.Value))
+	}
+	if got := mustStats(t, s); got != want {
+		t.Errorf("seed %d: Stats = %+v, but a scan finds %+v", seed, got, want)
+	}
+}
+
+func testTombstoneBlocks(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "k", "v1", 1)
+	mustPut(t, s, "j", "v1", 1)
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.BatchDelete(ctx, []string{"j", "never"}); err != nil || n != 1 {
+		t.Fatalf("BatchDelete = %d, %v; want 1, nil", n, err)
+	}
+	for _, rev := range []uint64{0, 1, 2, 1 << 50} {
+		ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("late"), Rev: rev})
+		if err != nil || ok {
+			t.Errorf("Put(rev %d) over a tombstone = %v, %v; want refused", rev, ok, err)
+		}
+	}
+	n, err := s.BatchPut(ctx, []kv.Entry{
+		{Key: "j", Value: []byte("late"), Rev: 5},
+		{Key: "never", Value: []byte("late"), Rev: 5}, // deleted while absent: still a tombstone
+		{Key: "fresh", Value: []byte("ok"), Rev: 5},
+	})
+	if err != nil || n != 1 {
+		t.Errorf("BatchPut over tombstones stored %d, %v; want 1 (only the fresh key)", n, err)
+	}
+	wantNotFound(t, s, "k")
+	wantNotFound(t, s, "j")
+	wantNotFound(t, s, "never")
+	// Deleting again keeps the key deleted and reports it absent.
+	if n, err := s.BatchDelete(ctx, []string{"k"}); err != nil || n != 0 {
+		t.Errorf("BatchDelete of a tombstoned key = %d, %v; want 0, nil", n, err)
+	}
+}
+
+func testTombstoneInvisible(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "p:live", "live", 1)
+	mustPut(t, s, "p:dead", "dead-value", 1)
+	if err := s.Delete(ctx, "p:dead"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Delete(ctx, "p:never"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.BatchGet(ctx, []string{"p:live", "p:dead", "p:never"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string][]byte{"p:live": []byte("live")}, m); diff != "" {
+		t.Errorf("BatchGet shows tombstones (-want +got):\n%s", diff)
+	}
+	if items := scanAll(t, s, "p:"); len(items) != 1 || items[0].Key != "p:live" {
+		t.Errorf("Scan shows tombstones: %+v", items)
+	}
+	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 1, TotalSizeBytes: 4}) {
+		t.Errorf("Stats = %+v, want tombstones uncounted (1 entry, 4 bytes)", st)
+	}
+}
+
+func testTombstoneExpires(t *testing.T, open Opener) {
+	s := open(t, shortGrace)
+	ctx := context.Background()
+	mustPut(t, s, "k", "v1", 3)
+	if err := s.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("early"), Rev: 4}); err != nil || ok {
+		t.Fatalf("Put inside the grace period = %v, %v; want refused", ok, err)
+	}
+	deadline := time.Now().Add(shortGrace + 5*time.Second)
+	for {
+		time.Sleep(shortGrace / 3)
+		ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("after"), Rev: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tombstone still blocks puts %v after a %v grace period", shortGrace+5*time.Second, shortGrace)
+		}
+	}
+	// Once the tombstone is gone the key has no memory of revision 3.
+	if got := mustGet(t, s, "k"); got != "after" {
+		t.Errorf("Get = %q, want after", got)
+	}
+	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 1, TotalSizeBytes: 5}) {
+		t.Errorf("Stats = %+v, want 1 entry, 5 bytes", st)
+	}
+}
+
+func testUseAfterClose(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	mustPut(t, s, "k", "v", 1)
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+	checkAll(t, s, context.Background(), kv.ErrClosed)
+}
+
+func testCancelledContext(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	mustPut(t, s, "k", "v", 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	checkAll(t, s, ctx, context.Canceled)
+	// Nothing was written or deleted by the cancelled calls.
+	if got := mustGet(t, s, "k"); got != "v" {
+		t.Errorf("Get = %q after cancelled calls, want v", got)
+	}
+	if items := scanAll(t, s, ""); len(items) != 1 {
+		t.Errorf("cancelled calls changed the store: %+v", items)
+	}
+}
+
+// checkAll calls every method and wants errors.Is(err, want) from each.
+func checkAll(t *testing.T, s kv.Store, ctx context.Context, want error) {
+	t.Helper()
+	e := kv.Entry{Key: "k2", Value: []byte("v2"), Rev: 9}
+	calls := map[string]func() error{
+		"Get":         func() error { _, err := s.Get(ctx, "k"); return err },
+		"BatchGet":    func() error { _, err := s.BatchGet(ctx, []string{"k"}); return err },
+		"Put":         func() error { _, err := s.Put(ctx, e); return err },
+		"BatchPut":    func() error { _, err := s.BatchPut(ctx, []kv.Entry{e}); return err },
+		"Delete":      func() error { return s.Delete(ctx, "k") },
+		"BatchDelete": func() error { _, err := s.BatchDelete(ctx, []string{"k"}); return err },
+		"Scan":        func() error { return s.Scan(ctx, "", func(kv.Item) error { return nil }) },
+		"Stats":       func() error { _, err := s.Stats(ctx); return err },
+	}
+	names := make([]string, 0, len(calls))
+	for n := range calls {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := calls[name](); !errors.Is(err, want) {
+			t.Errorf("%s = %v, want %v", name, err, want)
+		} else if !strings.Contains(err.Error(), want.Error()) {
+			t.Errorf("%s error %q does not say %q", name, err, want)
+		}
+	}
+}
