@@ -1,0 +1,398 @@
+package memcell
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"time"
+)
+
+// Decode parses a canonical encoding (id under "_id"). It accepts any valid
+// JSON object whose known fields have the right types: dates in any RFC 3339
+// zone and precision are normalised, absent known fields read as unset, and
+// unknown fields go to Extra. Errors are *FieldError values naming the field.
+// Decode checks types only; Validate checks the rules.
+func Decode(data []byte) (*MemCell, error) {
+	return decode(data, IDField)
+}
+
+// DecodeAPI parses the API representation (id under "event_id").
+func DecodeAPI(data []byte) (*MemCell, error) {
+	return decode(data, APIIDField)
+}
+
+func decode(data []byte, idKey string) (*MemCell, error) {
+	doc, err := decodeObject(data)
+	if err != nil {
+		return nil, err
+	}
+	return fromMap(doc, idKey)
+}
+
+// decodeObject parses data as exactly one JSON object, numbers as
+// json.Number so that no digit is lost.
+func decodeObject(data []byte) (map[string]any, error) {
+	v, err := parseJSON(data)
+	if err != nil {
+		return nil, err
+	}
+	doc, ok := v.(map[string]any)
+	if !ok {
+		return nil, &FieldError{Rule: "a MemCell must be a JSON object"}
+	}
+	return doc, nil
+}
+
+// parseJSON parses data as exactly one JSON value, numbers as json.Number.
+func parseJSON(data []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, &FieldError{Rule: "malformed JSON: " + jsonErrorText(err)}
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, &FieldError{Rule: "malformed JSON: data after the top-level value"}
+	}
+	return v, nil
+}
+
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("%s (at byte %d)", se.Error(), se.Offset)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return err.Error()
+}
+
+// FromMap builds a MemCell from a generic document with the id under "_id",
+// such as one read from MongoDB and converted to Go values: strings, bools,
+// numbers, time.Time, ID, []any, map[string]any and nil. It applies the same
+// type rules as Decode.
+func FromMap(doc map[string]any) (*MemCell, error) {
+	return fromMap(doc, IDField)
+}
+
+func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
+	d := decoder{}
+	m := &MemCell{}
+	for k, v := range doc {
+		d.path = append(d.path[:0], k)
+		switch k {
+		case idKey:
+			m.ID = d.id(v)
+		case "user_id":
+			m.UserID = d.strPtr(v)
+		case "timestamp":
+			if t := d.timePtr(v); t != nil {
+				m.Timestamp = *t
+			}
+		case "summary":
+			m.Summary = d.strPtr(v)
+		case "group_id":
+			m.GroupID = d.strPtr(v)
+		case "original_data":
+			m.OriginalData = d.rawData(v)
+		case "participants":
+			m.Participants = d.strings(v)
+		case "type":
+			if s := d.strPtr(v); s != nil {
+				t := DataType(*s)
+				m.Type = &t
+			}
+		case "subject":
+			m.Subject = d.strPtr(v)
+		case "keywords":
+			m.Keywords = d.strings(v)
+		case "linked_entities":
+			m.LinkedEntities = d.strings(v)
+		case "episode":
+			m.Episode = d.strPtr(v)
+		case "foresight_memories":
+			if v != nil {
+				a, ok := v.([]any)
+				if !ok {
+					d.fail("must be an array or null")
+				}
+				m.ForesightMemories = a
+			}
+		case "event_log":
+			m.EventLog = d.object(v)
+		case "extend":
+			m.Extend = d.object(v)
+		case "created_at":
+			m.CreatedAt = d.timePtr(v)
+		case "updated_at":
+			m.UpdatedAt = d.timePtr(v)
+		case "deleted_at":
+			m.DeletedAt = d.timePtr(v)
+		case "deleted_by":
+			m.DeletedBy = d.strPtr(v)
+		case "deleted_id":
+			m.DeletedID = d.int(v)
+		case RevisionField:
+			m.Revision = d.int(v)
+			if m.Revision < 0 {
+				d.fail("must not be negative")
+			}
+		case IDField, APIIDField:
+			// The other representation's id name: refusing it keeps the two
+			// representations from ever holding two ids.
+			d.fail("is reserved; the id goes under " + strconv.Quote(idKey))
+		default:
+			if m.Extra == nil {
+				m.Extra = make(map[string]any)
+			}
+			m.Extra[k] = v
+		}
+		if d.err != nil {
+			return nil, d.err
+		}
+	}
+	return m, nil
+}
+
+type decoder struct {
+	path []string
+	err  error
+}
+
+func (d *decoder) fail(rule string) {
+	if d.err == nil {
+		d.err = &FieldError{Field: joinPath(d.path), Rule: rule}
+	}
+}
+
+func (d *decoder) id(v any) ID {
+	switch v := v.(type) {
+	case nil:
+		return ID{}
+	case ID:
+		return v
+	case string:
+		id, err := ParseID(v)
+		if err != nil {
+			d.fail("must be a 24-character hex ObjectId")
+		}
+		return id
+	}
+	d.fail("must be a 24-character hex ObjectId")
+	return ID{}
+}
+
+func (d *decoder) strPtr(v any) *string {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return &v
+	}
+	d.fail("must be a string or null")
+	return nil
+}
+
+func (d *decoder) strings(v any) []string {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case []string:
+		return v
+	case []any:
+		out := make([]string, len(v))
+		for i, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				d.path = append(d.path, strconv.Itoa(i))
+				d.fail("must be a string")
+				return nil
+			}
+			out[i] = s
+		}
+		return out
+	}
+	d.fail("must be an array of strings or null")
+	return nil
+}
+
+func (d *decoder) stringMap(v any) map[string]string {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case map[string]string:
+		return v
+	case map[string]any:
+		out := make(map[string]string, len(v))
+		for k, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				d.path = append(d.path, k)
+				d.fail("must be a string")
+				return nil
+			}
+			out[k] = s
+		}
+		return out
+	}
+	d.fail("must be an object of strings or null")
+	return nil
+}
+
+func (d *decoder) object(v any) map[string]any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case map[string]any:
+		return v
+	}
+	d.fail("must be an object or null")
+	return nil
+}
+
+func (d *decoder) timePtr(v any) *time.Time {
+	var t time.Time
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case time.Time:
+		t = v
+	case string:
+		var err error
+		t, err = time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			d.fail("must be an RFC 3339 date such as 2026-01-12T10:30:00.123Z")
+			return nil
+		}
+	default:
+		d.fail("must be an RFC 3339 date string or null")
+		return nil
+	}
+	t = NormalizeTime(t)
+	if y := t.Year(); y < 0 || y > 9999 {
+		d.fail("date must be between years 0000 and 9999")
+		return nil
+	}
+	return &t
+}
+
+func (d *decoder) int(v any) int64 {
+	switch v := v.(type) {
+	case nil:
+		return 0
+	case int:
+		return int64(v)
+	case int32:
+		return int64(v)
+	case int64:
+		return v
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<63 {
+			return int64(v)
+		}
+	case json.Number:
+		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return i
+		}
+		if f, err := strconv.ParseFloat(string(v), 64); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return int64(f)
+		}
+	}
+	d.fail("must be a 64-bit integer")
+	return 0
+}
+
+func (d *decoder) rawData(v any) []RawData {
+	if v == nil {
+		return nil
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		d.fail("must be an array or null")
+		return nil
+	}
+	out := make([]RawData, len(arr))
+	base := len(d.path)
+	for i, x := range arr {
+		d.path = append(d.path[:base], strconv.Itoa(i))
+		obj, ok := x.(map[string]any)
+		if !ok {
+			d.fail("must be an object")
+			return nil
+		}
+		rd := &out[i]
+		for k, fv := range obj {
+			d.path = append(d.path[:base+1], k)
+			switch k {
+			case "data_type":
+				if s := d.strPtr(fv); s != nil {
+					rd.DataType = DataType(*s)
+				}
+			case "messages":
+				rd.Messages = d.messages(fv)
+			case "meta":
+				rd.Meta = d.stringMap(fv)
+			default:
+				if rd.Extra == nil {
+					rd.Extra = make(map[string]any)
+				}
+				rd.Extra[k] = fv
+			}
+			if d.err != nil {
+				return nil
+			}
+		}
+	}
+	d.path = d.path[:base]
+	return out
+}
+
+func (d *decoder) messages(v any) []Message {
+	if v == nil {
+		return nil
+	}
+	arr, ok := v.([]any)
+	if !ok {
+		d.fail("must be an array")
+		return nil
+	}
+	out := make([]Message, len(arr))
+	base := len(d.path)
+	for i, x := range arr {
+		d.path = append(d.path[:base], strconv.Itoa(i))
+		obj, ok := x.(map[string]any)
+		if !ok {
+			d.fail("must be an object")
+			return nil
+		}
+		msg := &out[i]
+		for k, fv := range obj {
+			d.path = append(d.path[:base+1], k)
+			switch k {
+			case "content":
+				if s := d.strPtr(fv); s != nil {
+					msg.Content = *s
+				}
+			case "files":
+				msg.Files = d.strings(fv)
+			case "extend":
+				msg.Extend = d.stringMap(fv)
+			default:
+				if msg.Extra == nil {
+					msg.Extra = make(map[string]any)
+				}
+				msg.Extra[k] = fv
+			}
+			if d.err != nil {
+				return nil
+			}
+		}
+	}
+	d.path = d.path[:base]
+	return out
+}

@@ -1,0 +1,29 @@
+package memcell
+
+import "errors"
+
+// Sentinel errors of the domain.
+var (
+	// ErrInvalid is wrapped by every validation and decoding error; the
+	// concrete error is a *FieldError naming the field and the rule.
+	ErrInvalid = errors.New("memcell: invalid MemCell")
+	// ErrNotFound reports a MemCell that does not exist or is soft-deleted.
+	ErrNotFound = errors.New("memcell: not found")
+)
+
+// FieldError is bad input: the dotted path of the field and the rule it
+// breaks. It wraps ErrInvalid.
+type FieldError struct {
+	Field string // e.g. "timestamp", "original_data.0.messages"
+	Rule  string // e.g. "is required"
+}
+
+func (e *FieldError) Error() string {
+	if e.Field == "" {
+		return "memcell: " + e.Rule
+	}
+	return "memcell: field " + e.Field + ": " + e.Rule
+}
+
+// Unwrap makes errors.Is(err, ErrInvalid) hold.
+func (e *FieldError) Unwrap() error { return ErrInvalid }
