@@ -312,9 +312,9 @@ func testLargeValue(t *testing.T, open Opener) {
 func testUnicode(t *testing.T, open Opener) {
 	s := open(t, longGrace)
 	pairs := map[string]string{
-		"memcell:日本語":    `{"summary":"こんにちは 🌍"}`,
+		"memcell:日本語":     `{"summary":"こんにちは 🌍"}`,
 		"memcell:emoji-🧠": "Ünïcödé ✓",
-		"memcell:ß":      "\u0000nul and\ttab",
+		"memcell:ß":       "\u0000nul and\ttab",
 	}
 	for k, v := range pairs {
 		mustPut(t, s, k, v, 1)
