@@ -27,3 +27,16 @@ func (e *FieldError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrInvalid) hold.
 func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// More sentinel errors of the domain, each with its own meaning for callers
+// (the API maps them to status codes).
+var (
+	// ErrConflict reports a write that collides with existing data, such as
+	// a duplicate id.
+	ErrConflict = errors.New("memcell: conflict")
+	// ErrUnavailable reports that the primary store cannot be reached.
+	ErrUnavailable = errors.New("memcell: primary unavailable")
+	// ErrTransactionsUnsupported reports a transaction asked of a server that
+	// has none (a standalone mongod, the embedded primary).
+	ErrTransactionsUnsupported = errors.New("memcell: the primary does not support transactions (it needs a MongoDB replica set or sharded cluster)")
+)

@@ -1,0 +1,112 @@
+// Package embedded runs an in-process MongoDB-compatible primary: FerretDB
+// on SQLite, listening on a loopback port so that any MongoDB client (the
+// service itself, mongosh, the tests) can reach it.
+//
+// It is meant for evaluation, tests and small single-process deployments.
+// FerretDB has no transactions and no change streams, and every filter other
+// than exactly {_id: value} is evaluated after reading the whole collection,
+// so it slows down past about ten thousand documents.
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+// Options configure a Server. Nil means defaults.
+type Options struct {
+	// Addr is the loopback TCP address to listen on; "" picks a free port
+	// on 127.0.0.1.
+	Addr string
+	// Logger receives FerretDB's own log lines; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is a running embedded primary.
+type Server struct {
+	uri    string
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start runs a primary whose SQLite files live in dir (created if needed)
+// and waits until it accepts connections. It refuses a non-loopback Addr:
+// the embedded primary has no authentication.
+func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Addr == "" {
+		o.Addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: listen address %q: %w", o.Addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("embedded: listen address %q is not loopback; the embedded primary has no authentication", o.Addr)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("embedded: data directory: %w", err)
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: o.Addr},
+		Logger:    o.Logger,
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	s := &Server{cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- f.Run(runCtx) }()
+
+	// MongoDBURI waits for the listener; do not let a failed start hang us.
+	uri := make(chan string, 1)
+	go func() { uri <- f.MongoDBURI() }()
+	select {
+	case s.uri = <-uri:
+	case err := <-s.done:
+		cancel()
+		return nil, fmt.Errorf("embedded: primary stopped at start: %w", err)
+	case <-ctx.Done():
+		s.Close()
+		return nil, fmt.Errorf("embedded: %w", ctx.Err())
+	}
+	return s, nil
+}
+
+// URI is the loopback MongoDB connection string of the primary.
+func (s *Server) URI() string { return s.uri }
+
+// Close stops the primary and waits for it to close its files.
+func (s *Server) Close() error {
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("embedded: %w", err)
+		}
+		return nil
+	case <-time.After(30 * time.Second):
+		return errors.New("embedded: primary did not stop within 30s")
+	}
+}

@@ -1,0 +1,215 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/memcell/memcell"
+)
+
+// MaxLimit is the most documents one Find returns.
+const MaxLimit = 1000
+
+// Get returns the live document with the id, or memcell.ErrNotFound when it
+// is absent or soft-deleted. The filter is exactly {_id: id}, the one filter
+// every server answers from its primary key.
+func (s *Store) Get(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
+	m, err := s.Lookup(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.Deleted() {
+		return nil, memcell.ErrNotFound
+	}
+	return m, nil
+}
+
+// Lookup returns the document with the id whether or not it is
+// soft-deleted, or memcell.ErrNotFound.
+func (s *Store) Lookup(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
+	raw, err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}}).Raw()
+	if err != nil {
+		if errors.Is(mapErr(err), memcell.ErrNotFound) {
+			return nil, memcell.ErrNotFound
+		}
+		return nil, fmt.Errorf("mongostore: get: %w", mapErr(err))
+	}
+	return fromRaw(raw)
+}
+
+// GetMany returns the live documents among ids, keyed by id; ids that are
+// absent or soft-deleted are missing from the map, an empty list gives an
+// empty map. With fields set, only those top-level fields are read (the id
+// always is): the documents are partial and must not be mirrored or
+// compared.
+func (s *Store) GetMany(ctx context.Context, ids []memcell.ID, fields []string) (map[memcell.ID]*memcell.MemCell, error) {
+	out := make(map[memcell.ID]*memcell.MemCell, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	opts := options.Find()
+	if len(fields) > 0 {
+		proj := bson.D{{Key: "deleted_at", Value: 1}, {Key: "deleted_id", Value: 1}}
+		for _, f := range fields {
+			if f != "deleted_at" && f != "deleted_id" && f != memcell.IDField {
+				proj = append(proj, bson.E{Key: f, Value: 1})
+			}
+		}
+		opts.SetProjection(proj)
+	}
+	oids := make([]bson.ObjectID, len(ids))
+	for i, id := range ids {
+		oids[i] = bson.ObjectID(id)
+	}
+	for start := 0; start < len(oids); start += idChunk {
+		chunk := oids[start:min(start+idChunk, len(oids))]
+		docs, err := s.findAll(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}}, opts)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range docs {
+			if !m.Deleted() {
+				out[m.ID] = m
+			}
+		}
+	}
+	return out, nil
+}
+
+// Query selects live documents for Find and Count. Every set condition must
+// hold.
+type Query struct {
+	UserID *string
+	// IncludeParticipant makes UserID also match documents where the user is
+	// one of the participants (EverMemOS's find by user and time range).
+	IncludeParticipant bool
+	GroupID            *string
+	Type               *memcell.DataType
+	// Participants matches documents with any of them, or all with
+	// ParticipantsAll.
+	Participants    []string
+	ParticipantsAll bool
+	// Keywords matches documents with any of them, or all with KeywordsAll.
+	Keywords    []string
+	KeywordsAll bool
+	// Start <= timestamp < End; either may be nil.
+	Start, End *time.Time
+	// Ascending sorts oldest first; the default is newest first.
+	Ascending bool
+	// Limit caps the documents returned (0 means MaxLimit; more is an
+	// error); Skip skips the first ones.
+	Limit, Skip int64
+}
+
+func timeRange(start, end *time.Time) (bson.D, error) {
+	if start == nil && end == nil {
+		return nil, nil
+	}
+	if start != nil && end != nil && !start.Before(*end) {
+		return nil, &memcell.FieldError{Field: "end", Rule: "must be after start"}
+	}
+	r := bson.D{}
+	if start != nil {
+		r = append(r, bson.E{Key: "$gte", Value: bson.NewDateTimeFromTime(*start)})
+	}
+	if end != nil {
+		r = append(r, bson.E{Key: "$lt", Value: bson.NewDateTimeFromTime(*end)})
+	}
+	return r, nil
+}
+
+func (q *Query) filter() (bson.D, error) {
+	f := bson.D{liveFilter}
+	if q.UserID != nil {
+		if q.IncludeParticipant {
+			f = append(f, bson.E{Key: "$or", Value: bson.A{
+				bson.D{{Key: "user_id", Value: *q.UserID}},
+				bson.D{{Key: "participants", Value: *q.UserID}},
+			}})
+		} else {
+			f = append(f, bson.E{Key: "user_id", Value: *q.UserID})
+		}
+	}
+	if q.GroupID != nil {
+		f = append(f, bson.E{Key: "group_id", Value: *q.GroupID})
+	}
+	if q.Type != nil {
+		f = append(f, bson.E{Key: "type", Value: string(*q.Type)})
+	}
+	if len(q.Participants) > 0 {
+		f = append(f, bson.E{Key: "participants", Value: bson.D{{Key: anyOrAll(q.ParticipantsAll), Value: q.Participants}}})
+	}
+	if len(q.Keywords) > 0 {
+		f = append(f, bson.E{Key: "keywords", Value: bson.D{{Key: anyOrAll(q.KeywordsAll), Value: q.Keywords}}})
+	}
+	r, err := timeRange(q.Start, q.End)
+	if err != nil {
+		return nil, err
+	}
+	if r != nil {
+		f = append(f, bson.E{Key: "timestamp", Value: r})
+	}
+	return f, nil
+}
+
+func anyOrAll(all bool) string {
+	if all {
+		return "$all"
+	}
+	return "$in"
+}
+
+// Find returns the live documents the query selects, sorted by timestamp
+// (then by id, so pages are stable).
+func (s *Store) Find(ctx context.Context, q Query) ([]*memcell.MemCell, error) {
+	if q.Limit < 0 || q.Limit > MaxLimit {
+		return nil, &memcell.FieldError{Field: "limit", Rule: fmt.Sprintf("must be between 1 and %d", MaxLimit)}
+	}
+	if q.Skip < 0 {
+		return nil, &memcell.FieldError{Field: "skip", Rule: "must not be negative"}
+	}
+	filter, err := q.filter()
+	if err != nil {
+		return nil, err
+	}
+	dir := -1
+	if q.Ascending {
+		dir = 1
+	}
+	limit := q.Limit
+	if limit == 0 {
+		limit = MaxLimit
+	}
+	opts := options.Find().
+		SetSort(bson.D{{Key: "timestamp", Value: dir}, {Key: "_id", Value: dir}}).
+		SetLimit(limit).SetSkip(q.Skip)
+	return s.findAll(ctx, filter, opts)
+}
+
+// Count counts the live documents the query selects; sort, limit and skip
+// are ignored.
+func (s *Store) Count(ctx context.Context, q Query) (int64, error) {
+	filter, err := q.filter()
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.coll.CountDocuments(ctx, filter)
+	if err != nil {
+		return 0, fmt.Errorf("mongostore: count: %w", mapErr(err))
+	}
+	return n, nil
+}
+
+// Latest returns the user's newest live documents, limit of them (10 when
+// limit is 0).
+func (s *Store) Latest(ctx context.Context, userID string, limit int64) ([]*memcell.MemCell, error) {
+	if limit == 0 {
+		limit = 10
+	}
+	return s.Find(ctx, Query{UserID: &userID, Limit: limit})
+}

@@ -1,0 +1,211 @@
+// Package mongostore is the MongoDB primary of memcell, on the official
+// driver go.mongodb.org/mongo-driver/v2. It implements every operation of
+// EverMemOS's MemCellRawRepository over the same collection layout, so a
+// collection written by EverMemOS reads correctly here and the other way
+// round: dates are BSON dates, ids ObjectIds, unset fields null, and the
+// index names are EverMemOS's.
+//
+// Every write made here increments the document's revision field
+// (memcell.RevisionField) in the same atomic operation and returns the
+// document as it stands after the write, so that callers can mirror exactly
+// that state and order their mirror writes by revision.
+//
+// Soft-deleted documents (deleted_at set) are hidden from every read but
+// those that say otherwise. Time ranges are half-open: start <= timestamp < end.
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/memcell/memcell"
+)
+
+// DefaultCollection is EverMemOS's collection name.
+const DefaultCollection = "memcells"
+
+// Options configure a Store. Nil means defaults.
+type Options struct {
+	// Collection is the collection name; "" means DefaultCollection.
+	Collection string
+	// Logger receives INFO lines about start-up; nil discards them.
+	Logger *slog.Logger
+	// Now returns the current time for audit fields; nil means time.Now.
+	Now func() time.Time
+	// SkipIndexes skips creating the indexes at open.
+	SkipIndexes bool
+}
+
+// Store is the MongoDB primary. It is safe for concurrent use.
+type Store struct {
+	client *mongo.Client
+	coll   *mongo.Collection
+	owns   bool
+	now    func() time.Time
+	log    *slog.Logger
+}
+
+// Connect connects to uri and opens database's collection; the store owns
+// the client and Close disconnects it.
+func Connect(ctx context.Context, uri, database string, opts *Options) (*Store, error) {
+	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: connect: %w", mapErr(err))
+	}
+	s, err := Open(ctx, client, database, opts)
+	if err != nil {
+		_ = client.Disconnect(context.Background())
+		return nil, err
+	}
+	s.owns = true
+	return s, nil
+}
+
+// Open opens database's collection on a connected client, checks that the
+// server answers and creates the indexes (idempotently). The caller keeps
+// the client.
+func Open(ctx context.Context, client *mongo.Client, database string, opts *Options) (*Store, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if database == "" {
+		return nil, errors.New("mongostore: a database name is required")
+	}
+	if o.Collection == "" {
+		o.Collection = DefaultCollection
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{client: client, coll: client.Database(database).Collection(o.Collection), now: o.Now, log: o.Logger}
+	if err := client.Ping(ctx, nil); err != nil {
+		return nil, fmt.Errorf("mongostore: ping: %w", mapErr(err))
+	}
+	if !o.SkipIndexes {
+		if err := s.ensureIndexes(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Close disconnects the client if the store owns it.
+func (s *Store) Close(ctx context.Context) error {
+	if !s.owns {
+		return nil
+	}
+	return mapErr(s.client.Disconnect(ctx))
+}
+
+// Client returns the driver client, for sessions and transactions.
+func (s *Store) Client() *mongo.Client { return s.client }
+
+// Collection returns the driver collection.
+func (s *Store) Collection() *mongo.Collection { return s.coll }
+
+// Ping checks that the primary answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return mapErr(s.client.Ping(ctx, nil))
+}
+
+// nowMillis is the current time as MongoDB will store it.
+func (s *Store) nowMillis() time.Time {
+	return memcell.NormalizeTime(s.now())
+}
+
+// mapErr translates driver errors into the domain's sentinels, once.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return memcell.ErrNotFound
+	case mongo.IsDuplicateKeyError(err):
+		return fmt.Errorf("%w: %w", memcell.ErrConflict, err)
+	case errors.Is(err, context.Canceled):
+		return err
+	case mongo.IsNetworkError(err), mongo.IsTimeout(err):
+		return fmt.Errorf("%w: %w", memcell.ErrUnavailable, err)
+	}
+	var ce mongo.CommandError
+	if errors.As(err, &ce) && ce.Code == 1 && strings.Contains(strings.ToLower(ce.Message), "duplicate") {
+		// FerretDB reports duplicate keys raised by updates as code 1.
+		return fmt.Errorf("%w: %w", memcell.ErrConflict, err)
+	}
+	return err
+}
+
+// index is one of EverMemOS's indexes: its name, its keys ("-" for
+// descending) and whether it is sparse.
+type index struct {
+	name   string
+	keys   []string
+	sparse bool
+}
+
+// Indexes lists the indexes the store creates, under EverMemOS's names.
+var indexes = []index{
+	{"idx_deleted_at", []string{"deleted_at"}, true},
+	{"idx_user_deleted_timestamp", []string{"user_id", "deleted_at", "-timestamp"}, false},
+	{"idx_group_deleted_timestamp", []string{"group_id", "deleted_at", "-timestamp"}, false},
+	{"idx_participants", []string{"participants"}, true},
+	{"idx_user_type_deleted_timestamp", []string{"user_id", "type", "deleted_at", "-timestamp"}, false},
+	{"idx_group_type_deleted_timestamp", []string{"group_id", "type", "deleted_at", "-timestamp"}, false},
+	{"idx_created_at", []string{"-created_at"}, false},
+	{"idx_updated_at", []string{"-updated_at"}, false},
+	{"user_id_1", []string{"user_id"}, false},
+	{"timestamp_1", []string{"timestamp"}, false},
+	{"group_id_1", []string{"group_id"}, false},
+}
+
+// ensureIndexes creates the missing indexes. Besides saving work, creating
+// only the missing ones matters on FerretDB, which drops the connection when
+// createIndexes names an index that exists.
+func (s *Store) ensureIndexes(ctx context.Context) error {
+	specs, err := s.coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return fmt.Errorf("mongostore: list indexes: %w", mapErr(err))
+	}
+	have := make(map[string]bool, len(specs))
+	for _, sp := range specs {
+		have[sp.Name] = true
+	}
+	var missing []mongo.IndexModel
+	for _, ix := range indexes {
+		if have[ix.name] {
+			continue
+		}
+		keys := bson.D{}
+		for _, k := range ix.keys {
+			dir := 1
+			if k[0] == '-' {
+				dir, k = -1, k[1:]
+			}
+			keys = append(keys, bson.E{Key: k, Value: dir})
+		}
+		o := options.Index().SetName(ix.name)
+		if ix.sparse {
+			o.SetSparse(true)
+		}
+		missing = append(missing, mongo.IndexModel{Keys: keys, Options: o})
+	}
+	if len(missing) > 0 {
+		if _, err := s.coll.Indexes().CreateMany(ctx, missing); err != nil {
+			return fmt.Errorf("mongostore: create indexes: %w", mapErr(err))
+		}
+	}
+	s.log.InfoContext(ctx, "mongostore: indexes ready", "collection", s.coll.Name(), "created", len(missing))
+	return nil
+}

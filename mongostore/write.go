@@ -1,0 +1,346 @@
+package mongostore
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/memcell/memcell"
+)
+
+// idChunk bounds the ids of one $in filter.
+const idChunk = 1000
+
+// Append validates m, stores it as a new document and returns the stored
+// MemCell: a new id unless m has one, created_at = updated_at = now,
+// revision 1. m is not modified.
+func (s *Store) Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCell, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	stored := *m
+	if stored.ID.IsZero() {
+		stored.ID = memcell.NewID()
+	}
+	now := s.nowMillis()
+	stored.Timestamp = memcell.NormalizeTime(stored.Timestamp)
+	stored.CreatedAt, stored.UpdatedAt = &now, &now
+	stored.Revision = 1
+	if _, err := s.coll.InsertOne(ctx, toBSON(&stored)); err != nil {
+		return nil, fmt.Errorf("mongostore: append: %w", mapErr(err))
+	}
+	return &stored, nil
+}
+
+// Fields that Update refuses to set: identity, audit and deletion marks are
+// managed by the store.
+var managedFields = map[string]bool{
+	memcell.IDField: true, memcell.APIIDField: true, memcell.RevisionField: true,
+	"created_at": true, "updated_at": true, "deleted_at": true, "deleted_by": true, "deleted_id": true,
+}
+
+// Update sets the given top-level fields of a live document (values as in
+// the canonical JSON: null unsets a field), refreshes updated_at, bumps the
+// revision and returns the updated document. It returns memcell.ErrNotFound
+// when no live document has the id, and a *memcell.FieldError for fields it
+// does not accept or values that break the rules.
+func (s *Store) Update(ctx context.Context, id memcell.ID, fields map[string]any) (*memcell.MemCell, error) {
+	set, err := updateSet(fields)
+	if err != nil {
+		return nil, err
+	}
+	set = append(set, bson.E{Key: "updated_at", Value: bson.NewDateTimeFromTime(s.nowMillis())})
+	return s.findOneAndUpdate(ctx, "update", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, liveFilter}, bson.D{
+		{Key: "$set", Value: set},
+		{Key: "$inc", Value: bson.D{{Key: memcell.RevisionField, Value: 1}}},
+	})
+}
+
+// updateSet checks the fields of an update and converts them to their
+// stored form, through the same rules as a whole document.
+func updateSet(fields map[string]any) (bson.D, error) {
+	if len(fields) == 0 {
+		return nil, &memcell.FieldError{Rule: "an update needs at least one field"}
+	}
+	patch := make(map[string]any, len(fields)+1)
+	for k, v := range fields {
+		if managedFields[k] {
+			return nil, &memcell.FieldError{Field: k, Rule: "cannot be updated"}
+		}
+		if k == "" || k[0] == '$' || slices.Contains([]byte(k), '.') {
+			return nil, &memcell.FieldError{Field: k, Rule: "is not a valid field name"}
+		}
+		patch[k] = v
+	}
+	ts, hasTS := patch["timestamp"]
+	if hasTS && ts == nil {
+		return nil, &memcell.FieldError{Field: "timestamp", Rule: "is required"}
+	}
+	if !hasTS {
+		patch["timestamp"] = time.Unix(0, 0) // stands in for the stored one while checking
+	}
+	m, err := memcell.FromMap(patch)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	var set bson.D
+	for _, e := range toBSON(m) {
+		if _, ok := fields[e.Key]; ok {
+			set = append(set, e)
+		}
+	}
+	return set, nil
+}
+
+// liveFilter matches documents that are not soft-deleted (deleted_at null
+// or absent, as EverMemOS writes them).
+var liveFilter = bson.E{Key: "deleted_at", Value: nil}
+
+var deletedFilter = bson.E{Key: "deleted_at", Value: bson.D{{Key: "$ne", Value: nil}}}
+
+func (s *Store) findOneAndUpdate(ctx context.Context, op string, filter, update bson.D) (*memcell.MemCell, error) {
+	res := s.coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After))
+	raw, err := res.Raw()
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: %s: %w", op, mapErr(err))
+	}
+	return fromRaw(raw)
+}
+
+// newDeletedID returns a non-zero deletion mark. Each soft delete gets its
+// own, so one bulk delete can find the documents it marked.
+func newDeletedID() int64 {
+	return rand.Int64N(1<<62) + 1
+}
+
+func (s *Store) deleteMarks(by string, mark int64) (bson.D, time.Time) {
+	now := s.nowMillis()
+	var deletedBy any
+	if by != "" {
+		deletedBy = by
+	}
+	return bson.D{
+		{Key: "deleted_at", Value: bson.NewDateTimeFromTime(now)},
+		{Key: "deleted_by", Value: deletedBy},
+		{Key: "deleted_id", Value: mark},
+	}, now
+}
+
+var incRevision = bson.E{Key: "$inc", Value: bson.D{{Key: memcell.RevisionField, Value: 1}}}
+
+var restoreSet = bson.E{Key: "$set", Value: bson.D{
+	{Key: "deleted_at", Value: nil},
+	{Key: "deleted_by", Value: nil},
+	{Key: "deleted_id", Value: int64(0)},
+}}
+
+// SoftDelete marks a live document deleted (deleted_at = now, deleted_by,
+// deleted_id != 0) and returns its new state. A document that is absent or
+// already deleted gives memcell.ErrNotFound and is not changed.
+func (s *Store) SoftDelete(ctx context.Context, id memcell.ID, by string) (*memcell.MemCell, error) {
+	marks, _ := s.deleteMarks(by, newDeletedID())
+	return s.findOneAndUpdate(ctx, "soft delete", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, liveFilter},
+		bson.D{{Key: "$set", Value: marks}, incRevision})
+}
+
+// Restore clears the deletion marks of a soft-deleted document and returns
+// its new state; memcell.ErrNotFound when no soft-deleted document has the id.
+func (s *Store) Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
+	return s.findOneAndUpdate(ctx, "restore", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, deletedFilter},
+		bson.D{restoreSet, incRevision})
+}
+
+// HardDelete removes a document, live or soft-deleted. It reports whether
+// one was removed.
+func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, error) {
+	res, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}})
+	if err != nil {
+		return false, fmt.Errorf("mongostore: hard delete: %w", mapErr(err))
+	}
+	return res.DeletedCount > 0, nil
+}
+
+// Scope selects documents for the bulk operations: a user, a time range, or
+// both. At least one must be set.
+type Scope struct {
+	UserID *string
+	// Start and End bound timestamp: Start <= timestamp < End. Either may be
+	// nil for an open end, but a range needs at least one.
+	Start, End *time.Time
+}
+
+func (sc Scope) filter() (bson.D, error) {
+	if sc.UserID == nil && sc.Start == nil && sc.End == nil {
+		return nil, &memcell.FieldError{Field: "user_id", Rule: "a bulk operation needs user_id or a time range"}
+	}
+	f := bson.D{}
+	if sc.UserID != nil {
+		f = append(f, bson.E{Key: "user_id", Value: *sc.UserID})
+	}
+	if r, err := timeRange(sc.Start, sc.End); err != nil {
+		return nil, err
+	} else if r != nil {
+		f = append(f, bson.E{Key: "timestamp", Value: r})
+	}
+	return f, nil
+}
+
+// BulkResult is what a bulk soft delete or restore changed.
+type BulkResult struct {
+	// Count is how many documents the operation changed.
+	Count int64
+	// Docs are the current states of the documents it touched, for the
+	// mirror; they may include later changes made by others.
+	Docs []*memcell.MemCell
+}
+
+// SoftDeleteMany soft-deletes every live document in scope and returns the
+// count and their new states. Documents already deleted keep their marks.
+//
+// It marks all documents of one call with the same new deleted_id and
+// deleted_at, then reads back exactly those with one query on
+// (user_id, deleted_at, timestamp, deleted_id), which the
+// idx_user_deleted_timestamp index serves on MongoDB; FerretDB scans once.
+func (s *Store) SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkResult, error) {
+	filter, err := sc.filter()
+	if err != nil {
+		return BulkResult{}, err
+	}
+	mark := newDeletedID()
+	marks, now := s.deleteMarks(by, mark)
+	res, err := s.coll.UpdateMany(ctx, append(slices.Clone(filter), liveFilter), bson.D{{Key: "$set", Value: marks}, incRevision})
+	if err != nil {
+		return BulkResult{}, fmt.Errorf("mongostore: soft delete many: %w", mapErr(err))
+	}
+	out := BulkResult{Count: res.ModifiedCount}
+	if res.ModifiedCount == 0 {
+		return out, nil
+	}
+	readBack := append(slices.Clone(filter),
+		bson.E{Key: "deleted_at", Value: bson.NewDateTimeFromTime(now)},
+		bson.E{Key: "deleted_id", Value: mark})
+	out.Docs, err = s.findAll(ctx, readBack, nil)
+	if err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// RestoreMany restores every soft-deleted document in scope and returns the
+// count and their new states. It finds the ids first, then restores those
+// ids and reads them back by id.
+func (s *Store) RestoreMany(ctx context.Context, sc Scope) (BulkResult, error) {
+	filter, err := sc.filter()
+	if err != nil {
+		return BulkResult{}, err
+	}
+	ids, err := s.findIDs(ctx, append(filter, deletedFilter))
+	if err != nil {
+		return BulkResult{}, err
+	}
+	var out BulkResult
+	for chunk := range slices.Chunk(ids, idChunk) {
+		in := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}}
+		res, err := s.coll.UpdateMany(ctx, append(slices.Clone(in), deletedFilter), bson.D{restoreSet, incRevision})
+		if err != nil {
+			return out, fmt.Errorf("mongostore: restore many: %w", mapErr(err))
+		}
+		out.Count += res.ModifiedCount
+		docs, err := s.findAll(ctx, in, nil)
+		if err != nil {
+			return out, err
+		}
+		out.Docs = append(out.Docs, docs...)
+	}
+	return out, nil
+}
+
+// HardDeleteMany removes every document in scope, live or soft-deleted, and
+// returns how many it removed and their ids. It finds the ids first and
+// deletes those ids (still in scope), so the ids it returns are exactly the
+// documents that are gone.
+func (s *Store) HardDeleteMany(ctx context.Context, sc Scope) (int64, []memcell.ID, error) {
+	filter, err := sc.filter()
+	if err != nil {
+		return 0, nil, err
+	}
+	ids, err := s.findIDs(ctx, filter)
+	if err != nil {
+		return 0, nil, err
+	}
+	var (
+		total int64
+		gone  []memcell.ID
+	)
+	for chunk := range slices.Chunk(ids, idChunk) {
+		in := bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}
+		res, err := s.coll.DeleteMany(ctx, append(bson.D{in}, filter...))
+		if err != nil {
+			return total, gone, fmt.Errorf("mongostore: hard delete many: %w", mapErr(err))
+		}
+		total += res.DeletedCount
+		removed := chunk
+		if res.DeletedCount < int64(len(chunk)) {
+			// Some left the scope meanwhile: keep only the ids now absent.
+			still, err := s.findIDs(ctx, bson.D{in})
+			if err != nil {
+				return total, gone, err
+			}
+			removed = slices.DeleteFunc(slices.Clone(chunk), func(id bson.ObjectID) bool { return slices.Contains(still, id) })
+		}
+		for _, id := range removed {
+			gone = append(gone, memcell.ID(id))
+		}
+	}
+	return total, gone, nil
+}
+
+func (s *Store) findIDs(ctx context.Context, filter bson.D) ([]bson.ObjectID, error) {
+	cur, err := s.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: find ids: %w", mapErr(err))
+	}
+	defer cur.Close(ctx)
+	var ids []bson.ObjectID
+	for cur.Next(ctx) {
+		if id, ok := cur.Current.Lookup("_id").ObjectIDOK(); ok {
+			ids = append(ids, id)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("mongostore: find ids: %w", mapErr(err))
+	}
+	return ids, nil
+}
+
+func (s *Store) findAll(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]*memcell.MemCell, error) {
+	if opts == nil {
+		opts = options.Find()
+	}
+	cur, err := s.coll.Find(ctx, filter, opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: find: %w", mapErr(err))
+	}
+	defer cur.Close(ctx)
+	var out []*memcell.MemCell
+	for cur.Next(ctx) {
+		m, err := fromRaw(cur.Current)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("mongostore: find: %w", mapErr(err))
+	}
+	return out, nil
+}
+
