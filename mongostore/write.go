@@ -343,4 +343,3 @@ func (s *Store) findAll(ctx context.Context, filter bson.D, opts *options.FindOp
 	}
 	return out, nil
 }
-
