@@ -18,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strings"
 	"time"
@@ -42,6 +43,10 @@ type Options struct {
 	Now func() time.Time
 	// SkipIndexes skips creating the indexes at open.
 	SkipIndexes bool
+	// SerializeWrites makes this process's writes to one document take
+	// turns (see writeLocks). It is switched on by itself when the server
+	// is FerretDB, whose updates are not atomic.
+	SerializeWrites bool
 }
 
 // Store is the MongoDB primary. It is safe for concurrent use.
@@ -51,6 +56,8 @@ type Store struct {
 	owns   bool
 	now    func() time.Time
 	log    *slog.Logger
+	tx     txSupport
+	locks  writeLocks
 }
 
 // Connect connects to uri and opens database's collection; the store owns
@@ -92,6 +99,18 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts *Opti
 	s := &Store{client: client, coll: client.Database(database).Collection(o.Collection), now: o.Now, log: o.Logger}
 	if err := client.Ping(ctx, nil); err != nil {
 		return nil, fmt.Errorf("mongostore: ping: %w", mapErr(err))
+	}
+	s.locks.enabled = o.SerializeWrites
+	if !s.locks.enabled {
+		ferret, err := s.isFerretDB(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("mongostore: buildInfo: %w", err)
+		}
+		s.locks.enabled = ferret
+	}
+	s.locks.seed = maphash.MakeSeed()
+	if s.locks.enabled {
+		s.log.InfoContext(ctx, "mongostore: the server's updates are not atomic (FerretDB); this process serialises its writes per document")
 	}
 	if !o.SkipIndexes {
 		if err := s.ensureIndexes(ctx); err != nil {
@@ -208,4 +227,18 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	}
 	s.log.InfoContext(ctx, "mongostore: indexes ready", "collection", s.coll.Name(), "created", len(missing))
 	return nil
+}
+
+// SupportsTransactions reports whether the server can run multi-document
+// transactions: a replica set member or a mongos. FerretDB and a standalone
+// mongod cannot.
+func (s *Store) SupportsTransactions(ctx context.Context) (bool, error) {
+	var hello struct {
+		SetName string `bson:"setName"`
+		Msg     string `bson:"msg"`
+	}
+	if err := s.client.Database("admin").RunCommand(ctx, bson.D{{Key: "hello", Value: 1}}).Decode(&hello); err != nil {
+		return false, fmt.Errorf("mongostore: hello: %w", mapErr(err))
+	}
+	return hello.SetName != "" || hello.Msg == "isdbgrid", nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/memcell/memcell"
@@ -55,6 +56,7 @@ func (s *Store) Update(ctx context.Context, id memcell.ID, fields map[string]any
 		return nil, err
 	}
 	set = append(set, bson.E{Key: "updated_at", Value: bson.NewDateTimeFromTime(s.nowMillis())})
+	defer s.locks.one(id)()
 	return s.findOneAndUpdate(ctx, "update", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, liveFilter}, bson.D{
 		{Key: "$set", Value: set},
 		{Key: "$inc", Value: bson.D{{Key: memcell.RevisionField, Value: 1}}},
@@ -147,6 +149,7 @@ var restoreSet = bson.E{Key: "$set", Value: bson.D{
 // already deleted gives memcell.ErrNotFound and is not changed.
 func (s *Store) SoftDelete(ctx context.Context, id memcell.ID, by string) (*memcell.MemCell, error) {
 	marks, _ := s.deleteMarks(by, newDeletedID())
+	defer s.locks.one(id)()
 	return s.findOneAndUpdate(ctx, "soft delete", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, liveFilter},
 		bson.D{{Key: "$set", Value: marks}, incRevision})
 }
@@ -154,6 +157,7 @@ func (s *Store) SoftDelete(ctx context.Context, id memcell.ID, by string) (*memc
 // Restore clears the deletion marks of a soft-deleted document and returns
 // its new state; memcell.ErrNotFound when no soft-deleted document has the id.
 func (s *Store) Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
+	defer s.locks.one(id)()
 	return s.findOneAndUpdate(ctx, "restore", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, deletedFilter},
 		bson.D{restoreSet, incRevision})
 }
@@ -161,6 +165,7 @@ func (s *Store) Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, e
 // HardDelete removes a document, live or soft-deleted. It reports whether
 // one was removed.
 func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, error) {
+	defer s.locks.one(id)()
 	res, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}})
 	if err != nil {
 		return false, fmt.Errorf("mongostore: hard delete: %w", mapErr(err))
@@ -216,6 +221,7 @@ func (s *Store) SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkRe
 	}
 	mark := newDeletedID()
 	marks, now := s.deleteMarks(by, mark)
+	defer s.locks.all()()
 	res, err := s.coll.UpdateMany(ctx, append(slices.Clone(filter), liveFilter), bson.D{{Key: "$set", Value: marks}, incRevision})
 	if err != nil {
 		return BulkResult{}, fmt.Errorf("mongostore: soft delete many: %w", mapErr(err))
@@ -242,6 +248,7 @@ func (s *Store) RestoreMany(ctx context.Context, sc Scope) (BulkResult, error) {
 	if err != nil {
 		return BulkResult{}, err
 	}
+	defer s.locks.all()()
 	ids, err := s.findIDs(ctx, append(filter, deletedFilter))
 	if err != nil {
 		return BulkResult{}, err
@@ -272,6 +279,7 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc Scope) (int64, []memcell.
 	if err != nil {
 		return 0, nil, err
 	}
+	defer s.locks.all()()
 	ids, err := s.findIDs(ctx, filter)
 	if err != nil {
 		return 0, nil, err
@@ -304,7 +312,11 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc Scope) (int64, []memcell.
 }
 
 func (s *Store) findIDs(ctx context.Context, filter bson.D) ([]bson.ObjectID, error) {
-	cur, err := s.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	return findIDsIn(ctx, s.coll, filter)
+}
+
+func findIDsIn(ctx context.Context, coll *mongo.Collection, filter bson.D) ([]bson.ObjectID, error) {
+	cur, err := coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: find ids: %w", mapErr(err))
 	}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/spf13/cobra"
+
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/kv/leveldbkv"
+	"github.com/memcell/memcell/kv/memkv"
+	"github.com/memcell/memcell/kv/pebblekv"
+	"github.com/memcell/memcell/kv/rediskv"
+)
+
+// version is set at link time: -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+// errUsage marks a bad invocation (exit status 2).
+var errUsage = errors.New("usage")
+
+func exitCode(err error) int {
+	if errors.Is(err, errUsage) {
+		return 2
+	}
+	return 1
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "memcell",
+		Short: "Store MemCells in MongoDB with a mirrored, verifiable key-value copy",
+		Long: `memcell keeps MemCells (memory records of an AI memory system) in MongoDB
+and mirrors every change to a key-value store: in memory, Pebble, LevelDB,
+Redis or Redis Cluster.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	})
+	root.AddCommand(newVersionCmd(), newKVCmd())
+	return root
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version and the Go version it was built with",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			v, goVersion := version, "unknown"
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				goVersion = bi.GoVersion
+				if v == "" {
+					v = bi.Main.Version
+				}
+			}
+			if v == "" || v == "(devel)" {
+				v = "devel"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "memcell %s (%s)\n", v, goVersion)
+			return nil
+		},
+	}
+}
+
+// newKVRegistry links in every backend this program knows.
+func newKVRegistry() *kv.Registry {
+	r := kv.NewRegistry()
+	r.Register("memory", memkv.OpenURL)
+	r.Register("pebble", pebblekv.OpenURL)
+	r.Register("leveldb", leveldbkv.OpenURL)
+	for _, scheme := range []string{"redis", "rediss", "redis+cluster", "rediss+cluster"} {
+		r.Register(scheme, rediskv.OpenURL)
+	}
+	return r
+}

@@ -1,0 +1,135 @@
+// Package record holds what the embedded backends (kv/pebblekv and
+// kv/leveldbkv) share on top of a plain ordered key-value library: the
+// format of a stored value and the guard rule that decides whether a put may
+// replace it.
+//
+// A stored value is a small header followed by the user's bytes:
+//
+//	live value: 0x01 uvarint(rev) value...
+//	tombstone:  0x02 uvarint(rev) varint(expiry in Unix milliseconds)
+//
+// A tombstone keeps the revision of the record it replaced (0 when there was
+// none) for debugging; the guard only looks at its expiry. Decode never
+// panics: anything that is not exactly one of the two forms is ErrCorrupt.
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kind says what a stored record is.
+type Kind byte
+
+// The kinds of records. Absent is never stored: it is the zero Record, which
+// stands for a key with no record at all.
+const (
+	Absent    Kind = 0
+	Live      Kind = 1
+	Tombstone Kind = 2
+)
+
+// ErrCorrupt reports a stored value that is not a valid record.
+var ErrCorrupt = errors.New("corrupt record")
+
+// Record is a decoded stored value.
+type Record struct {
+	Kind Kind
+	Rev  uint64
+	// Expiry is when a tombstone stops blocking puts, in Unix milliseconds.
+	Expiry int64
+	// Value is the user's value of a live record. Decode makes it alias its
+	// input.
+	Value []byte
+}
+
+// Now returns the current time in the unit of Record.Expiry.
+func Now() int64 { return time.Now().UnixMilli() }
+
+// ExpiryAfter returns the expiry of a tombstone written now that lives for
+// grace.
+func ExpiryAfter(grace time.Duration) int64 { return time.Now().Add(grace).UnixMilli() }
+
+// Expired reports whether r is a tombstone whose grace period is over at
+// now. An expired tombstone means the same as no record.
+func (r Record) Expired(now int64) bool {
+	return r.Kind == Tombstone && now >= r.Expiry
+}
+
+// Admits reports whether a put of revision rev may replace r: always when r
+// is absent or an expired tombstone, never while a tombstone lives, and when
+// rev is at least r.Rev for a live value. now gives the current time (see
+// Now); it is called only for tombstones, since reading the clock costs more
+// than the rest of the decision.
+func (r Record) Admits(rev uint64, now func() int64) bool {
+	switch r.Kind {
+	case Live:
+		return rev >= r.Rev
+	case Tombstone:
+		return now() >= r.Expiry
+	default:
+		return true
+	}
+}
+
+// MaxTombstoneSize is the largest encoded length of a tombstone.
+const MaxTombstoneSize = 1 + 2*binary.MaxVarintLen64
+
+// LiveSize is the encoded length of a live record of revision rev holding
+// valueLen bytes.
+func LiveSize(rev uint64, valueLen int) int {
+	return 1 + uvarintLen(rev) + valueLen
+}
+
+// AppendLive appends the live record (rev, value) to dst. When dst has
+// LiveSize bytes of spare capacity it does not allocate.
+func AppendLive(dst []byte, rev uint64, value []byte) []byte {
+	dst = append(dst, byte(Live))
+	dst = binary.AppendUvarint(dst, rev)
+	return append(dst, value...)
+}
+
+// AppendTombstone appends a tombstone of revision rev expiring at expiry
+// (Unix milliseconds) to dst.
+func AppendTombstone(dst []byte, rev uint64, expiry int64) []byte {
+	dst = append(dst, byte(Tombstone))
+	dst = binary.AppendUvarint(dst, rev)
+	return binary.AppendVarint(dst, expiry)
+}
+
+// Decode parses a stored value. The returned Value aliases b. A value that
+// is not a well-formed record gives an error wrapping ErrCorrupt.
+func Decode(b []byte) (Record, error) {
+	if len(b) == 0 {
+		return Record{}, fmt.Errorf("%w: empty value", ErrCorrupt)
+	}
+	kind := Kind(b[0])
+	rev, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return Record{}, fmt.Errorf("%w: bad revision", ErrCorrupt)
+	}
+	rest := b[1+n:]
+	switch kind {
+	case Live:
+		return Record{Kind: Live, Rev: rev, Value: rest}, nil
+	case Tombstone:
+		expiry, m := binary.Varint(rest)
+		if m <= 0 || m != len(rest) {
+			return Record{}, fmt.Errorf("%w: bad tombstone expiry", ErrCorrupt)
+		}
+		return Record{Kind: Tombstone, Rev: rev, Expiry: expiry}, nil
+	default:
+		return Record{}, fmt.Errorf("%w: unknown kind 0x%02x", ErrCorrupt, b[0])
+	}
+}
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}

@@ -1,0 +1,171 @@
+package leveldbkv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/syndtr/goleveldb/leveldb"
+
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/kv/internal/record"
+)
+
+// maxPooledBuf is the largest encoding buffer Put keeps for reuse, so that
+// one huge value does not stay in memory.
+const maxPooledBuf = 64 << 10
+
+// Put implements kv.Store. A key whose stored record is corrupt refuses the
+// put with an error wrapping record.ErrCorrupt; Delete clears it.
+func (s *Store) Put(ctx context.Context, e kv.Entry) (bool, error) {
+	if err := s.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer s.mu.RUnlock()
+	mu := s.locks.For(e.Key)
+	mu.Lock()
+	defer mu.Unlock()
+
+	cur, err := s.load(e.Key)
+	if err != nil {
+		return false, err
+	}
+	if !cur.Admits(e.Rev, record.Now) {
+		return false, nil
+	}
+	bp, _ := s.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = record.AppendLive((*bp)[:0], e.Rev, e.Value)
+	err = s.db.Put([]byte(e.Key), *bp, s.wo) // LevelDB copies the value
+	if cap(*bp) <= maxPooledBuf {
+		s.bufs.Put(bp)
+	}
+	if err != nil {
+		return false, fmt.Errorf("leveldbkv: write: %w", err)
+	}
+	return true, nil
+}
+
+// BatchPut implements kv.Store. The stored entries are written in one
+// LevelDB batch. Entries whose stored record is corrupt are not stored and
+// reported in the error; the others are.
+func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
+	if err := s.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	set := s.locks.Set()
+	for _, e := range entries {
+		set.Add(e.Key)
+	}
+	set.Lock()
+	defer set.Unlock()
+
+	// written holds the revision this batch gives each key, so that a key
+	// repeated in entries is judged as a sequence of Puts would judge it.
+	written := make(map[string]uint64, len(entries))
+	admitted := make([]int, 0, len(entries))
+	var corrupt []error
+	for i, e := range entries {
+		if i%checkEvery == checkEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("leveldbkv: %w", err)
+			}
+		}
+		var cur record.Record
+		if rev, ok := written[e.Key]; ok {
+			cur = record.Record{Kind: record.Live, Rev: rev}
+		} else {
+			var err error
+			cur, err = s.load(e.Key)
+			if errors.Is(err, record.ErrCorrupt) {
+				corrupt = append(corrupt, err)
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+		if cur.Admits(e.Rev, record.Now) {
+			written[e.Key] = e.Rev
+			admitted = append(admitted, i)
+		}
+	}
+	if len(admitted) == 0 {
+		return 0, errors.Join(corrupt...)
+	}
+	b := new(leveldb.Batch)
+	var buf []byte
+	for _, i := range admitted {
+		e := &entries[i]
+		buf = record.AppendLive(buf[:0], e.Rev, e.Value)
+		b.Put([]byte(e.Key), buf) // the batch copies key and value
+	}
+	if err := s.db.Write(b, s.wo); err != nil {
+		return 0, fmt.Errorf("leveldbkv: write: %w", err)
+	}
+	return len(admitted), errors.Join(corrupt...)
+}
+
+// Delete implements kv.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.BatchDelete(ctx, []string{key})
+	return err
+}
+
+// BatchDelete implements kv.Store. The tombstones are written in one
+// LevelDB batch. A key whose stored record is corrupt counts as having no
+// live value and gets its tombstone like any other.
+func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
+	if err := s.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	set := s.locks.Set()
+	for _, k := range keys {
+		set.Add(k)
+	}
+	set.Lock()
+	defer set.Unlock()
+
+	// revs holds the revision each key's tombstone keeps; a key repeated in
+	// keys is deleted once.
+	revs := make(map[string]uint64, len(keys))
+	live := 0
+	for i, k := range keys {
+		if i%checkEvery == checkEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("leveldbkv: %w", err)
+			}
+		}
+		if _, dup := revs[k]; dup {
+			continue
+		}
+		cur, err := s.load(k)
+		if err != nil && !errors.Is(err, record.ErrCorrupt) {
+			return 0, err
+		}
+		if cur.Kind == record.Live {
+			live++
+		}
+		revs[k] = cur.Rev
+	}
+	expiry := record.ExpiryAfter(s.grace)
+	b := new(leveldb.Batch)
+	var buf [record.MaxTombstoneSize]byte
+	for k, rev := range revs {
+		b.Put([]byte(k), record.AppendTombstone(buf[:0], rev, expiry))
+	}
+	if err := s.db.Write(b, s.wo); err != nil {
+		return 0, fmt.Errorf("leveldbkv: write: %w", err)
+	}
+	return live, nil
+}

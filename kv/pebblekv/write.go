@@ -1,0 +1,180 @@
+package pebblekv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/kv/internal/record"
+)
+
+// Put implements kv.Store. A key whose stored record is corrupt refuses the
+// put with an error wrapping record.ErrCorrupt; Delete clears it.
+func (s *Store) Put(ctx context.Context, e kv.Entry) (bool, error) {
+	if err := s.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer s.mu.RUnlock()
+	mu := s.locks.For(e.Key)
+	mu.Lock()
+	defer mu.Unlock()
+
+	cur, err := s.load(e.Key, false)
+	if err != nil {
+		return false, err
+	}
+	if !cur.Admits(e.Rev, record.Now) {
+		return false, nil
+	}
+	b := s.db.NewBatch()
+	setLive(b, e.Key, e.Rev, e.Value)
+	if err := s.commit(b); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// BatchPut implements kv.Store. The stored entries are written in one
+// Pebble batch. Entries whose stored record is corrupt are not stored and
+// reported in the error; the others are.
+func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
+	if err := s.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	set := s.locks.Set()
+	for _, e := range entries {
+		set.Add(e.Key)
+	}
+	set.Lock()
+	defer set.Unlock()
+
+	// written holds the revision this batch gives each key, so that a key
+	// repeated in entries is judged as a sequence of Puts would judge it.
+	written := make(map[string]uint64, len(entries))
+	admitted := make([]int, 0, len(entries))
+	var corrupt []error
+	for i, e := range entries {
+		if i%checkEvery == checkEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("pebblekv: %w", err)
+			}
+		}
+		var cur record.Record
+		if rev, ok := written[e.Key]; ok {
+			cur = record.Record{Kind: record.Live, Rev: rev}
+		} else {
+			var err error
+			cur, err = s.load(e.Key, false)
+			if errors.Is(err, record.ErrCorrupt) {
+				corrupt = append(corrupt, err)
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+		}
+		if cur.Admits(e.Rev, record.Now) {
+			written[e.Key] = e.Rev
+			admitted = append(admitted, i)
+		}
+	}
+	if len(admitted) == 0 {
+		return 0, errors.Join(corrupt...)
+	}
+	b := s.db.NewBatch()
+	for _, i := range admitted {
+		setLive(b, entries[i].Key, entries[i].Rev, entries[i].Value)
+	}
+	if err := s.commit(b); err != nil {
+		return 0, err
+	}
+	return len(admitted), errors.Join(corrupt...)
+}
+
+// Delete implements kv.Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	_, err := s.BatchDelete(ctx, []string{key})
+	return err
+}
+
+// BatchDelete implements kv.Store. The tombstones are written in one Pebble
+// batch. A key whose stored record is corrupt counts as having no live
+// value and gets its tombstone like any other.
+func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
+	if err := s.acquire(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.RUnlock()
+	if len(keys) == 0 {
+		return 0, nil
+	}
+	set := s.locks.Set()
+	for _, k := range keys {
+		set.Add(k)
+	}
+	set.Lock()
+	defer set.Unlock()
+
+	// revs holds the revision each key's tombstone keeps; a key repeated in
+	// keys is deleted once.
+	revs := make(map[string]uint64, len(keys))
+	live := 0
+	for i, k := range keys {
+		if i%checkEvery == checkEvery-1 {
+			if err := ctx.Err(); err != nil {
+				return 0, fmt.Errorf("pebblekv: %w", err)
+			}
+		}
+		if _, dup := revs[k]; dup {
+			continue
+		}
+		cur, err := s.load(k, false)
+		if err != nil && !errors.Is(err, record.ErrCorrupt) {
+			return 0, err
+		}
+		if cur.Kind == record.Live {
+			live++
+		}
+		revs[k] = cur.Rev
+	}
+	expiry := record.ExpiryAfter(s.grace)
+	b := s.db.NewBatch()
+	var buf [record.MaxTombstoneSize]byte
+	for k, rev := range revs {
+		tomb := record.AppendTombstone(buf[:0], rev, expiry)
+		op := b.SetDeferred(len(k), len(tomb))
+		copy(op.Key, k)
+		copy(op.Value, tomb)
+		_ = op.Finish() // fails only for indexed batches
+	}
+	if err := s.commit(b); err != nil {
+		return 0, err
+	}
+	return live, nil
+}
+
+// setLive adds the live record (rev, value) of key to b, encoding it in
+// place.
+func setLive(b *pebble.Batch, key string, rev uint64, value []byte) {
+	op := b.SetDeferred(len(key), record.LiveSize(rev, len(value)))
+	copy(op.Key, key)
+	record.AppendLive(op.Value[:0], rev, value)
+	_ = op.Finish() // fails only for indexed batches
+}
+
+// commit applies b and releases it. On failure b is left to the garbage
+// collector, as Pebble's own DB.Set does, since the commit pipeline may
+// still refer to it.
+func (s *Store) commit(b *pebble.Batch) error {
+	if err := b.Commit(s.wo); err != nil {
+		return fmt.Errorf("pebblekv: write: %w", err)
+	}
+	return b.Close()
+}

@@ -1,0 +1,155 @@
+package mirror_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/memcelltest"
+	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/mongostore"
+)
+
+func TestMain(m *testing.M) { os.Exit(memcelltest.Main(m)) }
+
+// env is one repository under test with everything around it.
+type env struct {
+	repo    *mirror.Repository
+	primary *mongostore.Store
+	kv      *memcelltest.FaultKV
+	reg     *prometheus.Registry
+	logs    *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines returns the log lines that contain all of subs.
+func (s *syncBuffer) lines(subs ...string) []string {
+	var out []string
+	for _, l := range strings.Split(s.String(), "\n") {
+		ok := l != ""
+		for _, sub := range subs {
+			ok = ok && strings.Contains(l, sub)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func newEnv(t *testing.T, backend memcelltest.KVBackend, opts *mirror.Options) *env {
+	t.Helper()
+	ctx := context.Background()
+	primary, err := mongostore.Open(ctx, memcelltest.Client(t), memcelltest.Database(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{primary: primary, kv: memcelltest.NewFaultKV(backend.Open(t, 0)), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	var o mirror.Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	o.Registerer = e.reg
+	e.repo, err = mirror.New(primary, e.kv, &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// forEachBackend runs fn once per KV backend configuration.
+func forEachBackend(t *testing.T, fn func(t *testing.T, b memcelltest.KVBackend)) {
+	for _, b := range memcelltest.KVBackends() {
+		t.Run(b.Name, func(t *testing.T) { fn(t, b) })
+	}
+}
+
+func memory() memcelltest.KVBackend { return memcelltest.KVBackends()[0] }
+
+// differences compares every document of the primary with the KV and
+// returns a line per difference: a copy missing or different, or a copy
+// of a document the primary does not have.
+func (e *env) differences(t *testing.T) []string {
+	t.Helper()
+	ctx := context.Background()
+	cur, err := e.primary.Collection().Find(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cur.Close(ctx)
+	var diffs []string
+	seen := map[string]bool{}
+	for cur.Next(ctx) {
+		raw := cur.Current
+		oid := raw.Lookup("_id").ObjectID()
+		m, err := e.primary.Lookup(ctx, memcell.ID(oid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := memcell.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := e.repo.Key(m.ID)
+		seen[key] = true
+		got, err := e.kv.Store.Get(ctx, key)
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			diffs = append(diffs, "missing "+key)
+		case err != nil:
+			t.Fatal(err)
+		case !bytes.Equal(got, want):
+			_, d, _ := memcell.Compare(want, got)
+			diffs = append(diffs, "differs "+key+": "+memcell.DescribeDiffs(d))
+		}
+	}
+	if err := cur.Err(); err != nil {
+		t.Fatal(err)
+	}
+	err = e.kv.Store.Scan(ctx, mirror.DefaultKeyPrefix, func(it kv.Item) error {
+		if !seen[it.Key] {
+			diffs = append(diffs, "extra "+it.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return diffs
+}
+
+func (e *env) assertMirrored(t *testing.T, when string) {
+	t.Helper()
+	if d := e.differences(t); len(d) > 0 {
+		t.Fatalf("%s: KV differs from MongoDB in %d places:\n%s", when, len(d), strings.Join(d, "\n"))
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,98 @@
+package mirror
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the mirror's Prometheus metrics, registered on the caller's
+// registry. Labels are backend, op, and outcome or result: small closed sets,
+// never ids.
+type metrics struct {
+	writeFailures   *prometheus.CounterVec
+	readFailures    *prometheus.CounterVec
+	inconsistencies *prometheus.CounterVec
+	writeLatency    *prometheus.HistogramVec
+	readLatency     *prometheus.HistogramVec
+	validations     *prometheus.CounterVec
+	operations      *prometheus.CounterVec
+}
+
+// kvBuckets span 50µs to ~1.6s: in-process stores answer in microseconds,
+// Redis in tens to hundreds of them.
+var kvBuckets = prometheus.ExponentialBuckets(50e-6, 2, 16)
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		writeFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "kv_write_failures_total",
+			Help: "KV writes that failed after the primary write succeeded; each key is recorded for repair.",
+		}, []string{"backend", "op"}),
+		readFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "kv_read_failures_total",
+			Help: "KV reads for validation that failed; the primary's data was returned.",
+		}, []string{"backend", "op"}),
+		inconsistencies: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "data_inconsistencies_total",
+			Help: "Validated reads whose KV copy differed from the primary.",
+		}, []string{"backend", "op"}),
+		writeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "memcell", Name: "kv_write_latency_seconds",
+			Help: "Latency of KV writes made by the mirror.", Buckets: kvBuckets,
+		}, []string{"backend", "op"}),
+		readLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "memcell", Name: "kv_read_latency_seconds",
+			Help: "Latency of KV reads made for validation.", Buckets: kvBuckets,
+		}, []string{"backend", "op"}),
+		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "validations_total",
+			Help: "Validation outcomes of reads (consistent, inconsistent, missing, error, skipped).",
+		}, []string{"backend", "outcome"}),
+		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "kv_operations_total",
+			Help: "KV operations made by the mirror, by result (ok, stale, error).",
+		}, []string{"backend", "op", "result"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// opMetrics holds the curried series of one KV operation, so that the hot
+// path does no label lookups.
+type opMetrics struct {
+	latency  prometheus.Observer
+	failures prometheus.Counter
+	ok       prometheus.Counter
+	stale    prometheus.Counter
+	errs     prometheus.Counter
+}
+
+func (m *metrics) write(backend, op string) *opMetrics {
+	return &opMetrics{
+		latency:  m.writeLatency.WithLabelValues(backend, op),
+		failures: m.writeFailures.WithLabelValues(backend, op),
+		ok:       m.operations.WithLabelValues(backend, op, "ok"),
+		stale:    m.operations.WithLabelValues(backend, op, "stale"),
+		errs:     m.operations.WithLabelValues(backend, op, "error"),
+	}
+}
+
+func (m *metrics) read(backend, op string) *opMetrics {
+	return &opMetrics{
+		latency:  m.readLatency.WithLabelValues(backend, op),
+		failures: m.readFailures.WithLabelValues(backend, op),
+		ok:       m.operations.WithLabelValues(backend, op, "ok"),
+		errs:     m.operations.WithLabelValues(backend, op, "error"),
+	}
+}
+
+func (o *opMetrics) since(start time.Time) {
+	o.latency.Observe(time.Since(start).Seconds())
+}

@@ -1,0 +1,234 @@
+// Package mirror is memcell's dual-write repository. MongoDB (the primary)
+// is written first and is the truth; every change it accepts is then
+// mirrored to a key-value store, and reads can be validated against that
+// copy.
+//
+// The rules, from design.md §1-§2:
+//
+//   - The KV holds the canonical encoding (memcell.Encode) of each
+//     document's current primary state, soft-delete marks included; a hard
+//     delete removes the copy and leaves a tombstone.
+//   - Every mirror write carries the document's revision, so an older state
+//     never replaces a newer one whatever order concurrent writers reach the
+//     KV in.
+//   - KV trouble never fails a primary operation: a failed KV write is
+//     logged at WARN, counted, recorded durably for repair, and reported to
+//     the caller in the operation's Mirror value; the primary's result is
+//     returned as success. A failed primary operation writes nothing to the
+//     KV.
+//   - Reads return the primary's data. A validated read compares it with
+//     the KV copy and reports consistent, inconsistent (one ERROR line with
+//     the [DATA_INCONSISTENCY] marker and the field-level diff), missing,
+//     error or skipped.
+//   - Inside WithTransaction the KV writes wait for the commit and are
+//     dropped on abort.
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/mongostore"
+)
+
+// DefaultKeyPrefix is put before the event id to make a KV key.
+const DefaultKeyPrefix = "memcell:"
+
+// DefaultKVTimeout bounds each KV call the mirror makes, so that a slow KV
+// cannot hold up a primary operation for longer.
+const DefaultKVTimeout = 2 * time.Second
+
+// Primary is what the repository needs of the primary store;
+// *mongostore.Store implements it.
+type Primary interface {
+	Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCell, error)
+	Get(ctx context.Context, id memcell.ID) (*memcell.MemCell, error)
+	GetMany(ctx context.Context, ids []memcell.ID, fields []string) (map[memcell.ID]*memcell.MemCell, error)
+	Update(ctx context.Context, id memcell.ID, fields map[string]any) (*memcell.MemCell, error)
+	SoftDelete(ctx context.Context, id memcell.ID, by string) (*memcell.MemCell, error)
+	Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, error)
+	HardDelete(ctx context.Context, id memcell.ID) (bool, error)
+	SoftDeleteMany(ctx context.Context, sc mongostore.Scope, by string) (mongostore.BulkResult, error)
+	RestoreMany(ctx context.Context, sc mongostore.Scope) (mongostore.BulkResult, error)
+	HardDeleteMany(ctx context.Context, sc mongostore.Scope) (int64, []memcell.ID, error)
+	Find(ctx context.Context, q mongostore.Query) ([]*memcell.MemCell, error)
+	Count(ctx context.Context, q mongostore.Query) (int64, error)
+	Latest(ctx context.Context, userID string, limit int64) ([]*memcell.MemCell, error)
+	RecordPending(ctx context.Context, ids []memcell.ID, reason string) error
+	Pending(ctx context.Context) ([]memcell.ID, error)
+	// RunTransaction runs fn in a primary transaction, retrying it as the
+	// server asks, and returns once it committed or failed; it fails with
+	// memcell.ErrTransactionsUnsupported on servers without transactions.
+	RunTransaction(ctx context.Context, fn func(ctx context.Context) error) error
+	Ping(ctx context.Context) error
+}
+
+// Options configure a Repository. Nil means defaults.
+type Options struct {
+	// KeyPrefix goes before the event id in KV keys; nil means
+	// DefaultKeyPrefix ("memcell:"), and "" is allowed.
+	KeyPrefix *string
+	// KVTimeout bounds each KV call; 0 means DefaultKVTimeout.
+	KVTimeout time.Duration
+	// Logger receives the mirror's log lines; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the mirror's metrics; nil keeps them unregistered.
+	Registerer prometheus.Registerer
+	// Flags are the starting feature flags; nil means Flags{Mirroring: true,
+	// Validation: ValidationOn}.
+	Flags *Flags
+}
+
+// Validation modes of the service-wide flag.
+const (
+	ValidationOn     = "on"     // reads validate per their defaults and overrides
+	ValidationOff    = "off"    // no read validates
+	ValidationSample = "sample" // reads that would validate do so SamplePercent of the time
+)
+
+// Flags are the feature flags that can change at runtime.
+type Flags struct {
+	// Mirroring turns KV writes on or off. While off, writes report
+	// MirrorSkipped and the KV falls behind until a sync or repair.
+	Mirroring bool `json:"mirroring"`
+	// Validation is ValidationOn, ValidationOff or ValidationSample.
+	Validation string `json:"validation"`
+	// SamplePercent is the share of validations done in sample mode, 0-100.
+	SamplePercent float64 `json:"sample_percent"`
+}
+
+func (f Flags) check() error {
+	switch f.Validation {
+	case ValidationOn, ValidationOff:
+	case ValidationSample:
+		if f.SamplePercent < 0 || f.SamplePercent > 100 {
+			return fmt.Errorf("mirror: sample_percent must be between 0 and 100, got %v", f.SamplePercent)
+		}
+	default:
+		return fmt.Errorf("mirror: validation must be %q, %q or %q, got %q", ValidationOn, ValidationOff, ValidationSample, f.Validation)
+	}
+	return nil
+}
+
+// Repository is the dual-write MemCell repository. It is safe for
+// concurrent use.
+type Repository struct {
+	primary Primary
+	kv      kv.Store
+	backend string
+	prefix  string
+	timeout time.Duration
+	log     *slog.Logger
+	flags   atomic.Pointer[Flags]
+
+	metrics *metrics
+	putM    *opMetrics
+	batchM  *opMetrics
+	delM    *opMetrics
+	bdelM   *opMetrics
+	getM    *opMetrics
+	bgetM   *opMetrics
+}
+
+// New returns a repository over primary and store. It does no I/O.
+func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	prefix := DefaultKeyPrefix
+	if o.KeyPrefix != nil {
+		prefix = *o.KeyPrefix
+	}
+	if o.KVTimeout < 0 {
+		return nil, errors.New("mirror: KVTimeout must not be negative")
+	}
+	if o.KVTimeout == 0 {
+		o.KVTimeout = DefaultKVTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	flags := Flags{Mirroring: true, Validation: ValidationOn}
+	if o.Flags != nil {
+		flags = *o.Flags
+	}
+	if err := flags.check(); err != nil {
+		return nil, err
+	}
+	m, err := newMetrics(o.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("mirror: metrics: %w", err)
+	}
+	backend := store.Capabilities().Backend
+	r := &Repository{
+		primary: primary, kv: store, backend: backend, prefix: prefix,
+		timeout: o.KVTimeout, log: o.Logger, metrics: m,
+		putM: m.write(backend, "put"), batchM: m.write(backend, "batch_put"),
+		delM: m.write(backend, "delete"), bdelM: m.write(backend, "batch_delete"),
+		getM: m.read(backend, "get"), bgetM: m.read(backend, "batch_get"),
+	}
+	r.flags.Store(&flags)
+	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", prefix,
+		"mirroring", flags.Mirroring, "validation", flags.Validation)
+	return r, nil
+}
+
+// Flags returns the current feature flags.
+func (r *Repository) Flags() Flags { return *r.flags.Load() }
+
+// SetFlags replaces the feature flags; it takes effect for the next
+// operation.
+func (r *Repository) SetFlags(f Flags) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	r.flags.Store(&f)
+	r.log.Info("mirror: flags changed", "mirroring", f.Mirroring, "validation", f.Validation, "sample_percent", f.SamplePercent)
+	return nil
+}
+
+// Key returns the KV key of an event id.
+func (r *Repository) Key(id memcell.ID) string {
+	return r.prefix + id.String()
+}
+
+// Backend is the KV backend's name.
+func (r *Repository) Backend() string { return r.backend }
+
+// KVStats returns the KV store's statistics (entry count, total value bytes).
+func (r *Repository) KVStats(ctx context.Context) (kv.Stats, error) {
+	return r.kv.Stats(ctx)
+}
+
+// Pending returns the ids whose mirror writes failed and are not repaired.
+func (r *Repository) Pending(ctx context.Context) ([]memcell.ID, error) {
+	return r.primary.Pending(ctx)
+}
+
+// kvContext bounds a KV call and detaches it from the caller's
+// cancellation: once the primary has changed, the mirror write should
+// happen even if the client has gone away.
+func (r *Repository) kvContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.timeout)
+}
+
+// sample decides whether a read that would validate does so now.
+func (f *Flags) sample() bool {
+	switch f.Validation {
+	case ValidationOff:
+		return false
+	case ValidationSample:
+		return rand.Float64()*100 < f.SamplePercent
+	}
+	return true
+}

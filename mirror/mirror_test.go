@@ -1,0 +1,383 @@
+package mirror_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/memcelltest"
+	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/mongostore"
+)
+
+func appendN(t *testing.T, e *env, n int, seed uint64) []*memcell.MemCell {
+	t.Helper()
+	r := rand.New(rand.NewPCG(seed, seed))
+	out := make([]*memcell.MemCell, n)
+	for i := range out {
+		m, mir, err := e.repo.Append(context.Background(), memcelltest.NewMemCell(r, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mir.Status != mirror.MirrorOK {
+			t.Fatalf("Append mirror = %+v, want ok", mir)
+		}
+		out[i] = m
+	}
+	return out
+}
+
+// TestOperationsMirrored runs every write operation and, after each, checks
+// that the KV equals MongoDB document by document.
+func TestOperationsMirrored(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b memcelltest.KVBackend) {
+		e := newEnv(t, b, nil)
+		ctx := context.Background()
+		docs := appendN(t, e, 30, 1)
+		e.assertMirrored(t, "after append")
+
+		upd, mir, err := e.repo.Update(ctx, docs[0].ID, map[string]any{"summary": "changed", "extend": map[string]any{"k": 1.5}})
+		if err != nil || mir.Status != mirror.MirrorOK || upd.Revision != 2 {
+			t.Fatalf("Update = rev %v, %+v, %v", upd.Revision, mir, err)
+		}
+		e.assertMirrored(t, "after update")
+
+		ok, mir, err := e.repo.SoftDelete(ctx, docs[1].ID, "tester")
+		if !ok || err != nil || mir.Status != mirror.MirrorOK {
+			t.Fatalf("SoftDelete = %v, %+v, %v", ok, mir, err)
+		}
+		e.assertMirrored(t, "after soft delete")
+		ok, mir, err = e.repo.Restore(ctx, docs[1].ID)
+		if !ok || err != nil || mir.Status != mirror.MirrorOK {
+			t.Fatalf("Restore = %v, %+v, %v", ok, mir, err)
+		}
+		e.assertMirrored(t, "after restore")
+		ok, _, err = e.repo.HardDelete(ctx, docs[2].ID)
+		if !ok || err != nil {
+			t.Fatalf("HardDelete = %v, %v", ok, err)
+		}
+		e.assertMirrored(t, "after hard delete")
+
+		alice := "alice"
+		start, end := memcelltest.Epoch.Add(3*24*time.Hour), memcelltest.Epoch.Add(20*24*time.Hour)
+		steps := []struct {
+			name string
+			do   func() (int64, mirror.Mirror, error)
+		}{
+			{"soft delete by user", func() (int64, mirror.Mirror, error) {
+				return e.repo.SoftDeleteMany(ctx, mongostore.Scope{UserID: &alice}, "bulk")
+			}},
+			{"restore by user", func() (int64, mirror.Mirror, error) { return e.repo.RestoreMany(ctx, mongostore.Scope{UserID: &alice}) }},
+			{"soft delete by range", func() (int64, mirror.Mirror, error) {
+				return e.repo.SoftDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end}, "")
+			}},
+			{"restore by range", func() (int64, mirror.Mirror, error) {
+				return e.repo.RestoreMany(ctx, mongostore.Scope{Start: &start, End: &end})
+			}},
+			{"hard delete by user and range", func() (int64, mirror.Mirror, error) {
+				return e.repo.HardDeleteMany(ctx, mongostore.Scope{UserID: &alice, Start: &start, End: &end})
+			}},
+			{"hard delete by range", func() (int64, mirror.Mirror, error) {
+				return e.repo.HardDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end})
+			}},
+		}
+		for _, st := range steps {
+			n, mir, err := st.do()
+			if err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			if n == 0 {
+				t.Fatalf("%s touched nothing; the fixture does not exercise it", st.name)
+			}
+			if mir.Status != mirror.MirrorOK || mir.Written != int(n) {
+				t.Errorf("%s: n=%d mirror %+v", st.name, n, mir)
+			}
+			e.assertMirrored(t, "after "+st.name)
+		}
+	})
+}
+
+// TestEverMemOSDefectsFixed has one case per defect of the first version
+// (reference §4), each proving it gone.
+func TestEverMemOSDefectsFixed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b memcelltest.KVBackend) {
+		ctx := context.Background()
+		bob := "bob"
+		start, end := memcelltest.Epoch, memcelltest.Epoch.Add(40*24*time.Hour)
+
+		t.Run("soft deletes by user and by time range reach the KV", func(t *testing.T) {
+			e := newEnv(t, b, nil)
+			appendN(t, e, 20, 2)
+			if n, _, err := e.repo.SoftDeleteMany(ctx, mongostore.Scope{UserID: &bob}, "x"); err != nil || n == 0 {
+				t.Fatalf("by user: %d, %v", n, err)
+			}
+			if n, _, err := e.repo.SoftDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end}, "y"); err != nil || n == 0 {
+				t.Fatalf("by range: %d, %v", n, err)
+			}
+			e.assertMirrored(t, "after bulk soft deletes")
+		})
+		t.Run("hard delete by time range removes the KV copies", func(t *testing.T) {
+			e := newEnv(t, b, nil)
+			appendN(t, e, 10, 3)
+			n, _, err := e.repo.HardDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end})
+			if err != nil || n != 10 {
+				t.Fatalf("HardDeleteMany = %d, %v", n, err)
+			}
+			if st, _ := e.repo.KVStats(ctx); st.EntryCount != 0 {
+				t.Errorf("KV still holds %d entries", st.EntryCount)
+			}
+		})
+		t.Run("restore by time range returns the real count", func(t *testing.T) {
+			e := newEnv(t, b, nil)
+			appendN(t, e, 10, 4)
+			if _, _, err := e.repo.SoftDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end}, ""); err != nil {
+				t.Fatal(err)
+			}
+			n, _, err := e.repo.RestoreMany(ctx, mongostore.Scope{Start: &start, End: &end})
+			if err != nil || n != 10 {
+				t.Fatalf("RestoreMany = %d, %v; want 10", n, err)
+			}
+			e.assertMirrored(t, "after restore by range")
+		})
+		t.Run("soft delete keeps the KV copy and restore finds it", func(t *testing.T) {
+			e := newEnv(t, b, nil)
+			m := appendN(t, e, 1, 5)[0]
+			if _, _, err := e.repo.SoftDelete(ctx, m.ID, ""); err != nil {
+				t.Fatal(err)
+			}
+			v, err := e.kv.Store.Get(ctx, e.repo.Key(m.ID))
+			if err != nil || !strings.Contains(string(v), `"deleted_at":"`) {
+				t.Fatalf("KV copy after soft delete = %.80s…, %v; want the copy with deleted_at set", v, err)
+			}
+			if _, _, err := e.repo.Restore(ctx, m.ID); err != nil {
+				t.Fatal(err)
+			}
+			got, val, err := e.repo.Get(ctx, m.ID)
+			if err != nil || got == nil || val.Outcome != mirror.Consistent {
+				t.Fatalf("Get after restore = %v, %+v", err, val)
+			}
+		})
+		t.Run("concurrent updates leave the newest state in the KV", func(t *testing.T) {
+			e := newEnv(t, b, nil)
+			m := appendN(t, e, 1, 6)[0]
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 10 {
+						if _, _, err := e.repo.Update(ctx, m.ID, map[string]any{"summary": fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+							errs <- err
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			e.assertMirrored(t, "after concurrent updates")
+			if got, _ := e.primary.Lookup(ctx, m.ID); got.Revision != 81 {
+				t.Errorf("revision = %d, want 81", got.Revision)
+			}
+		})
+		t.Run("stats count bytes, not characters", func(t *testing.T) {
+			e := newEnv(t, b, nil)
+			r := rand.New(rand.NewPCG(7, 7))
+			m := memcelltest.NewMemCell(r, 0)
+			m.Summary = ptr("日本語 🧠")
+			stored, _, err := e.repo.Append(ctx, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := memcell.Encode(stored)
+			st, err := e.repo.KVStats(ctx)
+			if err != nil || st.EntryCount != 1 || st.TotalSizeBytes != int64(len(want)) {
+				t.Errorf("KVStats = %+v, %v; want 1 entry of %d bytes", st, err, len(want))
+			}
+		})
+	})
+}
+
+func TestErrorPolicy(t *testing.T) {
+	ctx := context.Background()
+	counter := func(e *env, name string) float64 { return metric(t, e, name, nil) }
+
+	t.Run("kv write fails", func(t *testing.T) {
+		e := newEnv(t, memory(), nil)
+		e.kv.FailWrites.Store(true)
+		m, mir, err := e.repo.Append(ctx, memcelltest.NewMemCell(rand.New(rand.NewPCG(8, 8)), 0))
+		if err != nil {
+			t.Fatalf("Append failed although only the KV did: %v", err)
+		}
+		if mir.Status != mirror.MirrorFailed || !errors.Is(mir.Err, memcelltest.ErrInjected) {
+			t.Errorf("Mirror = %+v, want failed with the KV error", mir)
+		}
+		if _, err := e.primary.Get(ctx, m.ID); err != nil {
+			t.Errorf("MongoDB lost the document: %v", err)
+		}
+		_, mir, err = e.repo.Update(ctx, m.ID, map[string]any{"summary": "x"})
+		if err != nil || mir.Status != mirror.MirrorFailed {
+			t.Errorf("Update = %+v, %v", mir, err)
+		}
+		if _, mir, err = e.repo.HardDelete(ctx, m.ID); err != nil || mir.Status != mirror.MirrorFailed {
+			t.Errorf("HardDelete = %+v, %v", mir, err)
+		}
+		if got := counter(e, "memcell_kv_write_failures_total"); got != 3 {
+			t.Errorf("memcell_kv_write_failures_total = %v, want 3", got)
+		}
+		if n := len(e.logs.lines(`"level":"WARN"`, "kv write failed")); n != 3 {
+			t.Errorf("%d WARN lines for 3 failed writes:\n%s", n, e.logs)
+		}
+		pending, err := e.repo.Pending(ctx)
+		if err != nil || len(pending) != 1 || pending[0] != m.ID {
+			t.Errorf("Pending = %v, %v; want [%v]", pending, err, m.ID)
+		}
+	})
+
+	t.Run("kv read fails during validation", func(t *testing.T) {
+		e := newEnv(t, memory(), nil)
+		docs := appendN(t, e, 3, 9)
+		e.kv.FailReads.Store(true)
+		e.kv.FailBatchReads.Store(true)
+		got, v, err := e.repo.Get(ctx, docs[0].ID)
+		if err != nil || got.ID != docs[0].ID || v.Outcome != mirror.Errored {
+			t.Fatalf("Get = %v, %+v, %v; want MongoDB data and outcome error", got, v, err)
+		}
+		m, bv, err := e.repo.GetMany(ctx, []memcell.ID{docs[0].ID, docs[1].ID}, nil, mirror.Validate(true))
+		if err != nil || len(m) != 2 || bv.Outcome != mirror.Errored {
+			t.Fatalf("GetMany = %d, %+v, %v", len(m), bv, err)
+		}
+		if got := counter(e, "memcell_kv_read_failures_total"); got != 2 {
+			t.Errorf("memcell_kv_read_failures_total = %v, want 2", got)
+		}
+		if n := len(e.logs.lines(`"level":"WARN"`, "read failed during validation")); n != 2 {
+			t.Errorf("%d WARN lines for 2 failed reads", n)
+		}
+	})
+
+	t.Run("kv copy missing", func(t *testing.T) {
+		e := newEnv(t, memory(), nil)
+		m := appendN(t, e, 1, 10)[0]
+		if err := e.kv.Store.Delete(ctx, e.repo.Key(m.ID)); err != nil {
+			t.Fatal(err)
+		}
+		got, v, err := e.repo.Get(ctx, m.ID)
+		if err != nil || got == nil || v.Outcome != mirror.Missing {
+			t.Fatalf("Get = %+v, %v; want outcome missing", v, err)
+		}
+		if len(e.logs.lines(`"level":"WARN"`, "kv copy missing", m.ID.String())) != 1 {
+			t.Errorf("no WARN line for the missing copy:\n%s", e.logs)
+		}
+		if got := metric(t, e, "memcell_validations_total", map[string]string{"outcome": "missing"}); got != 1 {
+			t.Errorf("validations{outcome=missing} = %v", got)
+		}
+	})
+
+	t.Run("copies differ", func(t *testing.T) {
+		e := newEnv(t, memory(), nil)
+		m := appendN(t, e, 1, 11)[0]
+		other := *m
+		other.Summary = ptr("tampered")
+		val, _ := memcell.Encode(&other)
+		if _, err := e.kv.Store.Put(ctx, kv.Entry{Key: e.repo.Key(m.ID), Value: val, Rev: uint64(m.Revision)}); err != nil {
+			t.Fatal(err)
+		}
+		got, v, err := e.repo.Get(ctx, m.ID)
+		if err != nil || *got.Summary != *m.Summary {
+			t.Fatalf("Get returned %v, %v; want MongoDB's data", got.Summary, err)
+		}
+		if v.Outcome != mirror.Inconsistent || len(v.Diffs) != 1 || v.Diffs[0].Path != "summary" {
+			t.Fatalf("validation = %+v, want one difference in summary", v)
+		}
+		lines := e.logs.lines(`"level":"ERROR"`, "[DATA_INCONSISTENCY] event_id="+m.ID.String())
+		if len(lines) != 1 || !strings.Contains(lines[0], `summary: primary`) || !strings.Contains(lines[0], "tampered") {
+			t.Errorf("inconsistency log lines:\n%s", strings.Join(lines, "\n"))
+		}
+		if got := counter(e, "memcell_data_inconsistencies_total"); got != 1 {
+			t.Errorf("memcell_data_inconsistencies_total = %v, want 1", got)
+		}
+		_, bv, err := e.repo.GetMany(ctx, []memcell.ID{m.ID}, nil, mirror.Validate(true))
+		if err != nil || bv.Outcome != mirror.Inconsistent || bv.PerID[m.ID].Outcome != mirror.Inconsistent {
+			t.Errorf("batch validation = %+v, %v", bv, err)
+		}
+	})
+
+	t.Run("primary fails: nothing reaches the KV", func(t *testing.T) {
+		e := newEnv(t, memory(), nil)
+		m := appendN(t, e, 1, 12)[0]
+		writes := e.kv.Writes.Load()
+		if _, _, err := e.repo.Update(ctx, memcell.NewID(), map[string]any{"summary": "x"}); !errors.Is(err, memcell.ErrNotFound) {
+			t.Errorf("Update(absent) = %v", err)
+		}
+		if _, _, err := e.repo.Update(ctx, m.ID, map[string]any{"timestamp": "never"}); !errors.Is(err, memcell.ErrInvalid) {
+			t.Errorf("Update(bad input) = %v", err)
+		}
+		if _, _, err := e.repo.Append(ctx, &memcell.MemCell{}); !errors.Is(err, memcell.ErrInvalid) {
+			t.Errorf("Append(bad input) = %v", err)
+		}
+		// A primary that has gone away.
+		gone, err := mongostore.Connect(ctx, memcelltest.URI(t), e.primary.Collection().Database().Name(), &mongostore.Options{SkipIndexes: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		repo, err := mirror.New(gone, e.kv, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gone.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := repo.Append(ctx, memcelltest.NewMemCell(rand.New(rand.NewPCG(1, 1)), 0)); err == nil {
+			t.Error("Append through a closed primary succeeded")
+		}
+		if _, _, err := repo.Update(ctx, m.ID, map[string]any{"summary": "y"}); err == nil {
+			t.Error("Update through a closed primary succeeded")
+		}
+		if _, _, err := repo.HardDelete(ctx, m.ID); err == nil {
+			t.Error("HardDelete through a closed primary succeeded")
+		}
+		if got := e.kv.Writes.Load(); got != writes {
+			t.Errorf("%d KV writes happened for failed primary operations", got-writes)
+		}
+	})
+}
+
+// metric sums the series of a counter whose labels include want.
+func metric(t *testing.T, e *env, name string, want map[string]string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range want {
+				found := false
+				for _, lp := range m.GetLabel() {
+					found = found || (lp.GetName() == k && lp.GetValue() == v)
+				}
+				if !found {
+					continue series
+				}
+			}
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}

@@ -1,0 +1,316 @@
+package mirror
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/mongostore"
+)
+
+// MirrorStatus is what became of an operation's KV write.
+type MirrorStatus string
+
+// The mirror statuses.
+const (
+	// MirrorOK: the KV copy now holds the state the primary returned.
+	MirrorOK MirrorStatus = "ok"
+	// MirrorStale: the KV refused the write because it already holds a
+	// newer revision or a tombstone; the KV is still correct.
+	MirrorStale MirrorStatus = "stale"
+	// MirrorFailed: the KV write failed; Err says why and the ids were
+	// recorded for repair.
+	MirrorFailed MirrorStatus = "failed"
+	// MirrorSkipped: mirroring is switched off, or nothing needed writing.
+	MirrorSkipped MirrorStatus = "skipped"
+	// MirrorDeferred: the write waits for the enclosing transaction to
+	// commit.
+	MirrorDeferred MirrorStatus = "deferred"
+)
+
+// Mirror reports the KV side of a write whose primary side succeeded.
+type Mirror struct {
+	Status MirrorStatus
+	// Err is the KV error when Status is MirrorFailed.
+	Err error
+	// Written counts the KV keys written or deleted.
+	Written int
+}
+
+// Append stores a new MemCell and mirrors it.
+func (r *Repository) Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCell, Mirror, error) {
+	stored, err := r.primary.Append(ctx, m)
+	if err != nil {
+		return nil, Mirror{}, err
+	}
+	return stored, r.mirrorDocs(ctx, "append", []*memcell.MemCell{stored}), nil
+}
+
+// Update sets the given fields of a live MemCell (see mongostore.Update) and
+// mirrors the new state.
+func (r *Repository) Update(ctx context.Context, id memcell.ID, fields map[string]any) (*memcell.MemCell, Mirror, error) {
+	m, err := r.primary.Update(ctx, id, fields)
+	if err != nil {
+		return nil, Mirror{}, err
+	}
+	return m, r.mirrorDocs(ctx, "update", []*memcell.MemCell{m}), nil
+}
+
+// SoftDelete marks a live MemCell deleted and mirrors the marked document;
+// the KV keeps the copy so that a restore finds it. It reports whether a
+// live MemCell was deleted.
+func (r *Repository) SoftDelete(ctx context.Context, id memcell.ID, by string) (bool, Mirror, error) {
+	m, err := r.primary.SoftDelete(ctx, id, by)
+	if errors.Is(err, memcell.ErrNotFound) {
+		return false, Mirror{Status: MirrorSkipped}, nil
+	}
+	if err != nil {
+		return false, Mirror{}, err
+	}
+	return true, r.mirrorDocs(ctx, "soft_delete", []*memcell.MemCell{m}), nil
+}
+
+// Restore clears the deletion marks of a soft-deleted MemCell and mirrors
+// it. It reports whether one was restored.
+func (r *Repository) Restore(ctx context.Context, id memcell.ID) (bool, Mirror, error) {
+	m, err := r.primary.Restore(ctx, id)
+	if errors.Is(err, memcell.ErrNotFound) {
+		return false, Mirror{Status: MirrorSkipped}, nil
+	}
+	if err != nil {
+		return false, Mirror{}, err
+	}
+	return true, r.mirrorDocs(ctx, "restore", []*memcell.MemCell{m}), nil
+}
+
+// HardDelete removes a MemCell and its KV copy (leaving a tombstone). It
+// reports whether the primary had it; the KV copy is deleted either way.
+func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirror, error) {
+	ok, err := r.primary.HardDelete(ctx, id)
+	if err != nil {
+		return false, Mirror{}, err
+	}
+	return ok, r.mirrorDeletes(ctx, "hard_delete", []memcell.ID{id}), nil
+}
+
+// SoftDeleteMany soft-deletes every live MemCell in scope, mirrors each
+// document it marked, and returns how many it deleted.
+func (r *Repository) SoftDeleteMany(ctx context.Context, sc mongostore.Scope, by string) (int64, Mirror, error) {
+	res, err := r.primary.SoftDeleteMany(ctx, sc, by)
+	if err != nil {
+		return 0, Mirror{}, err
+	}
+	mir := r.mirrorDocs(ctx, "soft_delete_many", res.Docs)
+	r.log.InfoContext(ctx, "mirror: bulk soft delete", "deleted", res.Count, "mirrored", mir.Written, "mirror", mir.Status)
+	return res.Count, mir, nil
+}
+
+// RestoreMany restores every soft-deleted MemCell in scope, mirrors them,
+// and returns how many it restored.
+func (r *Repository) RestoreMany(ctx context.Context, sc mongostore.Scope) (int64, Mirror, error) {
+	res, err := r.primary.RestoreMany(ctx, sc)
+	if err != nil {
+		return 0, Mirror{}, err
+	}
+	mir := r.mirrorDocs(ctx, "restore_many", res.Docs)
+	r.log.InfoContext(ctx, "mirror: bulk restore", "restored", res.Count, "mirrored", mir.Written, "mirror", mir.Status)
+	return res.Count, mir, nil
+}
+
+// HardDeleteMany removes every MemCell in scope and their KV copies, and
+// returns how many it removed.
+func (r *Repository) HardDeleteMany(ctx context.Context, sc mongostore.Scope) (int64, Mirror, error) {
+	n, ids, err := r.primary.HardDeleteMany(ctx, sc)
+	if err != nil {
+		return n, Mirror{}, err
+	}
+	mir := r.mirrorDeletes(ctx, "hard_delete_many", ids)
+	r.log.InfoContext(ctx, "mirror: bulk hard delete", "deleted", n, "mirrored", mir.Written, "mirror", mir.Status)
+	return n, mir, nil
+}
+
+// batchSize bounds one KV batch of a bulk operation.
+const batchSize = 500
+
+// mirrorDocs writes the canonical encodings of docs, guarded by their
+// revisions.
+func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.MemCell) Mirror {
+	if len(docs) == 0 || !r.flags.Load().Mirroring {
+		return Mirror{Status: MirrorSkipped}
+	}
+	entries := make([]kv.Entry, 0, min(len(docs), batchSize))
+	if len(docs) == 1 {
+		entries = append(entries, kv.Entry{})
+		if err := r.entry(&entries[0], docs[0]); err != nil {
+			return r.failed(ctx, op, err, r.Key(docs[0].ID))
+		}
+		if tx := txFrom(ctx); tx != nil {
+			tx.add(entries[0], false)
+			return Mirror{Status: MirrorDeferred}
+		}
+		return r.put(ctx, op, entries[0])
+	}
+	var total Mirror
+	for chunk := range slices.Chunk(docs, batchSize) {
+		entries = entries[:0]
+		for _, d := range chunk {
+			var e kv.Entry
+			if err := r.entry(&e, d); err != nil {
+				total = merge(total, r.failed(ctx, op, err, r.Key(d.ID)))
+				continue
+			}
+			entries = append(entries, e)
+		}
+		if tx := txFrom(ctx); tx != nil {
+			for _, e := range entries {
+				tx.add(e, false)
+			}
+			total = merge(total, Mirror{Status: MirrorDeferred})
+			continue
+		}
+		total = merge(total, r.batchPut(ctx, op, entries))
+	}
+	return total
+}
+
+// entry fills e with the KV entry of m.
+func (r *Repository) entry(e *kv.Entry, m *memcell.MemCell) error {
+	val, err := memcell.Encode(m)
+	if err != nil {
+		return fmt.Errorf("mirror: encode %s: %w", m.ID, err)
+	}
+	*e = kv.Entry{Key: r.Key(m.ID), Value: val, Rev: uint64(m.Revision)}
+	return nil
+}
+
+func (r *Repository) put(ctx context.Context, op string, e kv.Entry) Mirror {
+	kctx, cancel := r.kvContext(ctx)
+	defer cancel()
+	start := time.Now()
+	stored, err := r.kv.Put(kctx, e)
+	r.putM.since(start)
+	if err != nil {
+		r.putM.errs.Inc()
+		r.putM.failures.Inc()
+		return r.failed(ctx, op, err, e.Key)
+	}
+	if !stored {
+		r.putM.stale.Inc()
+		r.log.DebugContext(ctx, "mirror: kv put refused, newer copy or tombstone", "op", op, "key", e.Key, "revision", e.Rev)
+		return Mirror{Status: MirrorStale}
+	}
+	r.putM.ok.Inc()
+	r.log.DebugContext(ctx, "mirror: kv put", "op", op, "key", e.Key, "revision", e.Rev)
+	return Mirror{Status: MirrorOK, Written: 1}
+}
+
+func (r *Repository) batchPut(ctx context.Context, op string, entries []kv.Entry) Mirror {
+	if len(entries) == 0 {
+		return Mirror{Status: MirrorSkipped}
+	}
+	kctx, cancel := r.kvContext(ctx)
+	defer cancel()
+	start := time.Now()
+	n, err := r.kv.BatchPut(kctx, entries)
+	r.batchM.since(start)
+	if err != nil {
+		r.batchM.errs.Inc()
+		r.batchM.failures.Add(float64(len(entries)))
+		keys := make([]string, len(entries))
+		for i, e := range entries {
+			keys[i] = e.Key
+		}
+		return r.failed(ctx, op, err, keys...)
+	}
+	r.batchM.ok.Add(float64(n))
+	r.batchM.stale.Add(float64(len(entries) - n))
+	r.log.DebugContext(ctx, "mirror: kv batch put", "op", op, "keys", len(entries), "stored", n)
+	if n < len(entries) {
+		return Mirror{Status: MirrorStale, Written: n}
+	}
+	return Mirror{Status: MirrorOK, Written: n}
+}
+
+// mirrorDeletes removes the KV copies of ids, leaving tombstones.
+func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell.ID) Mirror {
+	if len(ids) == 0 || !r.flags.Load().Mirroring {
+		return Mirror{Status: MirrorSkipped}
+	}
+	if tx := txFrom(ctx); tx != nil {
+		for _, id := range ids {
+			tx.add(kv.Entry{Key: r.Key(id)}, true)
+		}
+		return Mirror{Status: MirrorDeferred}
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = r.Key(id)
+	}
+	var total Mirror
+	for chunk := range slices.Chunk(keys, batchSize) {
+		total = merge(total, r.deleteKeys(ctx, op, chunk))
+	}
+	return total
+}
+
+func (r *Repository) deleteKeys(ctx context.Context, op string, keys []string) Mirror {
+	m := r.delM
+	if len(keys) > 1 {
+		m = r.bdelM
+	}
+	kctx, cancel := r.kvContext(ctx)
+	defer cancel()
+	start := time.Now()
+	var err error
+	if len(keys) == 1 {
+		err = r.kv.Delete(kctx, keys[0])
+	} else {
+		_, err = r.kv.BatchDelete(kctx, keys)
+	}
+	m.since(start)
+	if err != nil {
+		m.errs.Inc()
+		m.failures.Add(float64(len(keys)))
+		return r.failed(ctx, op, err, keys...)
+	}
+	m.ok.Add(float64(len(keys)))
+	r.log.DebugContext(ctx, "mirror: kv delete", "op", op, "keys", len(keys))
+	return Mirror{Status: MirrorOK, Written: len(keys)}
+}
+
+// failed applies the error policy to a failed KV write: WARN, record the ids
+// for repair (durably, in the primary), report it to the caller.
+func (r *Repository) failed(ctx context.Context, op string, err error, keys ...string) Mirror {
+	ids := make([]memcell.ID, 0, len(keys))
+	for _, k := range keys {
+		if id, perr := memcell.ParseID(k[min(len(r.prefix), len(k)):]); perr == nil {
+			ids = append(ids, id)
+		}
+	}
+	r.log.WarnContext(ctx, "mirror: kv write failed; recorded for repair", "op", op, "kv_backend", r.backend,
+		"key", keys[0], "keys", len(keys), "error", err)
+	pctx, cancel := r.kvContext(ctx)
+	defer cancel()
+	if perr := r.primary.RecordPending(pctx, ids, op+": "+err.Error()); perr != nil {
+		r.log.WarnContext(ctx, "mirror: could not record the failed keys for repair", "op", op, "keys", len(ids), "error", perr)
+	}
+	return Mirror{Status: MirrorFailed, Err: err}
+}
+
+// merge combines the outcomes of the batches of one operation: the worst
+// status wins.
+func merge(a, b Mirror) Mirror {
+	rank := map[MirrorStatus]int{"": 0, MirrorSkipped: 1, MirrorOK: 2, MirrorDeferred: 3, MirrorStale: 4, MirrorFailed: 5}
+	out := Mirror{Written: a.Written + b.Written, Status: a.Status, Err: a.Err}
+	if rank[b.Status] > rank[a.Status] {
+		out.Status = b.Status
+	}
+	if out.Err == nil {
+		out.Err = b.Err
+	}
+	return out
+}
