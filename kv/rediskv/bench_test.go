@@ -11,6 +11,7 @@ import (
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/kvtest"
+	"github.com/memcell/memcell/kv/rediskv/redistest"
 )
 
 // The benchmarks run against the standalone Redis of the tests. Each one
@@ -25,14 +26,14 @@ import (
 // BenchmarkStore runs the shared benchmarks, comparable across backends.
 func BenchmarkStore(b *testing.B) {
 	tg := standalone()
-	tg.require(b)
+	tg.Require(b)
 	kvtest.RunBenchmarks(b, func(t testing.TB, grace time.Duration) kv.Store { return tg.open(t, grace) })
 }
 
 // benchStore returns a store filled with kvtest.BenchKeys values of
 // kvtest.ValueSize bytes, and its prefix.
 func benchStore(b *testing.B) (*Store, string) {
-	prefix := uniquePrefix()
+	prefix := redistest.UniquePrefix()
 	s := standalone().openPrefix(b, prefix, time.Hour)
 	kvtest.Fill(b, s)
 	return s, prefix

@@ -2,12 +2,8 @@ package rediskv
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +16,7 @@ import (
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/kvtest"
+	"github.com/memcell/memcell/kv/rediskv/redistest"
 )
 
 // The tests need a standalone Redis and a Redis Cluster. They fail, rather
@@ -29,99 +26,25 @@ import (
 //	scripts/redis-cluster.sh start              # or set MEMCELL_TEST_REDIS_CLUSTER
 //	go test -race ./kv/rediskv
 //	scripts/redis-cluster.sh stop
-const (
-	defaultStandaloneAddr = "127.0.0.1:6379"
-	defaultClusterAddrs   = "127.0.0.1:7100,127.0.0.1:7101,127.0.0.1:7102"
-)
-
+//
 // target is one Redis deployment the tests run against.
-type target struct {
-	name    string
-	cluster bool
-	addrs   []string
-}
+type target struct{ redistest.Target }
 
-func standalone() target {
-	addr := os.Getenv("MEMCELL_TEST_REDIS_ADDR")
-	if addr == "" {
-		addr = defaultStandaloneAddr
-	}
-	return target{name: "standalone", addrs: []string{addr}}
-}
-
-func cluster() target {
-	addrs := os.Getenv("MEMCELL_TEST_REDIS_CLUSTER")
-	if addrs == "" {
-		addrs = defaultClusterAddrs
-	}
-	return target{name: "cluster", cluster: true, addrs: strings.Split(addrs, ",")}
-}
-
-func targets() []target { return []target{standalone(), cluster()} }
-
-// client returns a new client for tg; the caller closes it (or hands it to
-// Open, which does).
-func (tg target) client() redis.UniversalClient {
-	if tg.cluster {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: tg.addrs, ContextTimeoutEnabled: true})
-	}
-	return redis.NewClient(&redis.Options{Addr: tg.addrs[0], ContextTimeoutEnabled: true})
-}
-
-var reachable sync.Map // target name -> error from the first ping
-
-// require fails the test, or skips it under -short, when tg cannot be
-// reached.
-func (tg target) require(t testing.TB) {
-	t.Helper()
-	v, ok := reachable.Load(tg.name)
-	if !ok {
-		c := tg.client()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := c.Ping(ctx).Err()
-		if err == nil && tg.cluster {
-			var info string
-			info, err = c.ClusterInfo(ctx).Result()
-			if err == nil && !strings.Contains(info, "cluster_state:ok") {
-				err = errors.New("cluster_state is not ok")
-			}
-		}
-		cancel()
-		c.Close()
-		v, _ = reachable.LoadOrStore(tg.name, &err)
-	}
-	err := *v.(*error)
-	if err == nil {
-		return
-	}
-	how := "start one with `redis-server --daemonize yes` or set MEMCELL_TEST_REDIS_ADDR"
-	if tg.cluster {
-		how = "start one with `scripts/redis-cluster.sh start` (and stop it with `scripts/redis-cluster.sh stop`) or set MEMCELL_TEST_REDIS_CLUSTER to comma-separated seed addresses"
-	}
-	if testing.Short() {
-		t.Skipf("-short: no Redis %s at %s: %v", tg.name, strings.Join(tg.addrs, ","), err)
-	}
-	t.Fatalf("cannot reach Redis %s at %s: %v\n%s", tg.name, strings.Join(tg.addrs, ","), err, how)
-}
-
-// uniquePrefix returns a namespace no other test or run uses.
-func uniquePrefix() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return "memcell-test:" + hex.EncodeToString(b) + ":"
-}
+func standalone() target { return target{redistest.Standalone()} }
+func cluster() target    { return target{redistest.Cluster()} }
+func targets() []target  { return []target{standalone(), cluster()} }
 
 // open returns a store on tg with a fresh prefix whose keys are all deleted
 // when the test ends.
 func (tg target) open(t testing.TB, grace time.Duration) *Store {
 	t.Helper()
-	return tg.openPrefix(t, uniquePrefix(), grace)
+	return tg.openPrefix(t, redistest.UniquePrefix(), grace)
 }
 
 func (tg target) openPrefix(t testing.TB, prefix string, grace time.Duration) *Store {
 	t.Helper()
-	tg.require(t)
-	s, err := Open(context.Background(), tg.client(), &Options{Prefix: prefix, TombstoneGrace: grace})
+	tg.Require(t)
+	s, err := Open(context.Background(), tg.Client(), &Options{Prefix: prefix, TombstoneGrace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,61 +52,29 @@ func (tg target) openPrefix(t testing.TB, prefix string, grace time.Duration) *S
 		if err := s.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
-		tg.deleteNamespace(t, prefix)
+		tg.DeleteNamespace(t, prefix)
 	})
 	return s
 }
 
-// deleteNamespace deletes every key under prefix, tombstones included.
-func (tg target) deleteNamespace(t testing.TB, prefix string) {
-	t.Helper()
-	c := tg.client()
-	defer c.Close()
-	ctx := context.Background()
-	del := func(ctx context.Context, node redis.Cmdable) error {
-		iter := node.Scan(ctx, 0, escapeGlob(prefix)+"*", 1000).Iterator()
-		pipe := node.Pipeline()
-		for iter.Next(ctx) {
-			pipe.Unlink(ctx, iter.Val()) // one key per command: keys may be in different slots
-		}
-		if err := iter.Err(); err != nil {
-			return err
-		}
-		if pipe.Len() == 0 {
-			return nil
-		}
-		_, err := pipe.Exec(ctx)
-		return err
-	}
-	var err error
-	if cc, ok := c.(*redis.ClusterClient); ok {
-		err = cc.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return del(ctx, node) })
-	} else {
-		err = del(ctx, c)
-	}
-	if err != nil {
-		t.Errorf("deleting test keys under %q: %v", prefix, err)
-	}
-}
-
 func TestConformance(t *testing.T) {
 	tg := standalone()
-	tg.require(t) // fail once here rather than in every subtest
+	tg.Require(t) // fail once here rather than in every subtest
 	kvtest.RunConformance(t, func(t testing.TB, grace time.Duration) kv.Store { return tg.open(t, grace) })
 }
 
 func TestConformanceCluster(t *testing.T) {
 	tg := cluster()
-	tg.require(t)
+	tg.Require(t)
 	kvtest.RunConformance(t, func(t testing.TB, grace time.Duration) kv.Store { return tg.open(t, grace) })
 }
 
 func TestCapabilities(t *testing.T) {
 	for _, tg := range targets() {
-		t.Run(tg.name, func(t *testing.T) {
+		t.Run(tg.Name, func(t *testing.T) {
 			got := tg.open(t, 0).Capabilities()
 			want := kv.Capabilities{Backend: "redis", Persistent: true, Shared: true}
-			if tg.cluster {
+			if tg.Cluster {
 				want.Backend = "redis-cluster"
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
@@ -197,7 +88,7 @@ func TestCapabilities(t *testing.T) {
 // read values by hand with redis-cli.
 func TestLayout(t *testing.T) {
 	tg := standalone()
-	prefix := uniquePrefix()
+	prefix := redistest.UniquePrefix()
 	s := tg.openPrefix(t, prefix, time.Minute)
 	ctx := context.Background()
 	mustPut(t, s, "doc", "value", 1<<63+1)
@@ -257,7 +148,7 @@ func TestRevisionCompare(t *testing.T) {
 // different slots, which a multi-key command such as MGET would refuse.
 func TestClusterBatchAcrossSlots(t *testing.T) {
 	tg := cluster()
-	prefix := uniquePrefix()
+	prefix := redistest.UniquePrefix()
 	s := tg.openPrefix(t, prefix, time.Hour)
 	ctx := context.Background()
 	keys := []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot"}
@@ -336,9 +227,9 @@ func (h *countingHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis
 // master, by counting what each node's client is sent.
 func TestClusterRoundTrips(t *testing.T) {
 	tg := cluster()
-	tg.require(t)
-	prefix := uniquePrefix()
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: tg.addrs, ContextTimeoutEnabled: true})
+	tg.Require(t)
+	prefix := redistest.UniquePrefix()
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: tg.Addrs, ContextTimeoutEnabled: true})
 	var (
 		mu    sync.Mutex
 		hooks = map[string]*countingHook{}
@@ -357,7 +248,7 @@ func TestClusterRoundTrips(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		s.Close()
-		tg.deleteNamespace(t, prefix)
+		tg.DeleteNamespace(t, prefix)
 	})
 	keys := make([]string, 100)
 	entries := make([]kv.Entry, len(keys))
@@ -418,7 +309,7 @@ func TestClusterRoundTrips(t *testing.T) {
 // servers forget the scripts (SCRIPT FLUSH, a restart, a new master).
 func TestScriptCacheFlushed(t *testing.T) {
 	for _, tg := range targets() {
-		t.Run(tg.name, func(t *testing.T) {
+		t.Run(tg.Name, func(t *testing.T) {
 			s := tg.open(t, time.Hour)
 			ctx := context.Background()
 			flush := func() {
@@ -458,8 +349,8 @@ func TestScriptCacheFlushed(t *testing.T) {
 // operation that meets it fails with an error that names the problem.
 func TestWrongType(t *testing.T) {
 	for _, tg := range targets() {
-		t.Run(tg.name, func(t *testing.T) {
-			prefix := uniquePrefix()
+		t.Run(tg.Name, func(t *testing.T) {
+			prefix := redistest.UniquePrefix()
 			s := tg.openPrefix(t, prefix, time.Hour)
 			ctx := context.Background()
 			if err := s.client.Set(ctx, prefix+"foreign", "a plain string", 0).Err(); err != nil {
@@ -497,8 +388,8 @@ func TestWrongType(t *testing.T) {
 // same keys. Each key must end at its highest revision.
 func TestTwoReplicas(t *testing.T) {
 	for _, tg := range targets() {
-		t.Run(tg.name, func(t *testing.T) {
-			prefix := uniquePrefix()
+		t.Run(tg.Name, func(t *testing.T) {
+			prefix := redistest.UniquePrefix()
 			replicas := []*Store{tg.openPrefix(t, prefix, time.Hour), tg.openPrefix(t, prefix, time.Hour)}
 			seed := mrand.Uint64()
 			t.Logf("seed %d", seed)
@@ -565,7 +456,7 @@ func maxU64(a, b uint64) uint64 {
 // glob characters in the prefix are literal.
 func TestScanNamespace(t *testing.T) {
 	tg := standalone()
-	base := uniquePrefix()
+	base := redistest.UniquePrefix()
 	a := tg.openPrefix(t, base+"a*[x]?\\:", time.Hour)
 	b := tg.openPrefix(t, base+"ab:", time.Hour)
 	mustPut(t, a, "k1", "a1", 1)

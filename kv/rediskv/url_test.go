@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/kv/rediskv/redistest"
 )
 
 func TestOpenUnreachable(t *testing.T) {
@@ -44,9 +45,9 @@ func TestOpenUnreachable(t *testing.T) {
 
 func TestOpenURL(t *testing.T) {
 	tg := standalone()
-	tg.require(t)
-	prefix := uniquePrefix()
-	u, err := url.Parse("redis://" + tg.addrs[0] + "/0?prefix=" + url.QueryEscape(prefix) + "&tombstone_grace=90s&client_name=memcell-test")
+	tg.Require(t)
+	prefix := redistest.UniquePrefix()
+	u, err := url.Parse("redis://" + tg.Addrs[0] + "/0?prefix=" + url.QueryEscape(prefix) + "&tombstone_grace=90s&client_name=memcell-test")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +57,7 @@ func TestOpenURL(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		s.Close()
-		tg.deleteNamespace(t, prefix)
+		tg.DeleteNamespace(t, prefix)
 	})
 	mustPut(t, s, "k", "v", 1)
 	if err := s.Delete(context.Background(), "k"); err != nil {
@@ -69,9 +70,9 @@ func TestOpenURL(t *testing.T) {
 	}
 
 	ctg := cluster()
-	ctg.require(t)
-	cu := "redis+cluster://" + ctg.addrs[0] + "?prefix=" + url.QueryEscape(prefix)
-	for _, a := range ctg.addrs[1:] {
+	ctg.Require(t)
+	cu := "redis+cluster://" + ctg.Addrs[0] + "?prefix=" + url.QueryEscape(prefix)
+	for _, a := range ctg.Addrs[1:] {
 		cu += "&addr=" + a
 	}
 	u, err = url.Parse(cu)
@@ -84,7 +85,7 @@ func TestOpenURL(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		cs.Close()
-		ctg.deleteNamespace(t, prefix)
+		ctg.DeleteNamespace(t, prefix)
 	})
 	if got := cs.Capabilities().Backend; got != "redis-cluster" {
 		t.Errorf("backend of %s = %q, want redis-cluster", cu, got)
