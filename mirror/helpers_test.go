@@ -65,6 +65,17 @@ func (s *syncBuffer) lines(subs ...string) []string {
 
 func newEnv(t *testing.T, backend memcelltest.KVBackend, opts *mirror.Options) *env {
 	t.Helper()
+	return openEnv(t, backend, opts)
+}
+
+// newBenchEnv is newEnv for benchmarks, logging only warnings and above.
+func newBenchEnv(b *testing.B, backend memcelltest.KVBackend) *env {
+	b.Helper()
+	return openEnv(b, backend, nil)
+}
+
+func openEnv(t testing.TB, backend memcelltest.KVBackend, opts *mirror.Options) *env {
+	t.Helper()
 	ctx := context.Background()
 	primary, err := mongostore.Open(ctx, memcelltest.Client(t), memcelltest.Database(t), nil)
 	if err != nil {
@@ -75,7 +86,11 @@ func newEnv(t *testing.T, backend memcelltest.KVBackend, opts *mirror.Options) *
 	if opts != nil {
 		o = *opts
 	}
-	o.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelWarn
+	}
+	o.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	o.Registerer = e.reg
 	e.repo, err = mirror.New(primary, e.kv, &o)
 	if err != nil {

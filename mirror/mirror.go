@@ -26,6 +26,7 @@ package mirror
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -199,7 +200,9 @@ func (r *Repository) SetFlags(f Flags) error {
 
 // Key returns the KV key of an event id.
 func (r *Repository) Key(id memcell.ID) string {
-	return r.prefix + id.String()
+	b := make([]byte, 0, len(r.prefix)+24)
+	b = append(b, r.prefix...)
+	return string(hex.AppendEncode(b, id[:]))
 }
 
 // Backend is the KV backend's name.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/memcell/memcell"
@@ -142,18 +143,19 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 	if len(docs) == 0 || !r.flags.Load().Mirroring {
 		return Mirror{Status: MirrorSkipped}
 	}
-	entries := make([]kv.Entry, 0, min(len(docs), batchSize))
-	if len(docs) == 1 {
-		entries = append(entries, kv.Entry{})
-		if err := r.entry(&entries[0], docs[0]); err != nil {
-			return r.failed(ctx, op, err, r.Key(docs[0].ID))
+	if len(docs) == 1 && txFrom(ctx) == nil {
+		// The common case: one document, encoded into a pooled buffer that
+		// the KV has copied or sent by the time Put returns.
+		buf := encodeBuffers.Get().(*[]byte)
+		defer encodeBuffers.Put(buf)
+		val, err := memcell.AppendEncode((*buf)[:0], docs[0])
+		if err != nil {
+			return r.failed(ctx, op, fmt.Errorf("mirror: encode %s: %w", docs[0].ID, err), r.Key(docs[0].ID))
 		}
-		if tx := txFrom(ctx); tx != nil {
-			tx.add(entries[0], false)
-			return Mirror{Status: MirrorDeferred}
-		}
-		return r.put(ctx, op, entries[0])
+		*buf = val
+		return r.put(ctx, op, kv.Entry{Key: r.Key(docs[0].ID), Value: val, Rev: uint64(docs[0].Revision)})
 	}
+	entries := make([]kv.Entry, 0, min(len(docs), batchSize))
 	var total Mirror
 	for chunk := range slices.Chunk(docs, batchSize) {
 		entries = entries[:0]
@@ -176,6 +178,8 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 	}
 	return total
 }
+
+var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // entry fills e with the KV entry of m.
 func (r *Repository) entry(e *kv.Entry, m *memcell.MemCell) error {

@@ -57,10 +57,7 @@ func (s *Store) Update(ctx context.Context, id memcell.ID, fields map[string]any
 	}
 	set = append(set, bson.E{Key: "updated_at", Value: bson.NewDateTimeFromTime(s.nowMillis())})
 	defer s.locks.one(id)()
-	return s.findOneAndUpdate(ctx, "update", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, liveFilter}, bson.D{
-		{Key: "$set", Value: set},
-		{Key: "$inc", Value: bson.D{{Key: memcell.RevisionField, Value: 1}}},
-	})
+	return s.updateOne(ctx, "update", id, true, bson.D{{Key: "$set", Value: set}, incRevision})
 }
 
 // updateSet checks the fields of an update and converts them to their
@@ -108,7 +105,29 @@ var liveFilter = bson.E{Key: "deleted_at", Value: nil}
 
 var deletedFilter = bson.E{Key: "deleted_at", Value: bson.D{{Key: "$ne", Value: nil}}}
 
-func (s *Store) findOneAndUpdate(ctx context.Context, op string, filter, update bson.D) (*memcell.MemCell, error) {
+// updateOne applies update to the document id if it is live (or, with
+// live false, soft-deleted) and returns the new state, atomically.
+//
+// Where this process serialises its writes (FerretDB), the condition is
+// checked by reading the document first and the update filters on exactly
+// {_id}: FerretDB answers that filter from the primary key but evaluates
+// any other by reading the whole collection, which made an update cost
+// about as much as a full scan.
+func (s *Store) updateOne(ctx context.Context, op string, id memcell.ID, live bool, update bson.D) (*memcell.MemCell, error) {
+	filter := bson.D{{Key: "_id", Value: bson.ObjectID(id)}}
+	if s.locks.enabled {
+		m, err := s.Lookup(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if m.Deleted() == live {
+			return nil, memcell.ErrNotFound
+		}
+	} else if live {
+		filter = append(filter, liveFilter)
+	} else {
+		filter = append(filter, deletedFilter)
+	}
 	res := s.coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After))
 	raw, err := res.Raw()
 	if err != nil {
@@ -150,16 +169,14 @@ var restoreSet = bson.E{Key: "$set", Value: bson.D{
 func (s *Store) SoftDelete(ctx context.Context, id memcell.ID, by string) (*memcell.MemCell, error) {
 	marks, _ := s.deleteMarks(by, newDeletedID())
 	defer s.locks.one(id)()
-	return s.findOneAndUpdate(ctx, "soft delete", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, liveFilter},
-		bson.D{{Key: "$set", Value: marks}, incRevision})
+	return s.updateOne(ctx, "soft delete", id, true, bson.D{{Key: "$set", Value: marks}, incRevision})
 }
 
 // Restore clears the deletion marks of a soft-deleted document and returns
 // its new state; memcell.ErrNotFound when no soft-deleted document has the id.
 func (s *Store) Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
 	defer s.locks.one(id)()
-	return s.findOneAndUpdate(ctx, "restore", bson.D{{Key: "_id", Value: bson.ObjectID(id)}, deletedFilter},
-		bson.D{restoreSet, incRevision})
+	return s.updateOne(ctx, "restore", id, false, bson.D{restoreSet, incRevision})
 }
 
 // HardDelete removes a document, live or soft-deleted. It reports whether
