@@ -147,10 +147,7 @@ func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
 			// representations from ever holding two ids.
 			d.fail("is reserved; the id goes under " + strconv.Quote(idKey))
 		default:
-			if m.Extra == nil {
-				m.Extra = make(map[string]any)
-			}
-			m.Extra[k] = v
+			m.Extra = setExtra(m.Extra, k, v)
 		}
 		if d.err != nil {
 			return nil, d.err
@@ -313,92 +310,100 @@ func (d *decoder) int(v any) int64 {
 	return 0
 }
 
-func (d *decoder) rawData(v any) []RawData {
+// objects walks an array of objects: for element i it sets the path to
+// <path>.i.<key> and calls field for each member. It reports the array's
+// length, or -1 when v is null; on a type error it records it and stops.
+func (d *decoder) objects(v any, field func(i int, k string, fv any)) int {
 	if v == nil {
-		return nil
-	}
-	arr, ok := v.([]any)
-	if !ok {
-		d.fail("must be an array or null")
-		return nil
-	}
-	out := make([]RawData, len(arr))
-	base := len(d.path)
-	for i, x := range arr {
-		d.path = append(d.path[:base], strconv.Itoa(i))
-		obj, ok := x.(map[string]any)
-		if !ok {
-			d.fail("must be an object")
-			return nil
-		}
-		rd := &out[i]
-		for k, fv := range obj {
-			d.path = append(d.path[:base+1], k)
-			switch k {
-			case "data_type":
-				if s := d.strPtr(fv); s != nil {
-					rd.DataType = DataType(*s)
-				}
-			case "messages":
-				rd.Messages = d.messages(fv)
-			case "meta":
-				rd.Meta = d.stringMap(fv)
-			default:
-				if rd.Extra == nil {
-					rd.Extra = make(map[string]any)
-				}
-				rd.Extra[k] = fv
-			}
-			if d.err != nil {
-				return nil
-			}
-		}
-	}
-	d.path = d.path[:base]
-	return out
-}
-
-func (d *decoder) messages(v any) []Message {
-	if v == nil {
-		return nil
+		return -1
 	}
 	arr, ok := v.([]any)
 	if !ok {
 		d.fail("must be an array")
-		return nil
+		return -1
 	}
-	out := make([]Message, len(arr))
 	base := len(d.path)
 	for i, x := range arr {
 		d.path = append(d.path[:base], strconv.Itoa(i))
 		obj, ok := x.(map[string]any)
 		if !ok {
 			d.fail("must be an object")
-			return nil
+			return -1
 		}
-		msg := &out[i]
 		for k, fv := range obj {
 			d.path = append(d.path[:base+1], k)
-			switch k {
-			case "content":
-				if s := d.strPtr(fv); s != nil {
-					msg.Content = *s
-				}
-			case "files":
-				msg.Files = d.strings(fv)
-			case "extend":
-				msg.Extend = d.stringMap(fv)
-			default:
-				if msg.Extra == nil {
-					msg.Extra = make(map[string]any)
-				}
-				msg.Extra[k] = fv
-			}
+			field(i, k, fv)
 			if d.err != nil {
-				return nil
+				return -1
 			}
 		}
 	}
 	d.path = d.path[:base]
+	return len(arr)
+}
+
+func (d *decoder) rawData(v any) []RawData {
+	var out []RawData
+	n := d.objects(v, func(i int, k string, fv any) {
+		if out == nil {
+			out = make([]RawData, len(v.([]any)))
+		}
+		rd := &out[i]
+		switch k {
+		case "data_type":
+			if s := d.strPtr(fv); s != nil {
+				rd.DataType = DataType(*s)
+			}
+		case "messages":
+			rd.Messages = d.messages(fv)
+		case "meta":
+			rd.Meta = d.stringMap(fv)
+		default:
+			rd.Extra = setExtra(rd.Extra, k, fv)
+		}
+	})
+	if n < 0 {
+		return nil
+	}
+	if out == nil {
+		out = make([]RawData, n) // elements without members
+	}
 	return out
+}
+
+func (d *decoder) messages(v any) []Message {
+	var out []Message
+	n := d.objects(v, func(i int, k string, fv any) {
+		if out == nil {
+			out = make([]Message, len(v.([]any)))
+		}
+		msg := &out[i]
+		switch k {
+		case "content":
+			if s := d.strPtr(fv); s != nil {
+				msg.Content = *s
+			}
+		case "files":
+			msg.Files = d.strings(fv)
+		case "extend":
+			msg.Extend = d.stringMap(fv)
+		default:
+			msg.Extra = setExtra(msg.Extra, k, fv)
+		}
+	})
+	if n < 0 {
+		return nil
+	}
+	if out == nil {
+		out = make([]Message, n)
+	}
+	return out
+}
+
+func setExtra(m map[string]any, k string, v any) map[string]any {
+	if m == nil {
+		m = make(map[string]any)
+	}
+	m[k] = v
+	return m
 }
