@@ -14,6 +14,7 @@ build:
 # Starts the Redis servers the suites need, runs every test with -race.
 # -count=1: never report a cached pass for tests that talk to servers.
 test:
+	scripts/check-alerts.sh
 	scripts/with-servers.sh $(GO) test -race -count=1 -timeout 15m ./...
 
 # Unit tests that need no server (skips the server-backed suites).
@@ -33,6 +34,6 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-# The service arrives with the memcell program; until then `run` says so.
+# The embedded default: primary and Pebble under ./memcell-data, API on 127.0.0.1:8080.
 run:
-	@if [ -d cmd/memcell ]; then $(GO) run ./cmd/memcell serve; else echo "cmd/memcell is not built yet: see README"; exit 1; fi
+	$(GO) run ./cmd/memcell serve

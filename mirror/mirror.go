@@ -178,6 +178,14 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 		delM: m.write(backend, "delete"), bdelM: m.write(backend, "batch_delete"),
 		getM: m.read(backend, "get"), bgetM: m.read(backend, "batch_get"),
 	}
+	// Create every series an alert watches at zero, so the first increase
+	// after a start shows as one.
+	for _, op := range []string{"get", "batch_get"} {
+		m.inconsistencies.WithLabelValues(backend, op)
+	}
+	for _, o := range []Outcome{Consistent, Inconsistent, Missing, Errored, Skipped} {
+		m.validations.WithLabelValues(backend, string(o))
+	}
 	r.flags.Store(&flags)
 	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", prefix,
 		"mirroring", flags.Mirroring, "validation", flags.Validation)
