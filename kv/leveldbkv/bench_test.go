@@ -1,126 +1,46 @@
 package leveldbkv
 
 import (
-	"context"
-	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 
-	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/kv/kvtest"
+	"github.com/memcell/memcell/kv/internal/disktest"
 )
 
-// BenchmarkStore compares the store (impl=ours, the shared kvtest
-// benchmarks) with raw LevelDB doing the same work on the same data
-// (impl=raw): design target P5 is ours ≤ 1.10× raw. impl=rawset is a plain
-// Put without the read a guarded put needs, for reference. Compare with
+// BenchmarkStore compares the store with raw LevelDB (see
+// disktest.BenchmarkStore); impl=rawset is a plain Put. Compare with
 //
 //	go test -run XXX -bench Store -count 6 ./kv/leveldbkv | benchstat -col /impl -
 func BenchmarkStore(b *testing.B) {
-	b.Run("impl=ours", func(b *testing.B) {
-		kvtest.RunBenchmarks(b, func(t testing.TB, grace time.Duration) kv.Store {
-			s, err := Open(context.Background(), t.TempDir(), &Options{TombstoneGrace: grace})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		})
-	})
-	b.Run("impl=raw", func(b *testing.B) { rawBenchmarks(b, true) })
-	b.Run("impl=rawset", func(b *testing.B) { rawBenchmarks(b, false) })
-}
-
-// rawBenchmarks runs kvtest's benchmarks against raw LevelDB, opened with
-// the options Open uses. Put reads the old value before writing, as a
-// guarded put must, when guarded is set; otherwise only Put runs, as a
-// blind write.
-func rawBenchmarks(b *testing.B, guarded bool) {
-	keys := make([][]byte, kvtest.BenchKeys)
-	for i := range keys {
-		keys[i] = []byte(kvtest.BenchKey(i))
-	}
-	wo := &opt.WriteOptions{Sync: false}
-	open := func(b *testing.B) *leveldb.DB {
-		db, err := leveldb.OpenFile(b.TempDir(), leveldbOptions(Options{}))
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { db.Close() })
-		batch := new(leveldb.Batch)
-		for i, k := range keys {
-			batch.Put(k, kvtest.BenchValue(i))
-		}
-		if err := db.Write(batch, wo); err != nil {
-			b.Fatal(err)
-		}
-		return db
-	}
-
-	b.Run("Put", func(b *testing.B) {
-		db := open(b)
-		v := kvtest.BenchValue(1)
-		b.SetBytes(kvtest.ValueSize)
-		for i := 0; b.Loop(); i++ {
-			key := keys[i%len(keys)]
-			if guarded {
-				// The revision check itself is a comparison; the cost is the read.
-				if _, err := db.Get(key, nil); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := db.Put(key, v, wo); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	if !guarded {
-		return
-	}
-	b.Run("Get", func(b *testing.B) {
-		db := open(b)
-		b.SetBytes(kvtest.ValueSize)
-		for i := 0; b.Loop(); i++ {
-			// LevelDB's Get already returns a copy the caller owns.
-			if _, err := db.Get(keys[i%len(keys)], nil); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("BatchGet100", func(b *testing.B) {
-		db := open(b)
-		b.SetBytes(100 * kvtest.ValueSize)
-		for i := 0; b.Loop(); i++ {
-			m := make(map[string][]byte, 100)
-			for j := range 100 {
-				k := (i*100 + j) % len(keys)
-				v, err := db.Get(keys[k], nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				m[kvtest.BenchKey(k)] = v
-			}
-			if len(m) != 100 {
-				b.Fatalf("got %d values", len(m))
-			}
-		}
-	})
-	b.Run("GetParallel", func(b *testing.B) {
-		db := open(b)
-		b.SetBytes(kvtest.ValueSize)
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			i := rand.IntN(len(keys))
-			for pb.Next() {
-				if _, err := db.Get(keys[i%len(keys)], nil); err != nil {
-					b.Error(err)
-					return
-				}
-				i++
-			}
-		})
+	disktest.BenchmarkStore(b, open, func(dir string) (disktest.RawDB, error) {
+		db, err := leveldb.OpenFile(dir, leveldbOptions(Options{}))
+		return rawDB{db}, err
 	})
 }
+
+// rawDB is raw LevelDB for the benchmarks.
+type rawDB struct{ db *leveldb.DB }
+
+var rawWO = &opt.WriteOptions{Sync: false}
+
+// Get returns LevelDB's value as it is: it already is a copy the caller owns.
+func (r rawDB) Get(key []byte) ([]byte, error) { return r.db.Get(key, nil) }
+
+func (r rawDB) Read(key []byte) error {
+	_, err := r.db.Get(key, nil)
+	return err
+}
+
+func (r rawDB) Set(key, value []byte) error { return r.db.Put(key, value, rawWO) }
+
+func (r rawDB) SetAll(keys, values [][]byte) error {
+	batch := new(leveldb.Batch)
+	for i, k := range keys {
+		batch.Put(k, values[i])
+	}
+	return r.db.Write(batch, rawWO)
+}
+
+func (r rawDB) Close() error { return r.db.Close() }

@@ -32,22 +32,21 @@
 // handle, and Close takes the write lock, so Close waits for in-flight calls
 // and never runs beside one. Scan runs its callback without that lock, so a
 // callback may call the store, including Close.
+//
+// All of this is shared with kv/pebblekv in kv/internal/diskkv; this
+// package adds the options, opening and the adapter to LevelDB.
 package leveldbkv
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/url"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/syndtr/goleveldb/leveldb"
 	"github.com/syndtr/goleveldb/leveldb/opt"
 
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/kv/internal/record"
+	"github.com/memcell/memcell/kv/internal/diskkv"
 )
 
 // Options configure a Store. A nil *Options means all defaults.
@@ -63,21 +62,23 @@ type Options struct {
 	CacheSize int
 }
 
-// Store is a kv.Store on a LevelDB database. Its methods are safe for
-// concurrent use.
-type Store struct {
-	grace time.Duration
-	wo    *opt.WriteOptions
-	locks *record.Locks
-	bufs  sync.Pool // of *[]byte, for encoding records
+// Store is a kv.Store on a LevelDB database. Its methods, those of
+// kv.Store, are safe for concurrent use. BatchPut and BatchDelete write in
+// one LevelDB batch. A stored value that is not a valid record fails Get,
+// BatchGet, Scan and Stats and refuses a Put of its key (BatchPut stores
+// the other entries and reports it); Delete clears it.
+type Store struct{ *store }
 
-	mu sync.RWMutex // read-held while an operation uses db, write-held by Close
-	db *leveldb.DB  // nil once closed
+// store is the implementation; embedding it under this alias keeps the
+// field unexported while its methods are promoted.
+type store = diskkv.Store
+
+// backend is this backend as diskkv knows it.
+var backend = diskkv.Backend{
+	Name:         "leveldbkv",
+	Scheme:       "leveldb",
+	Capabilities: kv.Capabilities{Backend: "leveldb", OrderedScan: true, Persistent: true},
 }
-
-var _ kv.Store = (*Store)(nil)
-
-var errClosed = fmt.Errorf("leveldbkv: %w", kv.ErrClosed)
 
 // Open opens the LevelDB database in dir, creating dir and the database
 // when they do not exist. Options are checked before any I/O; invalid ones
@@ -88,31 +89,20 @@ func Open(ctx context.Context, dir string, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if dir == "" {
-		return nil, fmt.Errorf("%w: leveldbkv: empty directory", kv.ErrInvalidOptions)
+	s, err := backend.Open(ctx, dir, diskkv.Options{TombstoneGrace: o.TombstoneGrace, Sync: o.Sync, CacheSize: int64(o.CacheSize)}, o.openEngine)
+	if err != nil {
+		return nil, err
 	}
-	if o.CacheSize < 0 {
-		return nil, fmt.Errorf("%w: leveldbkv: negative cache size %d", kv.ErrInvalidOptions, o.CacheSize)
-	}
-	if o.TombstoneGrace <= 0 {
-		o.TombstoneGrace = kv.DefaultTombstoneGrace
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("leveldbkv: open: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("leveldbkv: open: %w", err)
-	}
+	return &Store{s}, nil
+}
+
+// openEngine opens the LevelDB database in dir with o.
+func (o Options) openEngine(dir string) (diskkv.Engine, error) {
 	db, err := leveldb.OpenFile(dir, leveldbOptions(o))
 	if err != nil {
-		return nil, fmt.Errorf("leveldbkv: open %s: %w", dir, err)
+		return nil, err
 	}
-	return &Store{
-		grace: o.TombstoneGrace,
-		wo:    &opt.WriteOptions{Sync: o.Sync},
-		locks: record.NewLocks(),
-		db:    db,
-	}, nil
+	return newEngine(db), nil
 }
 
 // leveldbOptions returns the LevelDB options a Store opens with; the raw
@@ -127,93 +117,13 @@ func leveldbOptions(o Options) *opt.Options {
 // Unknown options, a host, user information and an empty path are errors
 // wrapping kv.ErrInvalidOptions.
 func OpenURL(ctx context.Context, u *url.URL) (kv.Store, error) {
-	dir, err := urlPath(u)
+	uo, err := backend.ParseURL(u)
 	if err != nil {
 		return nil, err
 	}
-	q := kv.NewQuery(u)
-	o := &Options{
-		Sync:           q.Bool("sync", false),
-		TombstoneGrace: q.Duration("tombstone_grace", 0),
-		CacheSize:      q.Int("cache_size", 0, 0),
-	}
-	if err := q.Done(); err != nil {
-		return nil, fmt.Errorf("leveldbkv: %w", err)
-	}
-	s, err := Open(ctx, dir, o)
+	s, err := Open(ctx, uo.Dir, &Options{Sync: uo.Sync, TombstoneGrace: uo.TombstoneGrace, CacheSize: uo.CacheSize})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func urlPath(u *url.URL) (string, error) {
-	if u.Host != "" || u.User != nil {
-		return "", fmt.Errorf("%w: leveldbkv: a leveldb URL names a directory, not a host (leveldb:///abs/path or leveldb:rel/path)", kv.ErrInvalidOptions)
-	}
-	dir := u.Path
-	if u.Opaque != "" {
-		var err error
-		if dir, err = url.PathUnescape(u.Opaque); err != nil {
-			return "", fmt.Errorf("%w: leveldbkv: bad path escape", kv.ErrInvalidOptions)
-		}
-	}
-	if dir == "" {
-		return "", fmt.Errorf("%w: leveldbkv: the URL has no directory path", kv.ErrInvalidOptions)
-	}
-	return dir, nil
-}
-
-// acquire returns the error a call must fail with before doing any work,
-// or read-locks the store; then the caller must call s.mu.RUnlock.
-func (s *Store) acquire(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("leveldbkv: %w", err)
-	}
-	s.mu.RLock()
-	if s.db == nil {
-		s.mu.RUnlock()
-		return errClosed
-	}
-	return nil
-}
-
-// load returns the record stored under key, or the zero record (Kind
-// record.Absent) when there is none. It is the one place that maps
-// LevelDB's not-found error. The record's Value belongs to the caller (LevelDB
-// returns a fresh copy). The caller holds the read lock.
-func (s *Store) load(key string) (record.Record, error) {
-	b, err := s.db.Get([]byte(key), nil)
-	if errors.Is(err, leveldb.ErrNotFound) {
-		return record.Record{}, nil
-	}
-	if err != nil {
-		return record.Record{}, fmt.Errorf("leveldbkv: read %q: %w", key, err)
-	}
-	rec, err := record.Decode(b)
-	if err != nil {
-		return record.Record{}, fmt.Errorf("leveldbkv: key %q: %w", key, err)
-	}
-	return rec, nil
-}
-
-// Capabilities implements kv.Store.
-func (s *Store) Capabilities() kv.Capabilities {
-	return kv.Capabilities{Backend: "leveldb", OrderedScan: true, Persistent: true}
-}
-
-// Close waits for in-flight calls, then closes the database. Later calls of
-// any method return kv.ErrClosed; later calls of Close return nil.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.db == nil {
-		return nil
-	}
-	db := s.db
-	s.db = nil
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("leveldbkv: close: %w", err)
-	}
-	return nil
 }

@@ -36,22 +36,22 @@
 // and no call ever touches a closed database (which would panic in Pebble).
 // Scan runs its callback without that lock, so a callback may call the store,
 // including Close.
+//
+// All of this is shared with kv/leveldbkv in kv/internal/diskkv; this
+// package adds the options, opening and the adapter to Pebble.
 package pebblekv
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
-	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/kv/internal/record"
+	"github.com/memcell/memcell/kv/internal/diskkv"
 )
 
 // Options configure a Store. A nil *Options means all defaults.
@@ -70,20 +70,23 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Store is a kv.Store on a Pebble database. Its methods are safe for
-// concurrent use.
-type Store struct {
-	grace time.Duration
-	wo    *pebble.WriteOptions
-	locks *record.Locks
+// Store is a kv.Store on a Pebble database. Its methods, those of
+// kv.Store, are safe for concurrent use. BatchPut and BatchDelete write in
+// one Pebble batch. A stored value that is not a valid record fails Get,
+// BatchGet, Scan and Stats and refuses a Put of its key (BatchPut stores
+// the other entries and reports it); Delete clears it.
+type Store struct{ *store }
 
-	mu sync.RWMutex // read-held while an operation uses db, write-held by Close
-	db *pebble.DB   // nil once closed
+// store is the implementation; embedding it under this alias keeps the
+// field unexported while its methods are promoted.
+type store = diskkv.Store
+
+// backend is this backend as diskkv knows it.
+var backend = diskkv.Backend{
+	Name:         "pebblekv",
+	Scheme:       "pebble",
+	Capabilities: kv.Capabilities{Backend: "pebble", OrderedScan: true, Persistent: true},
 }
-
-var _ kv.Store = (*Store)(nil)
-
-var errClosed = fmt.Errorf("pebblekv: %w", kv.ErrClosed)
 
 // Open opens the Pebble database in dir, creating dir and the database when
 // they do not exist. Options are checked before any I/O; invalid ones give
@@ -94,34 +97,24 @@ func Open(ctx context.Context, dir string, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if dir == "" {
-		return nil, fmt.Errorf("%w: pebblekv: empty directory", kv.ErrInvalidOptions)
+	s, err := backend.Open(ctx, dir, diskkv.Options{TombstoneGrace: o.TombstoneGrace, Sync: o.Sync, CacheSize: o.CacheSize}, o.openEngine)
+	if err != nil {
+		return nil, err
 	}
-	if o.CacheSize < 0 {
-		return nil, fmt.Errorf("%w: pebblekv: negative cache size %d", kv.ErrInvalidOptions, o.CacheSize)
-	}
-	if o.TombstoneGrace <= 0 {
-		o.TombstoneGrace = kv.DefaultTombstoneGrace
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("pebblekv: open: %w", err)
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("pebblekv: open: %w", err)
-	}
+	return &Store{s}, nil
+}
+
+// openEngine opens the Pebble database in dir with o.
+func (o Options) openEngine(dir string) (diskkv.Engine, error) {
 	popts := pebbleOptions(o)
 	if popts.Cache != nil {
 		defer popts.Cache.Unref() // the DB holds its own reference
 	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
-		return nil, fmt.Errorf("pebblekv: open %s: %w", dir, err)
+		return nil, err
 	}
-	wo := pebble.NoSync
-	if o.Sync {
-		wo = pebble.Sync
-	}
-	return &Store{grace: o.TombstoneGrace, wo: wo, locks: record.NewLocks(), db: db}, nil
+	return engine{db}, nil
 }
 
 // pebbleOptions returns the Pebble options a Store opens with; the raw
@@ -140,101 +133,15 @@ func pebbleOptions(o Options) *pebble.Options {
 // Unknown options, a host, user information and an empty path are errors
 // wrapping kv.ErrInvalidOptions.
 func OpenURL(ctx context.Context, u *url.URL) (kv.Store, error) {
-	dir, err := urlPath(u)
+	uo, err := backend.ParseURL(u)
 	if err != nil {
 		return nil, err
 	}
-	q := kv.NewQuery(u)
-	o := &Options{
-		Sync:           q.Bool("sync", false),
-		TombstoneGrace: q.Duration("tombstone_grace", 0),
-		CacheSize:      int64(q.Int("cache_size", 0, 0)),
-	}
-	if err := q.Done(); err != nil {
-		return nil, fmt.Errorf("pebblekv: %w", err)
-	}
-	s, err := Open(ctx, dir, o)
+	s, err := Open(ctx, uo.Dir, &Options{Sync: uo.Sync, TombstoneGrace: uo.TombstoneGrace, CacheSize: int64(uo.CacheSize)})
 	if err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-func urlPath(u *url.URL) (string, error) {
-	if u.Host != "" || u.User != nil {
-		return "", fmt.Errorf("%w: pebblekv: a pebble URL names a directory, not a host (pebble:///abs/path or pebble:rel/path)", kv.ErrInvalidOptions)
-	}
-	dir := u.Path
-	if u.Opaque != "" {
-		var err error
-		if dir, err = url.PathUnescape(u.Opaque); err != nil {
-			return "", fmt.Errorf("%w: pebblekv: bad path escape", kv.ErrInvalidOptions)
-		}
-	}
-	if dir == "" {
-		return "", fmt.Errorf("%w: pebblekv: the URL has no directory path", kv.ErrInvalidOptions)
-	}
-	return dir, nil
-}
-
-// acquire returns the error a call must fail with before doing any work,
-// or read-locks the store; then the caller must call s.mu.RUnlock.
-func (s *Store) acquire(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("pebblekv: %w", err)
-	}
-	s.mu.RLock()
-	if s.db == nil {
-		s.mu.RUnlock()
-		return errClosed
-	}
-	return nil
-}
-
-// load returns the record stored under key, or the zero record (Kind
-// record.Absent) when there is none. It is the one place that maps Pebble's
-// not-found error. The record's Value is a copy when copyValue is set and
-// nil otherwise. The caller holds the read lock.
-func (s *Store) load(key string, copyValue bool) (record.Record, error) {
-	b, closer, err := s.db.Get([]byte(key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return record.Record{}, nil
-	}
-	if err != nil {
-		return record.Record{}, fmt.Errorf("pebblekv: read %q: %w", key, err)
-	}
-	defer closer.Close()
-	rec, err := record.Decode(b)
-	if err != nil {
-		return record.Record{}, fmt.Errorf("pebblekv: key %q: %w", key, err)
-	}
-	if copyValue && rec.Kind == record.Live {
-		rec.Value = append(make([]byte, 0, len(rec.Value)), rec.Value...)
-	} else {
-		rec.Value = nil
-	}
-	return rec, nil
-}
-
-// Capabilities implements kv.Store.
-func (s *Store) Capabilities() kv.Capabilities {
-	return kv.Capabilities{Backend: "pebble", OrderedScan: true, Persistent: true}
-}
-
-// Close waits for in-flight calls, then closes the database. Later calls of
-// any method return kv.ErrClosed; later calls of Close return nil.
-func (s *Store) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.db == nil {
-		return nil
-	}
-	db := s.db
-	s.db = nil
-	if err := db.Close(); err != nil {
-		return fmt.Errorf("pebblekv: close: %w", err)
-	}
-	return nil
 }
 
 // pebbleLogger passes Pebble's messages to a slog.Logger, or drops them

@@ -99,6 +99,25 @@ func AppendTombstone(dst []byte, rev uint64, expiry int64) []byte {
 	return binary.AppendVarint(dst, expiry)
 }
 
+// Size returns the encoded length of r, which must be a Live or Tombstone
+// record.
+func (r Record) Size() int {
+	if r.Kind == Tombstone {
+		return 1 + uvarintLen(r.Rev) + varintLen(r.Expiry)
+	}
+	return LiveSize(r.Rev, len(r.Value))
+}
+
+// Append appends the encoding of r, which must be a Live or Tombstone
+// record, to dst: AppendLive or AppendTombstone of its fields. When dst has
+// r.Size() bytes of spare capacity it does not allocate.
+func (r Record) Append(dst []byte) []byte {
+	if r.Kind == Tombstone {
+		return AppendTombstone(dst, r.Rev, r.Expiry)
+	}
+	return AppendLive(dst, r.Rev, r.Value)
+}
+
 // Decode parses a stored value. The returned Value aliases b. A value that
 // is not a well-formed record gives an error wrapping ErrCorrupt.
 func Decode(b []byte) (Record, error) {
@@ -132,4 +151,13 @@ func uvarintLen(x uint64) int {
 		n++
 	}
 	return n
+}
+
+// varintLen is the length of binary.AppendVarint's encoding of x.
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
 }

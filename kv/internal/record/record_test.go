@@ -44,6 +44,35 @@ func TestLiveSize(t *testing.T) {
 	}
 }
 
+func TestRecordSizeAndAppend(t *testing.T) {
+	for _, rec := range []Record{
+		{Kind: Live, Rev: 0, Value: []byte{}},
+		{Kind: Live, Rev: 300, Value: []byte("value")},
+		{Kind: Live, Rev: math.MaxUint64, Value: make([]byte, 2048)},
+		{Kind: Tombstone, Rev: 0, Expiry: 0},
+		{Kind: Tombstone, Rev: 1 << 40, Expiry: 1_700_000_000_123},
+		{Kind: Tombstone, Rev: 7, Expiry: -1},
+		{Kind: Tombstone, Rev: math.MaxUint64, Expiry: math.MinInt64},
+		{Kind: Tombstone, Rev: 1, Expiry: math.MaxInt64},
+	} {
+		enc := rec.Append(nil)
+		if len(enc) != rec.Size() {
+			t.Errorf("%+v: encoded %d bytes, Size says %d", rec, len(enc), rec.Size())
+		}
+		got, err := Decode(enc)
+		if err != nil || !cmp.Equal(rec, got) {
+			t.Errorf("Decode(%+v.Append) = %+v, %v", rec, got, err)
+		}
+		if rec.Kind == Tombstone && len(enc) > MaxTombstoneSize {
+			t.Errorf("%+v: tombstone of %d bytes, more than MaxTombstoneSize", rec, len(enc))
+		}
+		buf := make([]byte, 0, rec.Size())
+		if allocs := testing.AllocsPerRun(10, func() { rec.Append(buf[:0]) }); allocs != 0 {
+			t.Errorf("%+v: Append into a buffer of Size bytes allocated %v times", rec, allocs)
+		}
+	}
+}
+
 func TestDecodeCorrupt(t *testing.T) {
 	tomb := AppendTombstone(nil, 1, 1000)
 	for name, b := range map[string][]byte{

@@ -1,10 +1,8 @@
-package pebblekv
+package diskkv
 
 import (
 	"context"
 	"fmt"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/internal/record"
@@ -33,7 +31,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, err
 	}
 	if rec.Kind != record.Live {
-		return nil, fmt.Errorf("pebblekv: get %q: %w", key, kv.ErrNotFound)
+		return nil, fmt.Errorf("%s: get %q: %w", s.name, key, kv.ErrNotFound)
 	}
 	return rec.Value, nil
 }
@@ -50,7 +48,7 @@ func (s *Store) BatchGet(ctx context.Context, keys []string) (map[string][]byte,
 	for i, k := range keys {
 		if i%checkEvery == checkEvery-1 {
 			if err := ctx.Err(); err != nil {
-				return nil, fmt.Errorf("pebblekv: %w", err)
+				return nil, fmt.Errorf("%s: %w", s.name, err)
 			}
 		}
 		if _, dup := out[k]; dup {
@@ -68,7 +66,7 @@ func (s *Store) BatchGet(ctx context.Context, keys []string) (map[string][]byte,
 }
 
 // Scan implements kv.Store: keys come in byte order. The scan reads a
-// chunk of keys, releases the database, then calls fn for each, so fn may
+// chunk of keys, releases the engine, then calls fn for each, so fn may
 // call the store; keys written meanwhile may or may not be seen. After each
 // chunk it deletes the expired tombstones it passed. A corrupt stored
 // record stops the scan with an error wrapping record.ErrCorrupt.
@@ -150,13 +148,13 @@ func (s *Store) walk(ctx context.Context, lower, upper []byte, visit func(key []
 		return nil, nil, err
 	}
 	defer s.mu.RUnlock()
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	it, err := s.eng.NewIter(lower, upper)
 	if err != nil {
-		return nil, nil, fmt.Errorf("pebblekv: scan: %w", err)
+		return nil, nil, fmt.Errorf("%s: scan: %w", s.name, err)
 	}
 	defer func() {
 		if cerr := it.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("pebblekv: scan: %w", cerr)
+			err = fmt.Errorf("%s: scan: %w", s.name, cerr)
 		}
 	}()
 	now := record.Now()
@@ -168,11 +166,11 @@ func (s *Store) walk(ctx context.Context, lower, upper []byte, visit func(key []
 		n++
 		v, err := it.ValueAndErr()
 		if err != nil {
-			return nil, nil, fmt.Errorf("pebblekv: scan: %w", err)
+			return nil, nil, fmt.Errorf("%s: scan: %w", s.name, err)
 		}
 		rec, err := record.Decode(v)
 		if err != nil {
-			return nil, nil, fmt.Errorf("pebblekv: key %q: %w", it.Key(), err)
+			return nil, nil, fmt.Errorf("%s: key %q: %w", s.name, it.Key(), err)
 		}
 		switch {
 		case rec.Kind == record.Live:
@@ -182,7 +180,7 @@ func (s *Store) walk(ctx context.Context, lower, upper []byte, visit func(key []
 		}
 	}
 	if err := it.Error(); err != nil {
-		return nil, nil, fmt.Errorf("pebblekv: scan: %w", err)
+		return nil, nil, fmt.Errorf("%s: scan: %w", s.name, err)
 	}
 	return nil, expired, nil
 }
@@ -191,7 +189,8 @@ func (s *Store) walk(ctx context.Context, lower, upper []byte, visit func(key []
 // their stripe locks, still expired tombstones: the lazy half of tombstone
 // expiry. It is best effort and gives up silently when ctx is done, the
 // store is closed or the write fails, because an expired tombstone left in
-// place means the same as no record and the next pass retries.
+// place means the same as no record and the next pass retries. The removal
+// is never synced.
 func (s *Store) removeExpired(ctx context.Context, keys []string) {
 	if len(keys) == 0 || s.acquire(ctx) != nil {
 		return
@@ -205,18 +204,17 @@ func (s *Store) removeExpired(ctx context.Context, keys []string) {
 	defer set.Unlock()
 
 	now := record.Now()
-	b := s.db.NewBatch()
+	var b Batch
 	for _, k := range keys {
 		if rec, err := s.load(k, false); err == nil && rec.Expired(now) {
-			_ = b.Delete([]byte(k), nil) // fails only for indexed batches
+			if b == nil {
+				b = s.eng.NewBatch()
+			}
+			b.Delete(k)
 		}
 	}
-	if b.Empty() {
-		b.Close()
-		return
-	}
-	if err := b.Commit(pebble.NoSync); err == nil {
-		b.Close()
+	if b != nil {
+		_ = b.Commit(false)
 	}
 }
 

@@ -1,11 +1,9 @@
-package pebblekv
+package diskkv
 
 import (
 	"context"
 	"errors"
 	"fmt"
-
-	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/internal/record"
@@ -29,8 +27,8 @@ func (s *Store) Put(ctx context.Context, e kv.Entry) (bool, error) {
 	if !cur.Admits(e.Rev, record.Now) {
 		return false, nil
 	}
-	b := s.db.NewBatch()
-	setLive(b, e.Key, e.Rev, e.Value)
+	b := s.eng.NewBatch()
+	b.Set(e.Key, record.Record{Kind: record.Live, Rev: e.Rev, Value: e.Value})
 	if err := s.commit(b); err != nil {
 		return false, err
 	}
@@ -38,7 +36,7 @@ func (s *Store) Put(ctx context.Context, e kv.Entry) (bool, error) {
 }
 
 // BatchPut implements kv.Store. The stored entries are written in one
-// Pebble batch. Entries whose stored record is corrupt are not stored and
+// engine batch. Entries whose stored record is corrupt are not stored and
 // reported in the error; the others are.
 func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 	if err := s.acquire(ctx); err != nil {
@@ -63,7 +61,7 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 	for i, e := range entries {
 		if i%checkEvery == checkEvery-1 {
 			if err := ctx.Err(); err != nil {
-				return 0, fmt.Errorf("pebblekv: %w", err)
+				return 0, fmt.Errorf("%s: %w", s.name, err)
 			}
 		}
 		var cur record.Record
@@ -88,9 +86,10 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 	if len(admitted) == 0 {
 		return 0, errors.Join(corrupt...)
 	}
-	b := s.db.NewBatch()
+	b := s.eng.NewBatch()
 	for _, i := range admitted {
-		setLive(b, entries[i].Key, entries[i].Rev, entries[i].Value)
+		e := &entries[i]
+		b.Set(e.Key, record.Record{Kind: record.Live, Rev: e.Rev, Value: e.Value})
 	}
 	if err := s.commit(b); err != nil {
 		return 0, err
@@ -104,7 +103,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-// BatchDelete implements kv.Store. The tombstones are written in one Pebble
+// BatchDelete implements kv.Store. The tombstones are written in one engine
 // batch. A key whose stored record is corrupt counts as having no live
 // value and gets its tombstone like any other.
 func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
@@ -129,7 +128,7 @@ func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
 	for i, k := range keys {
 		if i%checkEvery == checkEvery-1 {
 			if err := ctx.Err(); err != nil {
-				return 0, fmt.Errorf("pebblekv: %w", err)
+				return 0, fmt.Errorf("%s: %w", s.name, err)
 			}
 		}
 		if _, dup := revs[k]; dup {
@@ -145,14 +144,9 @@ func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
 		revs[k] = cur.Rev
 	}
 	expiry := record.ExpiryAfter(s.grace)
-	b := s.db.NewBatch()
-	var buf [record.MaxTombstoneSize]byte
+	b := s.eng.NewBatch()
 	for k, rev := range revs {
-		tomb := record.AppendTombstone(buf[:0], rev, expiry)
-		op := b.SetDeferred(len(k), len(tomb))
-		copy(op.Key, k)
-		copy(op.Value, tomb)
-		_ = op.Finish() // fails only for indexed batches
+		b.Set(k, record.Record{Kind: record.Tombstone, Rev: rev, Expiry: expiry})
 	}
 	if err := s.commit(b); err != nil {
 		return 0, err
@@ -160,21 +154,10 @@ func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
 	return live, nil
 }
 
-// setLive adds the live record (rev, value) of key to b, encoding it in
-// place.
-func setLive(b *pebble.Batch, key string, rev uint64, value []byte) {
-	op := b.SetDeferred(len(key), record.LiveSize(rev, len(value)))
-	copy(op.Key, key)
-	record.AppendLive(op.Value[:0], rev, value)
-	_ = op.Finish() // fails only for indexed batches
-}
-
-// commit applies b and releases it. On failure b is left to the garbage
-// collector, as Pebble's own DB.Set does, since the commit pipeline may
-// still refer to it.
-func (s *Store) commit(b *pebble.Batch) error {
-	if err := b.Commit(s.wo); err != nil {
-		return fmt.Errorf("pebblekv: write: %w", err)
+// commit commits b with the store's sync option.
+func (s *Store) commit(b Batch) error {
+	if err := b.Commit(s.sync); err != nil {
+		return fmt.Errorf("%s: write: %w", s.name, err)
 	}
-	return b.Close()
+	return nil
 }

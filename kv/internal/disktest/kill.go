@@ -1,4 +1,4 @@
-package pebblekv_test
+package disktest
 
 import (
 	"bufio"
@@ -6,29 +6,31 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/kv/pebblekv"
 )
 
 // childDirEnv makes the test binary act as the writer process that
-// TestKillKeepsAcknowledgedWrites kills.
-const childDirEnv = "PEBBLEKV_KILL_CHILD_DIR"
+// testKillKeepsAcknowledgedWrites kills.
+const childDirEnv = "DISKTEST_KILL_CHILD_DIR"
 
 const killWrites = 200
 
-// TestKillKeepsAcknowledgedWrites checks the package's durability claim:
-// with Sync true, a write that returned survives kill -9 of its process.
-// (With Sync false it need not: Pebble may still hold it in its log buffer.)
-func TestKillKeepsAcknowledgedWrites(t *testing.T) {
+// testKillKeepsAcknowledgedWrites checks the backend's durability claim:
+// with the options b.KillSafe, a write that returned survives kill -9 of its
+// process. The test binary runs itself, limited to this test, as the
+// writer.
+func testKillKeepsAcknowledgedWrites(t *testing.T, b Backend) {
 	if dir := os.Getenv(childDirEnv); dir != "" {
-		writeThenHang(dir)
+		writeThenHang(b, dir)
 		return
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestKillKeepsAcknowledgedWrites$")
+	cmd := exec.Command(os.Args[0], "-test.run="+runPattern(t.Name()))
 	cmd.Env = append(os.Environ(), childDirEnv+"="+dir)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
@@ -49,7 +51,7 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	cmd.Wait()
 
-	s := openDir(t, dir, time.Hour)
+	s := b.OpenDir(t, dir, time.Hour)
 	for i := range killWrites {
 		key := fmt.Sprintf("k%03d", i)
 		if v, err := s.Get(context.Background(), key); err != nil || string(v) != key {
@@ -58,10 +60,20 @@ func TestKillKeepsAcknowledgedWrites(t *testing.T) {
 	}
 }
 
+// runPattern returns the -test.run pattern that selects exactly the test
+// named name (a subtest name as t.Name gives it).
+func runPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
+}
+
 // writeThenHang writes killWrites values one Put at a time, reports it on
 // stdout and waits to be killed.
-func writeThenHang(dir string) {
-	s, err := pebblekv.Open(context.Background(), dir, &pebblekv.Options{Sync: true})
+func writeThenHang(b Backend, dir string) {
+	s, err := b.Open(context.Background(), dir, b.KillSafe)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
