@@ -83,7 +83,10 @@ func FromMap(doc map[string]any) (*MemCell, error) {
 func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
 	d := decoder{}
 	m := &MemCell{}
-	for k, v := range doc {
+	// Sorted, so that a document with several bad fields always names the
+	// same one.
+	for _, k := range sortedKeys(doc) {
+		v := doc[k]
 		d.path = append(d.path[:0], k)
 		switch k {
 		case idKey:

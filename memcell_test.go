@@ -237,6 +237,9 @@ func TestValidate(t *testing.T) {
 		{"negative revision", MemCell{Timestamp: ts, Revision: -2}, "revision"},
 		{"NaN in extend", MemCell{Timestamp: ts, Extend: map[string]any{"v": []any{1.0, nan()}}}, "extend.v.1"},
 		{"unsupported type", MemCell{Timestamp: ts, Extra: map[string]any{"ch": make(chan int)}}, "ch"},
+		{"NUL in a nested key", MemCell{Timestamp: ts, Extend: map[string]any{"a": map[string]any{"b\x00": 1}}}, "extend.a.b\x00"},
+		{"dotted extra", MemCell{Timestamp: ts, Extra: map[string]any{"a.b": 1}}, "a.b"},
+		{"dollar extra", MemCell{Timestamp: ts, Extra: map[string]any{"$set": 1}}, "$set"},
 		{"year 10000", MemCell{Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, "timestamp"},
 	}
 	for _, tc := range cases {

@@ -2,6 +2,7 @@ package memcell
 
 import (
 	"strconv"
+	"strings"
 )
 
 // Validate checks the rules a MemCell must meet before it is written:
@@ -28,9 +29,42 @@ func (m *MemCell) Validate() error {
 	if m.Revision < 0 {
 		return &FieldError{Field: RevisionField, Rule: "must not be negative"}
 	}
+	for k := range m.Extra {
+		if k == "" || k[0] == '$' || strings.ContainsAny(k, ".\x00") {
+			return &FieldError{Field: k, Rule: "is not a valid field name (empty, starts with $, or holds . or NUL)"}
+		}
+	}
+	for name, v := range map[string]any{"foresight_memories": m.ForesightMemories, "event_log": m.EventLog, "extend": m.Extend, "": m.Extra} {
+		if path, ok := nulKey(v); !ok {
+			return &FieldError{Field: strings.TrimPrefix(name+"."+path, "."), Rule: "field names must not hold NUL, which MongoDB cannot store"}
+		}
+	}
 	// The encoder knows what JSON can hold; let it find the rest.
 	if _, err := Encode(m); err != nil {
 		return err
 	}
 	return nil
+}
+
+// nulKey finds an object key holding NUL anywhere inside v; ok is false and
+// path names it when there is one.
+func nulKey(v any) (path string, ok bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if strings.IndexByte(k, 0) >= 0 {
+				return k, false
+			}
+			if p, ok := nulKey(x); !ok {
+				return k + "." + p, false
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if p, ok := nulKey(x); !ok {
+				return strconv.Itoa(i) + "." + p, false
+			}
+		}
+	}
+	return "", true
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,39 +27,7 @@ type env struct {
 	primary *mongostore.Store
 	kv      *memcelltest.FaultKV
 	reg     *prometheus.Registry
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the log lines that contain all of subs.
-func (s *syncBuffer) lines(subs ...string) []string {
-	var out []string
-	for _, l := range strings.Split(s.String(), "\n") {
-		ok := l != ""
-		for _, sub := range subs {
-			ok = ok && strings.Contains(l, sub)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
+	logs    *memcelltest.Buffer
 }
 
 func newEnv(t *testing.T, backend memcelltest.KVBackend, opts *mirror.Options) *env {
@@ -81,7 +48,7 @@ func openEnv(t testing.TB, backend memcelltest.KVBackend, opts *mirror.Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{primary: primary, kv: memcelltest.NewFaultKV(backend.Open(t, 0)), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	e := &env{primary: primary, kv: memcelltest.NewFaultKV(backend.Open(t, 0)), reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{}}
 	var o mirror.Options
 	if opts != nil {
 		o = *opts

@@ -112,10 +112,10 @@ func (f Flags) check() error {
 	case ValidationOn, ValidationOff:
 	case ValidationSample:
 		if f.SamplePercent < 0 || f.SamplePercent > 100 {
-			return fmt.Errorf("mirror: sample_percent must be between 0 and 100, got %v", f.SamplePercent)
+			return &memcell.FieldError{Field: "sample_percent", Rule: fmt.Sprintf("must be between 0 and 100, got %v", f.SamplePercent)}
 		}
 	default:
-		return fmt.Errorf("mirror: validation must be %q, %q or %q, got %q", ValidationOn, ValidationOff, ValidationSample, f.Validation)
+		return &memcell.FieldError{Field: "validation", Rule: fmt.Sprintf("must be %q, %q or %q, got %q", ValidationOn, ValidationOff, ValidationSample, f.Validation)}
 	}
 	return nil
 }

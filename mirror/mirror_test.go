@@ -236,7 +236,7 @@ func TestErrorPolicy(t *testing.T) {
 		if got := counter(e, "memcell_kv_write_failures_total"); got != 3 {
 			t.Errorf("memcell_kv_write_failures_total = %v, want 3", got)
 		}
-		if n := len(e.logs.lines(`"level":"WARN"`, "kv write failed")); n != 3 {
+		if n := len(e.logs.Lines(`"level":"WARN"`, "kv write failed")); n != 3 {
 			t.Errorf("%d WARN lines for 3 failed writes:\n%s", n, e.logs)
 		}
 		pending, err := e.repo.Pending(ctx)
@@ -261,7 +261,7 @@ func TestErrorPolicy(t *testing.T) {
 		if got := counter(e, "memcell_kv_read_failures_total"); got != 2 {
 			t.Errorf("memcell_kv_read_failures_total = %v, want 2", got)
 		}
-		if n := len(e.logs.lines(`"level":"WARN"`, "read failed during validation")); n != 2 {
+		if n := len(e.logs.Lines(`"level":"WARN"`, "read failed during validation")); n != 2 {
 			t.Errorf("%d WARN lines for 2 failed reads", n)
 		}
 	})
@@ -276,7 +276,7 @@ func TestErrorPolicy(t *testing.T) {
 		if err != nil || got == nil || v.Outcome != mirror.Missing {
 			t.Fatalf("Get = %+v, %v; want outcome missing", v, err)
 		}
-		if len(e.logs.lines(`"level":"WARN"`, "kv copy missing", m.ID.String())) != 1 {
+		if len(e.logs.Lines(`"level":"WARN"`, "kv copy missing", m.ID.String())) != 1 {
 			t.Errorf("no WARN line for the missing copy:\n%s", e.logs)
 		}
 		if got := metric(t, e, "memcell_validations_total", map[string]string{"outcome": "missing"}); got != 1 {
@@ -300,7 +300,7 @@ func TestErrorPolicy(t *testing.T) {
 		if v.Outcome != mirror.Inconsistent || len(v.Diffs) != 1 || v.Diffs[0].Path != "summary" {
 			t.Fatalf("validation = %+v, want one difference in summary", v)
 		}
-		lines := e.logs.lines(`"level":"ERROR"`, "[DATA_INCONSISTENCY] event_id="+m.ID.String())
+		lines := e.logs.Lines(`"level":"ERROR"`, "[DATA_INCONSISTENCY] event_id="+m.ID.String())
 		if len(lines) != 1 || !strings.Contains(lines[0], `summary: primary`) || !strings.Contains(lines[0], "tampered") {
 			t.Errorf("inconsistency log lines:\n%s", strings.Join(lines, "\n"))
 		}

@@ -168,7 +168,7 @@ func anyOrAll(all bool) string {
 // (then by id, so pages are stable).
 func (s *Store) Find(ctx context.Context, q Query) ([]*memcell.MemCell, error) {
 	if q.Limit < 0 || q.Limit > MaxLimit {
-		return nil, &memcell.FieldError{Field: "limit", Rule: fmt.Sprintf("must be between 1 and %d", MaxLimit)}
+		return nil, &memcell.FieldError{Field: "limit", Rule: fmt.Sprintf("must be between 0 and %d (0 means %d)", MaxLimit, MaxLimit)}
 	}
 	if q.Skip < 0 {
 		return nil, &memcell.FieldError{Field: "skip", Rule: "must not be negative"}

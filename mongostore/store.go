@@ -163,8 +163,22 @@ func mapErr(err error) error {
 		// FerretDB reports duplicate keys raised by updates as code 1.
 		return fmt.Errorf("%w: %w", memcell.ErrConflict, err)
 	}
+	var se mongo.ServerError
+	if errors.As(err, &se) {
+		for _, code := range refusedDocumentCodes {
+			if se.HasErrorCode(code) {
+				return &memcell.FieldError{Rule: "the primary refused the document: " + se.Error()}
+			}
+		}
+	}
 	return err
 }
+
+// refusedDocumentCodes are the server errors that mean the document's
+// content cannot be stored: BadValue (FerretDB's answer to nested arrays and
+// to keys with '$' or '.') and the BSON size and nesting limits. They are
+// bad input, not a server fault.
+var refusedDocumentCodes = []int{2, 10334, 17419, 15}
 
 // index is one of EverMemOS's indexes: its name, its keys ("-" for
 // descending) and whether it is sparse.

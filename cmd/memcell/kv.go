@@ -1,9 +1,15 @@
 package main
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -26,45 +32,93 @@ KV URLs:
 	return c
 }
 
+// kvStats is what "kv stats" prints, and what GET /v1/kv/stats answers.
+type kvStats struct {
+	Backend        string `json:"backend"`
+	EntryCount     int64  `json:"entry_count"`
+	TotalSizeBytes int64  `json:"total_size_bytes"`
+}
+
 func newKVStatsCmd() *cobra.Command {
-	var url string
+	var kvURL, server string
 	c := &cobra.Command{
 		Use:   "stats",
-		Short: "Print the backend, entry count and total value bytes of a KV store as JSON",
-		Long: `Open the KV store at --kv (or $MEMCELL_KV_URL) and print its statistics as JSON:
-the backend name, entry_count (live keys; tombstones are not counted) and
-total_size_bytes (the bytes of the stored values). On Pebble, LevelDB and
-Redis this scans the store.`,
-		Example: `  memcell kv stats --kv pebble:///var/lib/memcell/kv
-  MEMCELL_KV_URL=redis://127.0.0.1:6379/0 memcell kv stats`,
+		Short: "Print the backend, entry count and total value bytes of the KV mirror as JSON",
+		Long: `Print the KV mirror's statistics as JSON: the backend name, entry_count (live
+keys; tombstones are not counted) and total_size_bytes (the bytes of the
+stored values).
+
+By default it asks the running server (--server, else $MEMCELL_ADDR, else
+127.0.0.1:8080; the token comes from $MEMCELL_API_TOKEN). With --kv it opens
+the store itself instead — not possible for Pebble or LevelDB while a
+server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
+		Example: `  memcell kv stats
+  memcell kv stats --server 10.0.0.5:8080
+  memcell kv stats --kv redis://127.0.0.1:6379/0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if url == "" {
-				url = os.Getenv("MEMCELL_KV_URL")
-			}
-			if url == "" {
-				return fmt.Errorf("%w: --kv URL (or MEMCELL_KV_URL) is required", errUsage)
-			}
 			ctx := cmd.Context()
-			s, err := newKVRegistry().Open(ctx, url)
-			if err != nil {
-				return err
+			var st kvStats
+			if kvURL != "" {
+				s, err := newKVRegistry().Open(ctx, kvURL)
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				kst, err := s.Stats(ctx)
+				if err != nil {
+					return err
+				}
+				st = kvStats{s.Capabilities().Backend, kst.EntryCount, kst.TotalSizeBytes}
+			} else {
+				if server == "" {
+					server = cmp.Or(os.Getenv("MEMCELL_ADDR"), "127.0.0.1:8080")
+				}
+				if err := getJSON(ctx, server, "/v1/kv/stats", os.Getenv("MEMCELL_API_TOKEN"), &st); err != nil {
+					return err
+				}
 			}
-			defer s.Close()
-			st, err := s.Stats(ctx)
-			if err != nil {
-				return err
-			}
-			out := struct {
-				Backend        string `json:"backend"`
-				EntryCount     int64  `json:"entry_count"`
-				TotalSizeBytes int64  `json:"total_size_bytes"`
-			}{s.Capabilities().Backend, st.EntryCount, st.TotalSizeBytes}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
-			return enc.Encode(out)
+			return enc.Encode(st)
 		},
 	}
-	c.Flags().StringVar(&url, "kv", "", "KV store URL (default $MEMCELL_KV_URL)")
+	c.Flags().StringVar(&kvURL, "kv", "", "open this KV store URL directly instead of asking the server")
+	c.Flags().StringVar(&server, "server", "", "address or URL of the running server (default $MEMCELL_ADDR or 127.0.0.1:8080)")
 	return c
+}
+
+// getJSON GETs path from a memcell server and decodes the JSON answer.
+func getJSON(ctx context.Context, server, path, token string, out any) error {
+	base := server
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
+	if err != nil {
+		return fmt.Errorf("%w: server %q: %v", errUsage, server, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	client := &http.Client{Timeout: 5 * time.Minute}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the memcell server at %s (is \"memcell serve\" running? use --server or --kv): %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(body, &e) == nil && e.Error.Message != "" {
+			return fmt.Errorf("server answered %s: %s", resp.Status, e.Error.Message)
+		}
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	return json.Unmarshal(body, out)
 }

@@ -33,14 +33,18 @@ func newRootCmd() *cobra.Command {
 		Short: "Store MemCells in MongoDB with a mirrored, verifiable key-value copy",
 		Long: `memcell keeps MemCells (memory records of an AI memory system) in MongoDB
 and mirrors every change to a key-value store: in memory, Pebble, LevelDB,
-Redis or Redis Cluster.`,
+Redis or Redis Cluster.
+
+Start with "memcell serve": with no configuration it runs an embedded
+primary and a Pebble store under ./memcell-data and serves the API on
+http://127.0.0.1:8080.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	})
-	root.AddCommand(newVersionCmd(), newKVCmd())
+	root.AddCommand(newServeCmd(), newKVCmd(), newVersionCmd())
 	return root
 }
 
@@ -50,20 +54,27 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the version and the Go version it was built with",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			v, goVersion := version, "unknown"
+			goVersion := "unknown"
 			if bi, ok := debug.ReadBuildInfo(); ok {
 				goVersion = bi.GoVersion
-				if v == "" {
-					v = bi.Main.Version
-				}
 			}
-			if v == "" || v == "(devel)" {
-				v = "devel"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "memcell %s (%s)\n", v, goVersion)
+			fmt.Fprintf(cmd.OutOrStdout(), "memcell %s (%s)\n", versionString(), goVersion)
 			return nil
 		},
 	}
+}
+
+// versionString is the link-time version, else the module version, else
+// "devel".
+func versionString() string {
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
+		v = bi.Main.Version
+	}
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	return v
 }
 
 // newKVRegistry links in every backend this program knows.

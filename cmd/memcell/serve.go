@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+
+	"github.com/memcell/memcell/embedded"
+	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/mongostore"
+)
+
+func newServeCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the MemCell API (with an embedded primary and Pebble unless told otherwise)",
+		Long: `Run the memcell REST API.
+
+With no configuration it starts the embedded default: an in-process
+MongoDB-compatible primary (FerretDB on SQLite) and a Pebble KV store, both
+under ./memcell-data, and serves the API on 127.0.0.1:8080. The embedded
+primary also listens on a loopback port (printed at start) for any MongoDB
+client. It suits evaluation and small single-process deployments; for
+production give --mongo-uri (MongoDB 5.0+, a replica set for transactions)
+and --kv (e.g. a Redis Cluster).
+
+Each setting comes from a flag, else its environment variable, else the
+--config YAML file, else its default. SIGINT or SIGTERM stop the server
+gracefully: in-flight requests finish and both stores are closed.`,
+		Example: `  memcell serve
+  MEMCELL_API_TOKEN=s3cret memcell serve --addr 0.0.0.0:8080 \
+    --mongo-uri 'mongodb://db1,db2,db3/?replicaSet=rs0' \
+    --kv 'redis+cluster://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	addConfigFlags(c.Flags())
+	return c
+}
+
+// checkBind refuses to serve a non-loopback address without a token, unless
+// the operator said --insecure.
+func checkBind(cfg *config) error {
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("%w: --addr %q: %v", errUsage, cfg.Addr, err)
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && cfg.APIToken == "" && !cfg.Insecure {
+		return fmt.Errorf("%w: refusing to serve %s without an API token: set MEMCELL_API_TOKEN, or pass --insecure to serve it unauthenticated", errUsage, cfg.Addr)
+	}
+	return nil
+}
+
+// serve runs the service until ctx ends.
+func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error) {
+	if err := checkBind(cfg); err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	flags, _ := cfg.flags() // checked by loadConfig
+	log.Info("memcell starting", "version", versionString(), "config", cfg.redacted())
+
+	// Everything opened is closed in reverse order, whatever happens.
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil {
+				log.Warn("closing", "error", cerr)
+			}
+		}
+	}()
+
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	mongoURI, primaryDesc := cfg.MongoURI, "MongoDB "+kv.Redact(cfg.MongoURI)
+	if mongoURI == "" {
+		dir := filepath.Join(dataDir, "primary")
+		quiet := newLogger(stderr, cfg.LogFormat, "warn").With("component", "embedded-primary")
+		srv, err := embedded.Start(ctx, dir, &embedded.Options{Addr: cfg.EmbeddedAddr, Logger: quiet})
+		if err != nil {
+			return err
+		}
+		closers = append(closers, srv.Close)
+		mongoURI = srv.URI()
+		primaryDesc = fmt.Sprintf("embedded FerretDB (SQLite) in %s; MongoDB clients can connect to %s", dir, srv.URI())
+	}
+	primary, err := mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, &mongostore.Options{Logger: log})
+	if err != nil {
+		return fmt.Errorf("primary: %w", err)
+	}
+	closers = append(closers, func() error { return primary.Close(context.Background()) })
+
+	kvURL := cfg.KVURL
+	if kvURL == "" {
+		kvURL = "pebble://" + filepath.ToSlash(filepath.Join(dataDir, "kv"))
+	}
+	store, err := newKVRegistry().Open(ctx, kvURL)
+	if err != nil {
+		return fmt.Errorf("kv: %w", err)
+	}
+	closers = append(closers, store.Close)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	repo, err := mirror.New(primary, store, &mirror.Options{Logger: log, Registerer: reg, Flags: &flags})
+	if err != nil {
+		return err
+	}
+	handler, err := httpapi.New(repo, &httpapi.Options{
+		Logger: log, Registerer: reg, Gatherer: reg,
+		Token: cfg.APIToken, MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),
+		Ready: func(ctx context.Context) error {
+			if err := primary.Ping(ctx); err != nil {
+				return fmt.Errorf("primary: %w", err)
+			}
+			if _, err := store.Get(ctx, mirror.DefaultKeyPrefix+"readyz"); err != nil && !errors.Is(err, kv.ErrNotFound) {
+				return fmt.Errorf("kv: %w", err)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpSrv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	apiURL := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "memcell %s\n  data:    %s\n  primary: %s\n  kv:      %s (%s)\n  api:     %s\n",
+		versionString(), dataDirLine(cfg, dataDir), primaryDesc, kv.Redact(kvURL), store.Capabilities().Backend, apiURL)
+	log.Info("memcell serving", "api", apiURL, "kv_backend", store.Capabilities().Backend, "data_dir", dataDir)
+
+	served := make(chan error, 1)
+	go func() { served <- httpSrv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("memcell stopping: finishing in-flight requests", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish every request", "error", err)
+	}
+	log.Info("memcell stopped")
+	return nil
+}
+
+func dataDirLine(cfg *config, dataDir string) string {
+	var used []string
+	if cfg.MongoURI == "" {
+		used = append(used, "embedded primary")
+	}
+	if cfg.KVURL == "" {
+		used = append(used, "Pebble KV")
+	}
+	if len(used) == 0 {
+		return dataDir + " (unused: external stores)"
+	}
+	return dataDir + " (" + strings.Join(used, ", ") + ")"
+}

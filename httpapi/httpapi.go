@@ -1,0 +1,204 @@
+// Package httpapi is memcell's REST API (design.md §5) on net/http: one
+// http.Handler over a mirror.Repository.
+//
+// What every route can rely on:
+//
+//   - Requests and responses are JSON. Errors are
+//     {"error": {"code": "...", "message": "..."}}; one table (errors.go)
+//     maps domain errors to status and code, and internal errors are
+//     logged with their details while the client sees "internal error".
+//   - Bad input is refused before anything is written: every parameter and
+//     the whole body are checked before the repository is called.
+//   - MemCells are in their API representation (memcell.EncodeAPI): the
+//     canonical encoding with the id under "event_id", dates in RFC 3339
+//     UTC with millisecond precision.
+//   - A read that validated against the KV copy says its outcome in the
+//     Memcell-Validation header; a write says what became of its KV copy in
+//     Memcell-Mirror. A failed KV write does not fail the request
+//     (design.md §2).
+//   - Each request gets a request id (a valid incoming X-Request-Id, or a
+//     new one), echoed in X-Request-Id and carried in the request context
+//     (RequestID); one log line and the HTTP metrics record each request
+//     under its route pattern, never its raw path.
+//   - With a token configured, every route but /healthz and /openapi.yaml
+//     needs "Authorization: Bearer <token>".
+//
+// The OpenAPI 3 description of the API is embedded (OpenAPI) and served at
+// GET /openapi.yaml; the tests hold every response to it.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/memcell/memcell/mirror"
+)
+
+// DefaultMaxBodyBytes bounds request bodies when Options.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options configure the handler. Nil means defaults.
+type Options struct {
+	// Logger receives one line per request and the details of internal
+	// errors; nil discards them.
+	Logger *slog.Logger
+	// Registerer receives the HTTP metrics; nil leaves them unregistered.
+	Registerer prometheus.Registerer
+	// Gatherer is served on GET /metrics; nil makes /metrics answer 404.
+	Gatherer prometheus.Gatherer
+	// Token, when not empty, is required as "Authorization: Bearer <token>"
+	// on every route but /healthz and /openapi.yaml.
+	Token string
+	// MaxBodyBytes bounds request bodies (413 beyond); 0 means
+	// DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// Ready reports readiness for GET /readyz (nil error: ready). The caller
+	// decides what it checks (both stores, normally); nil means always
+	// ready.
+	Ready func(ctx context.Context) error
+	// Version is reported by GET /readyz.
+	Version string
+}
+
+// Route is one route the handler serves. Its ServeMux pattern is
+// Method + " " + Pattern.
+type Route struct {
+	Method  string // GET, POST, ...
+	Pattern string // the path pattern, e.g. /v1/memcells/{event_id}
+}
+
+// route is a Route with its handler.
+type route struct {
+	Route
+	handle handlerFunc
+	// public routes need no token.
+	public bool
+}
+
+// handlerFunc serves a request or returns the error to answer with.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// routes lists every route; Routes and New both read it, so the list the
+// OpenAPI test checks is the list that is served.
+func (s *server) routes() []route {
+	r := func(method, pattern string, h handlerFunc) route {
+		return route{Route: Route{method, pattern}, handle: h}
+	}
+	public := func(rt route) route { rt.public = true; return rt }
+	return []route{
+		r(http.MethodPost, "/v1/memcells", s.create),
+		r(http.MethodGet, "/v1/memcells", s.list),
+		r(http.MethodDelete, "/v1/memcells", s.deleteMany),
+		r(http.MethodGet, "/v1/memcells/count", s.count),
+		r(http.MethodPost, "/v1/memcells/batch-get", s.batchGet),
+		r(http.MethodPost, "/v1/memcells/restore", s.restoreMany),
+		r(http.MethodGet, "/v1/memcells/{event_id}", s.get),
+		r(http.MethodPatch, "/v1/memcells/{event_id}", s.update),
+		r(http.MethodDelete, "/v1/memcells/{event_id}", s.delete),
+		r(http.MethodPost, "/v1/memcells/{event_id}/restore", s.restore),
+		r(http.MethodGet, "/v1/kv/stats", s.kvStats),
+		r(http.MethodGet, "/v1/admin/flags", s.getFlags),
+		r(http.MethodPut, "/v1/admin/flags", s.putFlags),
+		r(http.MethodGet, "/metrics", s.metricsPage),
+		public(r(http.MethodGet, "/healthz", s.healthz)),
+		r(http.MethodGet, "/readyz", s.readyz),
+		public(r(http.MethodGet, "/openapi.yaml", s.openAPI)),
+	}
+}
+
+// Routes returns every route the handler serves.
+func Routes() []Route {
+	var s server
+	rs := s.routes()
+	out := make([]Route, len(rs))
+	for i, r := range rs {
+		out[i] = r.Route
+	}
+	return out
+}
+
+//go:embed openapi.yaml
+var openAPIDoc []byte
+
+// OpenAPI returns the OpenAPI 3 description of the API (YAML), the document
+// served at GET /openapi.yaml.
+func OpenAPI() []byte {
+	return append([]byte(nil), openAPIDoc...)
+}
+
+// server is the handler.
+type server struct {
+	repo     *mirror.Repository
+	log      *slog.Logger
+	gatherer prometheus.Gatherer
+	ready    func(context.Context) error
+	version  string
+	maxBody  int64
+	// tokenSum is the SHA-256 of the token; hashing both sides makes the
+	// comparison constant-time in the token's length too.
+	tokenSum *[sha256.Size]byte
+	mux      *http.ServeMux
+	public   map[string]bool // patterns that need no token
+	metrics  *httpMetrics
+}
+
+// New returns the API handler over repo. It does no I/O; it fails only when
+// the options are invalid or the metrics cannot be registered.
+func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
+	if repo == nil {
+		return nil, errors.New("httpapi: nil repository")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.MaxBodyBytes < 0 {
+		return nil, errors.New("httpapi: MaxBodyBytes must not be negative")
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newHTTPMetrics(o.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{
+		repo: repo, log: o.Logger, gatherer: o.Gatherer, ready: o.Ready,
+		version: o.Version, maxBody: o.MaxBodyBytes,
+		mux: http.NewServeMux(), public: map[string]bool{}, metrics: m,
+	}
+	if o.Token != "" {
+		sum := sha256.Sum256([]byte(o.Token))
+		s.tokenSum = &sum
+	}
+	for _, rt := range s.routes() {
+		pattern := rt.Method + " " + rt.Pattern
+		s.mux.Handle(pattern, s.adapt(rt.handle))
+		if rt.public {
+			s.public[pattern] = true
+		}
+	}
+	return s, nil
+}
+
+// adapt turns a handlerFunc into an http.Handler that answers its error.
+func (s *server) adapt(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// readyTimeout bounds the readiness check.
+const readyTimeout = 5 * time.Second

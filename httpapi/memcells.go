@@ -1,0 +1,264 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/mirror"
+)
+
+// managedFields are set by the store; a new MemCell may not carry them.
+var managedFields = []string{memcell.RevisionField, "created_at", "updated_at", "deleted_at", "deleted_by", "deleted_id"}
+
+// maxDepth bounds the nesting of a request body. MongoDB refuses documents
+// nested deeper than 100 levels; the API refuses them well before, as bad
+// input, instead of failing at the primary.
+const maxDepth = 64
+
+// decodeTree parses a well-formed JSON body into generic values, numbers as
+// json.Number so that no digit is lost, and checks what every stored
+// document needs whatever the primary: field names without NUL characters
+// (BSON cannot hold them) and nesting within maxDepth.
+func decodeTree(body []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, &apiError{http.StatusBadRequest, codeMalformedJSON, "malformed JSON: " + err.Error()}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, fieldError("", "the body must be a JSON object")
+	}
+	if err := checkTree(obj, "", 1); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+func checkTree(v any, path string, depth int) error {
+	if depth > maxDepth {
+		return fieldError(path, fmt.Sprintf("nests deeper than %d levels", maxDepth))
+	}
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			if strings.IndexByte(k, 0) >= 0 {
+				return fieldError(path, "holds a field name with a NUL character: "+strconv.QuoteToASCII(k))
+			}
+			if err := checkTree(x, join(k), depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for i, x := range v {
+			if err := checkTree(x, join(strconv.Itoa(i)), depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// validFieldName applies the rule of top-level field names that PATCH also
+// applies (mongostore.Update): not empty, no leading '$', no '.'.
+func validFieldName(k string) bool {
+	return k != "" && k[0] != '$' && !strings.Contains(k, ".")
+}
+
+// create serves POST /v1/memcells: append a new MemCell.
+func (s *server) create(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	obj, err := decodeTree(body)
+	if err != nil {
+		return err
+	}
+	for _, f := range managedFields {
+		if _, ok := obj[f]; ok {
+			return fieldError(f, "is managed by the store and cannot be set")
+		}
+	}
+	for k := range obj {
+		if !validFieldName(k) {
+			return fieldError(k, "is not a valid field name (empty, starting with '$' or holding '.')")
+		}
+	}
+	m, err := memcell.DecodeAPI(body)
+	if err != nil {
+		return err
+	}
+	if err := m.Validate(); err != nil {
+		return err
+	}
+	stored, mir, err := s.repo.Append(r.Context(), m)
+	if err != nil {
+		return err
+	}
+	b, err := encodeMemCell(stored)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/v1/memcells/"+stored.ID.String())
+	setMirror(w, mir)
+	writeJSON(w, http.StatusCreated, b)
+	return nil
+}
+
+// get serves GET /v1/memcells/{event_id}.
+func (s *server) get(w http.ResponseWriter, r *http.Request) error {
+	id, err := eventID(r)
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(r, "validate")
+	if err != nil {
+		return err
+	}
+	opts, err := readOptions(q)
+	if err != nil {
+		return err
+	}
+	m, v, err := s.repo.Get(r.Context(), id, opts...)
+	if err != nil {
+		return err
+	}
+	b, err := encodeMemCell(m)
+	if err != nil {
+		return err
+	}
+	setValidation(w, v.Outcome)
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+// readOptions turns ?validate= into the read's override.
+func readOptions(q url.Values) ([]mirror.ReadOption, error) {
+	validate, err := boolParam(q, "validate")
+	if err != nil || validate == nil {
+		return nil, err
+	}
+	return []mirror.ReadOption{mirror.Validate(*validate)}, nil
+}
+
+// update serves PATCH /v1/memcells/{event_id}: set the given top-level
+// fields (null unsets one).
+func (s *server) update(w http.ResponseWriter, r *http.Request) error {
+	id, err := eventID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	fields, err := decodeTree(body)
+	if err != nil {
+		return err
+	}
+	m, mir, err := s.repo.Update(r.Context(), id, fields)
+	if err != nil {
+		return err
+	}
+	b, err := encodeMemCell(m)
+	if err != nil {
+		return err
+	}
+	setMirror(w, mir)
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}
+
+// delete serves DELETE /v1/memcells/{event_id}: a soft delete, or a hard
+// one with ?hard=true.
+func (s *server) delete(w http.ResponseWriter, r *http.Request) error {
+	id, err := eventID(r)
+	if err != nil {
+		return err
+	}
+	q, err := parseQuery(r, "hard", "deleted_by")
+	if err != nil {
+		return err
+	}
+	hard, err := boolParam(q, "hard")
+	if err != nil {
+		return err
+	}
+	by, byGiven, err := single(q, "deleted_by")
+	if err != nil {
+		return err
+	}
+	var (
+		ok  bool
+		mir mirror.Mirror
+	)
+	if hard != nil && *hard {
+		if byGiven {
+			return fieldError("deleted_by", "applies to soft deletes only")
+		}
+		ok, mir, err = s.repo.HardDelete(r.Context(), id)
+	} else {
+		ok, mir, err = s.repo.SoftDelete(r.Context(), id, by)
+	}
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNotFound
+	}
+	setMirror(w, mir)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// restore serves POST /v1/memcells/{event_id}/restore and answers the
+// restored MemCell.
+func (s *server) restore(w http.ResponseWriter, r *http.Request) error {
+	id, err := eventID(r)
+	if err != nil {
+		return err
+	}
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	ok, mir, err := s.repo.Restore(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errNotFound
+	}
+	// The repository reports only whether it restored; read the document
+	// back, unvalidated: its copy was just written.
+	m, _, err := s.repo.Get(r.Context(), id, mirror.Validate(false))
+	if err != nil {
+		return err
+	}
+	b, err := encodeMemCell(m)
+	if err != nil {
+		return err
+	}
+	setMirror(w, mir)
+	writeJSON(w, http.StatusOK, b)
+	return nil
+}

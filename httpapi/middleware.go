@@ -1,0 +1,234 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+// headerRequestID carries the request id both ways.
+const headerRequestID = "X-Request-Id"
+
+// unmatchedRoute labels requests no route matched (404, 405) in logs and
+// metrics.
+const unmatchedRoute = "unmatched"
+
+type requestIDKey struct{}
+
+// RequestID returns the request id the handler attached to a request's
+// context, or "" when there is none.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// RequestIDHandler wraps a slog.Handler so that every record logged with a
+// request's context (the mirror's WARN and [DATA_INCONSISTENCY] lines, for
+// instance) carries its request_id.
+func RequestIDHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
+
+type requestIDHandler struct{ slog.Handler }
+
+func (h requestIDHandler) Handle(ctx context.Context, rec slog.Record) error {
+	if id := RequestID(ctx); id != "" {
+		rec = rec.Clone()
+		rec.AddAttrs(slog.String("request_id", id))
+	}
+	return h.Handler.Handle(ctx, rec)
+}
+
+func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+}
+
+func (h requestIDHandler) WithGroup(name string) slog.Handler {
+	return requestIDHandler{h.Handler.WithGroup(name)}
+}
+
+// validRequestID accepts 1-128 characters of letters, digits and -_.:/+=@,
+// so that an incoming id cannot smuggle anything into logs or headers.
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case strings.IndexByte("-_.:/+=@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return hex.EncodeToString(b[:])
+}
+
+// statusWriter records the status and size of an answer.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// ServeHTTP is the whole middleware chain: request id, panic recovery, the
+// request's log line and metrics, authentication, routing with JSON 404 and
+// 405 answers.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := r.Header.Get(headerRequestID)
+	if !validRequestID(id) {
+		id = newRequestID()
+	}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	w.Header().Set(headerRequestID, id)
+	sw := &statusWriter{ResponseWriter: w}
+
+	h, pattern := s.mux.Handler(r)
+	route := pattern
+	if route == "" {
+		route = unmatchedRoute
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.ErrorContext(r.Context(), "httpapi: panic serving request", "method", r.Method, "route", route,
+				"request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			if sw.status == 0 {
+				writeErrorBody(sw, http.StatusInternalServerError, codeInternal, "internal error")
+			}
+		}
+		s.observe(r, sw, route, id, time.Since(start))
+	}()
+
+	if s.tokenSum != nil && !s.public[pattern] {
+		if ok, given := s.authorized(r); !ok {
+			challenge := `Bearer realm="memcell"`
+			if given {
+				challenge += `, error="invalid_token"`
+			}
+			sw.Header().Set("WWW-Authenticate", challenge)
+			writeErrorBody(sw, http.StatusUnauthorized, codeUnauthorized, "a valid bearer token is required (Authorization: Bearer <token>)")
+			return
+		}
+	}
+	if pattern == "" {
+		s.unmatched(sw, r, h)
+		return
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+// authorized checks the bearer token in constant time; given reports
+// whether the request carried one at all.
+func (s *server) authorized(r *http.Request) (ok, given bool) {
+	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return false, false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1, true
+}
+
+// unmatched answers a request no route took. ServeMux's own handler
+// decides between 404 and 405 (and computes Allow); its plain-text answer
+// is replaced by the JSON error body.
+func (s *server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	c := &captureWriter{header: http.Header{}}
+	h.ServeHTTP(c, r)
+	switch c.status {
+	case http.StatusMethodNotAllowed:
+		allow := c.header.Get("Allow")
+		w.Header().Set("Allow", allow)
+		writeErrorBody(w, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+			fmt.Sprintf("method %s is not allowed here; allowed: %s", r.Method, allow))
+	case http.StatusNotFound, 0:
+		writeErrorBody(w, http.StatusNotFound, codeNotFound, "no route matches "+r.Method+" "+r.URL.Path)
+	default:
+		// A redirect to a cleaned path: pass it on without its HTML body.
+		for k, v := range c.header {
+			if k != "Content-Type" && k != "Content-Length" {
+				w.Header()[k] = v
+			}
+		}
+		w.WriteHeader(c.status)
+	}
+}
+
+// captureWriter keeps the status and headers of an answer and drops its
+// body.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+
+func (c *captureWriter) Write(b []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (c *captureWriter) WriteHeader(code int) {
+	if c.status == 0 {
+		c.status = code
+	}
+}
+
+// observe writes the request's log line and metrics. The Authorization
+// header, the query string and bodies are never logged.
+func (s *server) observe(r *http.Request, w *statusWriter, route, id string, d time.Duration) {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK // the handler wrote nothing: net/http sends 200
+	}
+	s.metrics.observe(route, status, d)
+	level := slog.LevelInfo
+	if status >= 500 && status != statusClientClosed {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "http request",
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.Duration("duration", d),
+		slog.Int64("bytes", w.bytes),
+		slog.String("request_id", id))
+}

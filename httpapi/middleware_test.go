@@ -1,0 +1,262 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/memcell/memcell/httpapi"
+)
+
+func TestAuth(t *testing.T) {
+	e := newEnv(t, &httpapi.Options{Token: "s3cret"})
+	cases := []struct {
+		name, target, auth string
+		status             int
+		challenge          string
+	}{
+		{"no token", "/v1/kv/stats", "", 401, `Bearer realm="memcell"`},
+		{"wrong token", "/v1/kv/stats", "Bearer nope", 401, `Bearer realm="memcell", error="invalid_token"`},
+		{"token prefix", "/v1/kv/stats", "Bearer s3cre", 401, `Bearer realm="memcell", error="invalid_token"`},
+		{"basic", "/v1/kv/stats", "Basic czNjcmV0", 401, `Bearer realm="memcell"`},
+		{"right token", "/v1/kv/stats", "Bearer s3cret", 200, ""},
+		{"scheme in lower case", "/v1/kv/stats", "bearer s3cret", 200, ""},
+		{"metrics need it", "/metrics", "", 401, `Bearer realm="memcell"`},
+		{"readyz needs it", "/readyz", "", 401, `Bearer realm="memcell"`},
+		{"a MemCell needs it", "/v1/memcells/65a1b2c3d4e5f60718293a4b", "", 401, `Bearer realm="memcell"`},
+		{"healthz does not", "/healthz", "", 200, ""},
+		{"openapi.yaml does not", "/openapi.yaml", "", 200, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.t = t
+			r := e.want(tc.status, "GET", tc.target, nil, "Authorization", tc.auth)
+			if got := r.header.Get("WWW-Authenticate"); got != tc.challenge {
+				t.Errorf("WWW-Authenticate = %q, want %q", got, tc.challenge)
+			}
+			if tc.status == 401 {
+				if code := r.errorCode(t); code != "unauthorized" {
+					t.Errorf("code = %q", code)
+				}
+			}
+		})
+	}
+	e.t = t
+	// Writes are refused before anything happens.
+	before := e.state()
+	e.want(401, "POST", "/v1/memcells", `{"timestamp":"2026-01-12T10:30:00Z"}`, "Authorization", "")
+	e.unchanged(before, "an unauthenticated append")
+	// Unknown routes too: no token, no map of the API.
+	req := httptest.NewRequest("GET", "/v1/nothing", nil)
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, req)
+	if rec.Code != 401 {
+		t.Errorf("an unknown route without a token = %d, want 401", rec.Code)
+	}
+	if strings.Contains(e.logs.String(), "s3cret") {
+		t.Error("the token appears in the log")
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	var seen []string
+	var logs syncBuffer
+	reqLog := slog.New(httpapi.RequestIDHandler(slog.NewJSONHandler(&logs, nil)))
+	e := newEnv(t, &httpapi.Options{Ready: func(ctx context.Context) error {
+		seen = append(seen, httpapi.RequestID(ctx))
+		reqLog.InfoContext(ctx, "checking readiness")
+		return nil
+	}})
+	r := e.want(200, "GET", "/readyz", nil, "X-Request-Id", "req-42.a:b")
+	if got := r.header.Get("X-Request-Id"); got != "req-42.a:b" {
+		t.Errorf("X-Request-Id = %q, want the incoming one", got)
+	}
+	hexID := regexp.MustCompile(`^[0-9a-f]{32}$`)
+	for _, bad := range []string{"", "has space", strings.Repeat("x", 129), "quote\"", "new\nline"} {
+		r = e.want(200, "GET", "/readyz", nil, "X-Request-Id", bad)
+		if got := r.header.Get("X-Request-Id"); !hexID.MatchString(got) {
+			t.Errorf("for incoming %q, X-Request-Id = %q, want a new one", bad, got)
+		}
+	}
+	if len(seen) != 6 || seen[0] != "req-42.a:b" || !hexID.MatchString(seen[1]) {
+		t.Errorf("RequestID in the context = %q", seen)
+	}
+	if !strings.Contains(logs.String(), `"request_id":"req-42.a:b"`) {
+		t.Errorf("RequestIDHandler did not add the id: %s", logs.String())
+	}
+	if httpapi.RequestID(context.Background()) != "" {
+		t.Error("RequestID of a bare context is not empty")
+	}
+}
+
+// TestRequestLog checks the one line per request, and that neither the
+// token nor bodies are logged.
+func TestRequestLog(t *testing.T) {
+	e := newEnv(t, &httpapi.Options{Token: "tok-never-logged"})
+	r := e.want(201, "POST", "/v1/memcells", `{"timestamp":"2026-01-12T10:30:00Z","summary":"private-body-text"}`, "X-Request-Id", "log-1")
+	id := r.memcell(t)["event_id"].(string)
+	e.want(200, "GET", "/v1/memcells/"+id+"?validate=false", nil, "X-Request-Id", "log-2")
+	lines := e.logs.lines(`"msg":"http request"`)
+	if len(lines) != 2 {
+		t.Fatalf("%d request lines, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	var line map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &line); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]any{
+		"method": "GET", "route": "GET /v1/memcells/{event_id}", "status": float64(200),
+		"request_id": "log-2", "path": "/v1/memcells/" + id,
+	} {
+		if line[k] != want {
+			t.Errorf("log %s = %v, want %v", k, line[k], want)
+		}
+	}
+	if _, ok := line["duration"]; !ok {
+		t.Error("no duration in the request line")
+	}
+	if b, _ := line["bytes"].(float64); b < 100 {
+		t.Errorf("bytes = %v", line["bytes"])
+	}
+	all := e.logs.String()
+	for _, secret := range []string{"tok-never-logged", "private-body-text", "validate=false"} {
+		if strings.Contains(all, secret) {
+			t.Errorf("the log holds %q", secret)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, nil)
+	ids := e.seed(cell("alice", epoch))
+	e.want(200, "GET", "/v1/memcells/"+ids[0], nil)
+	e.want(200, "GET", "/v1/memcells/"+ids[0], nil)
+	e.want(404, "GET", "/v1/memcells/65a1b2c3d4e5f60718293a4b", nil)
+	e.want(400, "GET", "/v1/memcells/xyz", nil)
+	e.want(404, "GET", "/v1/nothing/"+ids[0], nil)
+	e.want(405, "PUT", "/v1/kv/stats", nil)
+	r := e.want(200, "GET", "/metrics", nil)
+	page := string(r.body)
+	for _, want := range []string{
+		`memcell_http_requests_total{code="200",route="GET /v1/memcells/{event_id}"} 2`,
+		`memcell_http_requests_total{code="404",route="GET /v1/memcells/{event_id}"} 1`,
+		`memcell_http_requests_total{code="400",route="GET /v1/memcells/{event_id}"} 1`,
+		`memcell_http_requests_total{code="404",route="unmatched"} 1`,
+		`memcell_http_requests_total{code="405",route="unmatched"} 1`,
+		`memcell_http_request_duration_seconds_count{route="GET /v1/memcells/{event_id}"} 4`,
+		`memcell_kv_read_latency_seconds`, // the mirror's metrics, same registry
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(page, `route="/v1/`) || strings.Contains(page, ids[0]) {
+		t.Error("a raw path or an id appears as a label")
+	}
+	problems, err := testutil.GatherAndLint(e.reg, "memcell_http_requests_total", "memcell_http_request_duration_seconds")
+	if err != nil || len(problems) > 0 {
+		t.Errorf("metric lint: %v %v", problems, err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	e := newEnv(t, nil)
+	if _, err := httpapi.New(nil, nil); err == nil {
+		t.Error("New(nil repo) succeeded")
+	}
+	if _, err := httpapi.New(e.repo, &httpapi.Options{MaxBodyBytes: -1}); err == nil {
+		t.Error("New with a negative MaxBodyBytes succeeded")
+	}
+	if _, err := httpapi.New(e.repo, &httpapi.Options{Registerer: e.reg}); err == nil {
+		t.Error("registering the HTTP metrics twice succeeded")
+	}
+	// nil options: defaults, /metrics is 404, no metrics registered.
+	h, err := httpapi.New(e.repo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare := *e
+	bare.h = h
+	r := bare.want(404, "GET", "/metrics", nil)
+	if code := r.errorCode(t); code != "not_found" {
+		t.Errorf("code = %q", code)
+	}
+	bare.want(200, "GET", "/readyz", nil)
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	fail := errors.New("primary: connection refused")
+	var ready error
+	e := newEnv(t, &httpapi.Options{Version: "v1.2.3", Ready: func(context.Context) error { return ready }})
+	r := e.want(200, "GET", "/healthz", nil)
+	if string(r.body) != "{\"status\":\"ok\"}\n" {
+		t.Errorf("healthz = %s", r.body)
+	}
+	r = e.want(200, "GET", "/readyz", nil)
+	if string(r.body) != "{\"status\":\"ready\",\"version\":\"v1.2.3\"}\n" {
+		t.Errorf("readyz = %s", r.body)
+	}
+	ready = fail
+	r = e.want(503, "GET", "/readyz", nil)
+	if code := r.errorCode(t); code != "unavailable" || !strings.Contains(string(r.body), "connection refused") {
+		t.Errorf("not ready answered %s", r.body)
+	}
+	e.want(200, "GET", "/healthz", nil)
+}
+
+// TestPanicRecovered checks that a panic becomes a logged 500.
+func TestPanicRecovered(t *testing.T) {
+	e := newEnv(t, &httpapi.Options{Ready: func(context.Context) error { panic("boom") }})
+	r := e.want(500, "GET", "/readyz", nil)
+	if code := r.errorCode(t); code != "internal" || !strings.Contains(string(r.body), `"internal error"`) || strings.Contains(string(r.body), "boom") {
+		t.Errorf("panic answered %s", r.body)
+	}
+	if lines := e.logs.lines("panic serving request", "boom", "stack"); len(lines) != 1 {
+		t.Errorf("panic log lines: %q", lines)
+	}
+	if lines := e.logs.lines(`"msg":"http request"`, `"status":500`, `"level":"ERROR"`); len(lines) != 1 {
+		t.Errorf("request lines for the panic: %q", lines)
+	}
+	// The handler still serves.
+	e.want(200, "GET", "/healthz", nil)
+}
+
+func TestKVStatsAndFlags(t *testing.T) {
+	e := newEnv(t, nil)
+	e.seed(cell("alice", epoch), cell("bob", epoch))
+	var stats struct {
+		Backend    string `json:"backend"`
+		EntryCount int64  `json:"entry_count"`
+		Total      int64  `json:"total_size_bytes"`
+	}
+	e.want(200, "GET", "/v1/kv/stats", nil).decode(t, &stats)
+	st, _ := e.kv.Store.Stats(context.Background())
+	if stats.Backend != "memory" || stats.EntryCount != 2 || stats.Total != st.TotalSizeBytes || stats.Total == 0 {
+		t.Errorf("stats = %+v, KV says %+v", stats, st)
+	}
+
+	r := e.want(200, "GET", "/v1/admin/flags", nil)
+	if string(r.body) != "{\"mirroring\":true,\"validation\":\"on\",\"sample_percent\":0}\n" {
+		t.Errorf("flags = %s", r.body)
+	}
+	r = e.want(200, "PUT", "/v1/admin/flags", `{"mirroring":true,"validation":"sample","sample_percent":25}`)
+	if string(r.body) != "{\"mirroring\":true,\"validation\":\"sample\",\"sample_percent\":25}\n" {
+		t.Errorf("new flags = %s", r.body)
+	}
+	e.want(200, "PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"on"}`, "Content-Type", "application/json; charset=utf-8")
+	r = e.want(201, "POST", "/v1/memcells", `{"timestamp":"2026-01-12T10:30:00Z"}`)
+	if m := r.header.Get("Memcell-Mirror"); m != "skipped" {
+		t.Errorf("with mirroring off, Memcell-Mirror = %q", m)
+	}
+	r = e.want(200, "GET", "/v1/memcells/"+r.memcell(t)["event_id"].(string), nil)
+	if v := r.header.Get("Memcell-Validation"); v != "missing" {
+		t.Errorf("a MemCell written with mirroring off validates %q", v)
+	}
+}
