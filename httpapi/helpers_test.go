@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,41 +33,9 @@ type env struct {
 	primary *mongostore.Store
 	kv      *memcelltest.FaultKV
 	reg     *prometheus.Registry
-	logs    *syncBuffer
+	logs    *memcelltest.Buffer
 	// token is sent with every request made by do.
 	token string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// lines returns the log lines that contain all of subs.
-func (s *syncBuffer) lines(subs ...string) []string {
-	var out []string
-	for _, l := range strings.Split(s.String(), "\n") {
-		ok := l != ""
-		for _, sub := range subs {
-			ok = ok && strings.Contains(l, sub)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 // newEnv builds a handler over a fresh primary database and an in-memory KV
@@ -82,7 +49,7 @@ func newEnv(t testing.TB, opts *httpapi.Options) *env {
 		t.Fatal(err)
 	}
 	e := &env{
-		t: t, primary: primary, reg: prometheus.NewRegistry(), logs: &syncBuffer{},
+		t: t, primary: primary, reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{},
 		kv: memcelltest.NewFaultKV(memcelltest.KVBackends()[0].Open(t, 0)),
 	}
 	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/memcelltest"
 )
 
 func TestAuth(t *testing.T) {
@@ -67,7 +68,7 @@ func TestAuth(t *testing.T) {
 
 func TestRequestID(t *testing.T) {
 	var seen []string
-	var logs syncBuffer
+	var logs memcelltest.Buffer
 	reqLog := slog.New(httpapi.RequestIDHandler(slog.NewJSONHandler(&logs, nil)))
 	e := newEnv(t, &httpapi.Options{Ready: func(ctx context.Context) error {
 		seen = append(seen, httpapi.RequestID(ctx))
@@ -103,7 +104,7 @@ func TestRequestLog(t *testing.T) {
 	r := e.want(201, "POST", "/v1/memcells", `{"timestamp":"2026-01-12T10:30:00Z","summary":"private-body-text"}`, "X-Request-Id", "log-1")
 	id := r.memcell(t)["event_id"].(string)
 	e.want(200, "GET", "/v1/memcells/"+id+"?validate=false", nil, "X-Request-Id", "log-2")
-	lines := e.logs.lines(`"msg":"http request"`)
+	lines := e.logs.Lines(`"msg":"http request"`)
 	if len(lines) != 2 {
 		t.Fatalf("%d request lines, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
@@ -218,10 +219,10 @@ func TestPanicRecovered(t *testing.T) {
 	if code := r.errorCode(t); code != "internal" || !strings.Contains(string(r.body), `"internal error"`) || strings.Contains(string(r.body), "boom") {
 		t.Errorf("panic answered %s", r.body)
 	}
-	if lines := e.logs.lines("panic serving request", "boom", "stack"); len(lines) != 1 {
+	if lines := e.logs.Lines("panic serving request", "boom", "stack"); len(lines) != 1 {
 		t.Errorf("panic log lines: %q", lines)
 	}
-	if lines := e.logs.lines(`"msg":"http request"`, `"status":500`, `"level":"ERROR"`); len(lines) != 1 {
+	if lines := e.logs.Lines(`"msg":"http request"`, `"status":500`, `"level":"ERROR"`); len(lines) != 1 {
 		t.Errorf("request lines for the panic: %q", lines)
 	}
 	// The handler still serves.

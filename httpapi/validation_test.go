@@ -55,7 +55,7 @@ func TestValidationHeader(t *testing.T) {
 	if v := get(ids[1]).header.Get("Memcell-Validation"); v != "inconsistent" {
 		t.Errorf("tampered copy: %q", v)
 	}
-	if lines := e.logs.lines("[DATA_INCONSISTENCY] event_id=" + ids[1]); len(lines) != 1 {
+	if lines := e.logs.Lines("[DATA_INCONSISTENCY] event_id=" + ids[1]); len(lines) != 1 {
 		t.Errorf("inconsistency log lines: %q", lines)
 	}
 

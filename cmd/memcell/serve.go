@@ -78,7 +78,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err := checkBind(cfg); err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	// Lines logged with a request's context (the mirror's WARN and
+	// [DATA_INCONSISTENCY] lines among them) carry its request_id.
+	log := slog.New(httpapi.RequestIDHandler(newLogger(stderr, cfg.LogFormat, cfg.LogLevel).Handler()))
 	flags, _ := cfg.flags() // checked by loadConfig
 	log.Info("memcell starting", "version", versionString(), "config", cfg.redacted())
 
