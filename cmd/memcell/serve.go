@@ -92,6 +92,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 				log.Warn("closing", "error", cerr)
 			}
 		}
+		if err == nil {
+			log.Info("memcell stopped: both stores closed")
+		}
 	}()
 
 	dataDir, err := filepath.Abs(cfg.DataDir)
@@ -101,7 +104,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	mongoURI, primaryDesc := cfg.MongoURI, "MongoDB "+kv.Redact(cfg.MongoURI)
 	if mongoURI == "" {
 		dir := filepath.Join(dataDir, "primary")
-		quiet := newLogger(stderr, cfg.LogFormat, "warn").With("component", "embedded-primary")
+		// FerretDB logs every command it does not support (the driver's
+		// endSessions at shutdown, say) as a multi-line WARN: errors only.
+		quiet := newLogger(stderr, cfg.LogFormat, "error").With("component", "embedded-primary")
 		srv, err := embedded.Start(ctx, dir, &embedded.Options{Addr: cfg.EmbeddedAddr, Logger: quiet})
 		if err != nil {
 			return err
@@ -179,7 +184,6 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish every request", "error", err)
 	}
-	log.Info("memcell stopped")
 	return nil
 }
 
