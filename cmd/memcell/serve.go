@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,11 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
 
-	"github.com/memcell/memcell/embedded"
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 func newServeCmd() *cobra.Command {
@@ -84,52 +81,17 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	flags, _ := cfg.flags() // checked by loadConfig
 	log.Info("memcell starting", "version", versionString(), "config", cfg.redacted())
 
-	// Everything opened is closed in reverse order, whatever happens.
-	var closers []func() error
+	st, err := openStores(ctx, cfg, stderr, log)
+	if err != nil {
+		return err
+	}
 	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			if cerr := closers[i](); cerr != nil {
-				log.Warn("closing", "error", cerr)
-			}
-		}
+		st.close(log)
 		if err == nil {
 			log.Info("memcell stopped: both stores closed")
 		}
 	}()
-
-	dataDir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	mongoURI, primaryDesc := cfg.MongoURI, "MongoDB "+kv.Redact(cfg.MongoURI)
-	if mongoURI == "" {
-		dir := filepath.Join(dataDir, "primary")
-		// FerretDB logs every command it does not support (the driver's
-		// endSessions at shutdown, say) as a multi-line WARN: errors only.
-		quiet := newLogger(stderr, cfg.LogFormat, "error").With("component", "embedded-primary")
-		srv, err := embedded.Start(ctx, dir, &embedded.Options{Addr: cfg.EmbeddedAddr, Logger: quiet})
-		if err != nil {
-			return err
-		}
-		closers = append(closers, srv.Close)
-		mongoURI = srv.URI()
-		primaryDesc = fmt.Sprintf("embedded FerretDB (SQLite) in %s; MongoDB clients can connect to %s", dir, srv.URI())
-	}
-	primary, err := mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, &mongostore.Options{Logger: log})
-	if err != nil {
-		return fmt.Errorf("primary: %w", err)
-	}
-	closers = append(closers, func() error { return primary.Close(context.Background()) })
-
-	kvURL := cfg.KVURL
-	if kvURL == "" {
-		kvURL = "pebble://" + filepath.ToSlash(filepath.Join(dataDir, "kv"))
-	}
-	store, err := newKVRegistry().Open(ctx, kvURL)
-	if err != nil {
-		return fmt.Errorf("kv: %w", err)
-	}
-	closers = append(closers, store.Close)
+	primary, store := st.primary, st.kv
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -168,8 +130,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	apiURL := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "memcell %s\n  data:    %s\n  primary: %s\n  kv:      %s (%s)\n  api:     %s\n",
-		versionString(), dataDirLine(cfg, dataDir), primaryDesc, kv.Redact(kvURL), store.Capabilities().Backend, apiURL)
-	log.Info("memcell serving", "api", apiURL, "kv_backend", store.Capabilities().Backend, "data_dir", dataDir)
+		versionString(), dataDirLine(cfg, st.dataDir), st.primaryDesc, kv.Redact(st.kvURL), store.Capabilities().Backend, apiURL)
+	log.Info("memcell serving", "api", apiURL, "kv_backend", store.Capabilities().Backend, "data_dir", st.dataDir)
 
 	served := make(chan error, 1)
 	go func() { served <- httpSrv.Serve(ln) }()

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+
+	"github.com/memcell/memcell/embedded"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/mongostore"
+)
+
+// stores are the primary and the KV mirror a command works on: the ones the
+// configuration names, or the embedded default under the data directory.
+type stores struct {
+	primary     *mongostore.Store
+	kv          kv.Store
+	dataDir     string
+	primaryDesc string
+	kvURL       string
+	closers     []func() error
+}
+
+// openStores opens the primary (starting the embedded one when no MongoDB
+// URI is configured) and the KV store. On error everything opened so far
+// is closed again.
+func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Logger) (_ *stores, err error) {
+	st := &stores{}
+	defer func() {
+		if err != nil {
+			st.close(log)
+		}
+	}()
+	if st.dataDir, err = filepath.Abs(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	mongoURI := cfg.MongoURI
+	st.primaryDesc = "MongoDB " + kv.Redact(cfg.MongoURI)
+	if mongoURI == "" {
+		dir := filepath.Join(st.dataDir, "primary")
+		// FerretDB logs every command it does not support (the driver's
+		// endSessions at shutdown, say) as a multi-line WARN: errors only.
+		quiet := newLogger(stderr, cfg.LogFormat, "error").With("component", "embedded-primary")
+		srv, err := embedded.Start(ctx, dir, &embedded.Options{Addr: cfg.EmbeddedAddr, Logger: quiet})
+		if err != nil {
+			return nil, err
+		}
+		st.closers = append(st.closers, srv.Close)
+		mongoURI = srv.URI()
+		st.primaryDesc = fmt.Sprintf("embedded FerretDB (SQLite) in %s; MongoDB clients can connect to %s", dir, srv.URI())
+	}
+	if st.primary, err = mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, &mongostore.Options{Logger: log}); err != nil {
+		return nil, fmt.Errorf("primary: %w", err)
+	}
+	st.closers = append(st.closers, func() error { return st.primary.Close(context.Background()) })
+
+	st.kvURL = cfg.KVURL
+	if st.kvURL == "" {
+		st.kvURL = "pebble://" + filepath.ToSlash(filepath.Join(st.dataDir, "kv"))
+	}
+	if st.kv, err = newKVRegistry().Open(ctx, st.kvURL); err != nil {
+		return nil, fmt.Errorf("kv: %w", err)
+	}
+	st.closers = append(st.closers, st.kv.Close)
+	return st, nil
+}
+
+// close closes everything in reverse order of opening.
+func (st *stores) close(log *slog.Logger) {
+	for i := len(st.closers) - 1; i >= 0; i-- {
+		if err := st.closers[i](); err != nil {
+			log.Warn("closing", "error", err)
+		}
+	}
+	st.closers = nil
+}
