@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -87,9 +88,13 @@ func settings() []setting {
 	}
 }
 
-// addConfigFlags registers the flags of every setting, plus --config.
-func addConfigFlags(fs *pflag.FlagSet) {
+// addConfigFlags registers the flags of the settings (all of them, or the
+// ones named in only), plus --config.
+func addConfigFlags(fs *pflag.FlagSet, only ...string) {
 	for _, s := range settings() {
+		if len(only) > 0 && !slices.Contains(only, s.flag) {
+			continue
+		}
 		if s.boolean {
 			fs.Bool(s.flag, s.def == "true", s.help+" ($"+s.env+")")
 			continue
