@@ -17,7 +17,7 @@ import (
 func newKVCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "kv",
-		Short: "Inspect the key-value mirror",
+		Short: "Inspect, backfill, verify and repair the key-value mirror",
 		Long: `Commands that work on the key-value mirror.
 
 KV URLs:
@@ -28,7 +28,7 @@ KV URLs:
   rediss://...                                          and go-redis's own)
   redis+cluster://host1:7100?addr=host2:7101 Redis Cluster (same options)`,
 	}
-	c.AddCommand(newKVStatsCmd())
+	c.AddCommand(newKVStatsCmd(), newKVSyncCmd(), newKVVerifyCmd(), newKVRepairCmd())
 	return c
 }
 

@@ -21,7 +21,8 @@ var version = ""
 var errUsage = errors.New("usage")
 
 func exitCode(err error) int {
-	if errors.Is(err, errUsage) {
+	switch {
+	case errors.Is(err, errUsage), errors.Is(err, errCouldNotRun):
 		return 2
 	}
 	return 1

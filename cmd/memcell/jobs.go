@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/mongostore"
+	"github.com/memcell/memcell/reconcile"
+)
+
+// errDifferences makes "kv verify" exit 1: it ran and found differences.
+var errDifferences = errors.New("differences found")
+
+// errCouldNotRun makes "kv verify" exit 2: it could not compare.
+var errCouldNotRun = errors.New("could not run")
+
+// jobFlags are the settings a job reads: where the stores are and how to log.
+var jobFlags = []string{"mongo-uri", "mongo-database", "kv", "data-dir", "embedded-addr", "log-level", "log-format"}
+
+type jobOptions struct {
+	report     string
+	rate       float64
+	checkpoint string
+	dryRun     bool
+	progress   string
+}
+
+type jobRun func(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *reconcile.Options) (*reconcile.Report, error)
+
+// newJobCmd builds a job command; extra adds the job's own flags.
+func newJobCmd(use, short, long string, run func(o *jobOptions) jobRun, extra func(fs *pflag.FlagSet, o *jobOptions)) *cobra.Command {
+	o := &jobOptions{}
+	c := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: long + `
+
+The stores are the ones the configuration names (--mongo-uri, --kv, or their
+environment variables and config file keys, as for "memcell serve"), else the
+embedded default under --data-dir. Pebble and LevelDB allow one process at a
+time: stop "memcell serve" before running a job on them.
+
+On a terminal a progress bar shows the rate and the time left; otherwise a
+JSON progress line goes to stderr every few seconds (--progress chooses).
+--report writes the final report as JSON; --checkpoint makes an interrupted
+job resume where it stopped when run again with the same file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags(), os.Getenv)
+			if err != nil {
+				return err
+			}
+			if o.rate < 0 {
+				return fmt.Errorf("%w: --rate must not be negative", errUsage)
+			}
+			switch o.progress {
+			case "auto", "bar", "json", "none":
+			default:
+				return fmt.Errorf("%w: --progress %q: want auto, bar, json or none", errUsage, o.progress)
+			}
+			return runJob(cmd.Context(), cfg, o, run(o), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	addConfigFlags(c.Flags(), jobFlags...)
+	c.Flags().StringVar(&o.report, "report", "", "write the final report as JSON to this file")
+	c.Flags().Float64Var(&o.rate, "rate", 0, "documents per second at most (0: as fast as it goes)")
+	c.Flags().StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file: an interrupted job resumes from it")
+	c.Flags().StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, JSON otherwise), bar, json or none")
+	if extra != nil {
+		extra(c.Flags(), o)
+	}
+	return c
+}
+
+func newKVSyncCmd() *cobra.Command {
+	return newJobCmd("sync", "Backfill the KV mirror from the primary",
+		`Write every document of the primary to the KV mirror, in its canonical
+encoding and guarded by its revision, so a newer copy written by live traffic
+is never replaced. Use it to build the mirror of an existing collection.`,
+		func(*jobOptions) jobRun { return reconcile.Sync }, nil)
+}
+
+func newKVVerifyCmd() *cobra.Command {
+	return newJobCmd("verify", "Compare every document of the primary with the KV mirror",
+		`Compare every document of the primary (soft-deleted ones too) with its KV
+copy, and every KV key with the primary. Nothing is written. Exit status: 0
+when the copies agree, 1 when differences were found, 2 when the comparison
+could not run.`,
+		func(*jobOptions) jobRun { return reconcile.Verify }, nil)
+}
+
+func newKVRepairCmd() *cobra.Command {
+	return newJobCmd("repair", "Make the KV mirror equal to the primary",
+		`Verify, then rewrite missing and differing copies from the primary and
+delete KV copies of documents the primary does not have. Writes are guarded
+by revision, so repair is safe beside live traffic. --dry-run prints the plan
+and writes nothing.`,
+		func(o *jobOptions) jobRun {
+			return func(ctx context.Context, p *mongostore.Store, s kv.Store, opts *reconcile.Options) (*reconcile.Report, error) {
+				return reconcile.Repair(ctx, p, s, opts, o.dryRun)
+			}
+		},
+		func(fs *pflag.FlagSet, o *jobOptions) {
+			fs.BoolVar(&o.dryRun, "dry-run", false, "report what would change, write nothing")
+		})
+}
+
+func runJob(ctx context.Context, cfg *config, o *jobOptions, run jobRun, stdout, stderr io.Writer) error {
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	st, err := openStores(ctx, cfg, stderr, log)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCouldNotRun, err)
+	}
+	defer st.close(log)
+
+	progress, finish := progressReporter(o.progress, stderr)
+	rep, err := run(ctx, st.primary, st.kv, &reconcile.Options{Logger: log, Rate: o.rate, Checkpoint: o.checkpoint, Progress: progress})
+	finish()
+	if err != nil {
+		return fmt.Errorf("%w: %w", errCouldNotRun, err)
+	}
+	if o.report != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err == nil {
+			err = os.WriteFile(o.report, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: report: %w", errCouldNotRun, err)
+		}
+	}
+	diffs := rep.DifferenceCount()
+	fmt.Fprintf(stdout, "%s: %d documents and %d KV keys scanned, %d differences %v, %d repaired, %d unrepaired in %s\n",
+		rep.Job, rep.Scanned, rep.KVScanned, diffs, rep.Differences, rep.Repaired, rep.Unrepaired,
+		rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+	switch {
+	case rep.Job == "verify" && diffs > 0:
+		return errDifferences
+	case rep.Unrepaired > 0:
+		return fmt.Errorf("%w: %d could not be repaired: the KV holds a tombstone or a newer revision the primary does not explain; run repair again after the tombstone grace period", errDifferences, rep.Unrepaired)
+	}
+	return nil
+}
+
+// progressReporter returns the Progress callback for mode and a function
+// that ends the display.
+func progressReporter(mode string, w io.Writer) (func(reconcile.Progress), func()) {
+	if mode == "auto" {
+		mode = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			mode = "bar"
+		}
+	}
+	switch mode {
+	case "bar":
+		var bar *progressbar.ProgressBar
+		return func(p reconcile.Progress) {
+				if bar == nil {
+					bar = progressbar.NewOptions64(max(p.Total, -1),
+						progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(p.Job),
+						progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("docs"),
+						progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond))
+				}
+				_ = bar.Set64(p.Scanned)
+			}, func() {
+				if bar != nil {
+					_ = bar.Finish()
+					fmt.Fprintln(w)
+				}
+			}
+	case "json":
+		enc := json.NewEncoder(w)
+		var last time.Time
+		return func(p reconcile.Progress) {
+			if time.Since(last) < 5*time.Second {
+				return
+			}
+			last = time.Now()
+			_ = enc.Encode(map[string]any{"progress": p.Job, "scanned": p.Scanned, "total": p.Total,
+				"differences": p.Differences, "repaired": p.Repaired, "elapsed_seconds": p.Elapsed.Seconds()})
+		}, func() {}
+	}
+	return nil, func() {}
+}

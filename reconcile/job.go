@@ -1,0 +1,357 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/mongostore"
+)
+
+// Verify compares every primary document with its KV copy and every KV key
+// under the prefix with the primary, and reports the differences. It
+// writes to neither store (only to Options.Checkpoint, if set).
+//
+// Invalid options are an error before any I/O, with a nil report. When the
+// job fails or ctx ends the report is returned with the error, holding the
+// counts so far; the error is then ctx.Err() itself, or wraps what failed
+// (a primary or KV error, a checkpoint that cannot be used). Verify is safe
+// to run beside live traffic; a document that keeps changing while it is
+// read may still be reported.
+func Verify(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options) (*Report, error) {
+	return run(ctx, primary, store, opts, jobVerify)
+}
+
+// Sync backfills the KV: it writes the canonical encoding of every primary
+// document, soft-deleted ones included, guarded by its revision so that it
+// never replaces a newer copy. It reads nothing from the KV and deletes
+// nothing (Repair removes extras). Report.Repaired counts the copies
+// stored; the rest were refused because the KV already held a newer
+// revision or a tombstone. Errors are as for Verify.
+func Sync(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options) (*Report, error) {
+	return run(ctx, primary, store, opts, jobSync)
+}
+
+// Repair verifies as Verify does and fixes what it finds: missing, stale and
+// differing copies are written from the primary's current document (guarded
+// by its revision), extras are deleted (leaving tombstones) once the primary
+// has been asked again that it does not have them. It clears the pending
+// record (mongostore.RecordPending) of every document it leaves consistent,
+// keeping records written after it started. Report.Differences counts what
+// it found, Repaired what it fixed, Unrepaired what it could not.
+//
+// With dryRun, Repair writes nothing (to either store) and reports the
+// differences it would fix: the plan. Errors are as for Verify.
+func Repair(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options, dryRun bool) (*Report, error) {
+	if dryRun {
+		return run(ctx, primary, store, opts, jobRepairDryRun)
+	}
+	return run(ctx, primary, store, opts, jobRepair)
+}
+
+// jobKind says what a job does.
+type jobKind struct {
+	name    string
+	compare bool // read the KV and report differences (verify, repair)
+	fix     bool // write fixes (repair)
+	write   bool // write every document (sync)
+	dryRun  bool
+}
+
+var (
+	jobVerify       = jobKind{name: "verify", compare: true}
+	jobSync         = jobKind{name: "sync", write: true}
+	jobRepair       = jobKind{name: "repair", compare: true, fix: true}
+	jobRepairDryRun = jobKind{name: "repair", compare: true, dryRun: true}
+)
+
+// job is one run of a job. Its methods run on one goroutine at a time
+// (kv.Store.Scan never calls its callback concurrently).
+type job struct {
+	jobKind
+	primary *mongostore.Store
+	kv      kv.Store
+	prefix  string
+	log     *slog.Logger
+	metrics *metrics
+	limit   *limiter
+	batch   int
+	onProg  func(Progress)
+
+	report       *Report
+	started      time.Time // this run's start
+	total        int64
+	phase        string
+	lastProgress time.Time
+
+	ckptPath string
+	ckpt     *checkpoint // nil without Options.Checkpoint
+
+	// copies fingerprints the ids whose KV copy the primary pass saw or
+	// wrote; copiesOK is false once it is known not to be all of them.
+	copies   keySet
+	copiesOK bool
+
+	// suspects are the ids of the primary pass whose copies differed,
+	// waiting for their second look (see maxSuspects) since suspectsSince.
+	// ckptLag is checkpointLag but in tests.
+	suspects      []memcell.ID
+	suspectsSince time.Time
+	ckptLag       time.Duration
+}
+
+func run(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options, kind jobKind) (*Report, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if primary == nil || store == nil {
+		return nil, errors.New("reconcile: a primary and a KV store are required")
+	}
+	if o.Checkpoint != "" {
+		if err := checkCheckpointPath(o.Checkpoint); err != nil {
+			return nil, err
+		}
+	}
+	j := &job{
+		jobKind: kind,
+		primary: primary,
+		kv:      store,
+		prefix:  mirror.DefaultKeyPrefix,
+		log:     o.Logger,
+		limit:   newLimiter(o.Rate),
+		batch:   o.BatchSize,
+		onProg:  o.Progress,
+		started: time.Now(),
+		phase:   phasePrimary,
+		copies:  newKeySet(maphash.MakeSeed()),
+		ckptLag: checkpointLag,
+	}
+	if o.checkpointLag > 0 {
+		j.ckptLag = o.checkpointLag
+	}
+	if o.KeyPrefix != nil {
+		j.prefix = *o.KeyPrefix
+	}
+	if j.log == nil {
+		j.log = slog.New(slog.DiscardHandler)
+	}
+	if j.batch == 0 {
+		j.batch = DefaultBatchSize
+	}
+	var err error
+	if j.metrics, err = newMetrics(o.Registerer, kind.name); err != nil {
+		return nil, fmt.Errorf("reconcile: metrics: %w", err)
+	}
+	j.report = &Report{Job: kind.name, DryRun: kind.dryRun, Started: j.started.UTC(), Differences: map[Kind]int64{}, Samples: []Diff{}}
+	if o.Checkpoint != "" {
+		if err := j.openCheckpoint(o.Checkpoint); err != nil {
+			j.report.Finished = time.Now().UTC()
+			return j.report, fmt.Errorf("reconcile: %s: %w", kind.name, err)
+		}
+	}
+	err = j.run(ctx)
+	j.report.Finished = time.Now().UTC()
+	j.progress(true)
+	elapsed := time.Since(j.started)
+	attrs := []any{"job", j.name, "dry_run", j.dryRun, "scanned", j.report.Scanned, "kv_scanned", j.report.KVScanned,
+		"differences", j.report.DifferenceCount(), "repaired", j.report.Repaired, "unrepaired", j.report.Unrepaired,
+		"elapsed", elapsed.Round(time.Millisecond).String()}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			j.log.WarnContext(ctx, "reconcile: job interrupted", append(attrs, "error", cerr)...)
+			return j.report, cerr
+		}
+		j.log.ErrorContext(ctx, "reconcile: job failed", append(attrs, "error", err)...)
+		return j.report, fmt.Errorf("reconcile: %s: %w", j.name, err)
+	}
+	if j.ckpt != nil {
+		if err := os.Remove(j.ckptPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.log.WarnContext(ctx, "reconcile: could not remove the checkpoint of a finished job", "checkpoint", j.ckptPath, "error", err)
+		}
+	}
+	j.log.InfoContext(ctx, "reconcile: job finished", attrs...)
+	return j.report, nil
+}
+
+func (j *job) run(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if j.onProg != nil { // the estimate serves only the progress reports
+		if n, err := j.primary.EstimatedCount(ctx); err == nil {
+			j.total = n
+		}
+	}
+	j.log.InfoContext(ctx, "reconcile: job started", "job", j.name, "dry_run", j.dryRun,
+		"kv_backend", j.kv.Capabilities().Backend, "key_prefix", j.prefix,
+		"estimated_documents", j.total, "resumed", j.report.Resumed, "phase", j.phase)
+	if j.phase == phasePrimary {
+		// A resumed primary pass sees only part of the documents.
+		j.copiesOK = j.ckpt == nil || j.ckpt.LastID == ""
+		if err := j.primaryPass(ctx); err != nil {
+			return err
+		}
+		if !j.compare {
+			return nil
+		}
+		j.phase = phaseKV
+		if err := j.saveCheckpoint(""); err != nil {
+			return err
+		}
+	}
+	return j.kvPass(ctx)
+}
+
+// openCheckpoint loads the checkpoint at path, if there is one, and
+// continues from it.
+func (j *job) openCheckpoint(path string) error {
+	coll := j.primary.Collection()
+	want := &checkpoint{
+		Version:   checkpointVersion,
+		Job:       j.name,
+		DryRun:    j.dryRun,
+		Namespace: coll.Database().Name() + "." + coll.Name(),
+		Backend:   j.kv.Capabilities().Backend,
+		KeyPrefix: j.prefix,
+		Phase:     phasePrimary,
+		Started:   j.report.Started,
+	}
+	j.ckptPath, j.ckpt = path, want
+	got, err := loadCheckpoint(path)
+	if err != nil || got == nil {
+		return err
+	}
+	if err := got.matches(path, want); err != nil {
+		return err
+	}
+	if got.LastID != "" {
+		if _, err := memcell.ParseID(got.LastID); err != nil {
+			return fmt.Errorf("checkpoint %s: last_id %q: %w (remove it to start over)", path, got.LastID, err)
+		}
+	}
+	j.ckpt = got
+	j.phase = got.Phase
+	r := j.report
+	r.Resumed = true
+	r.Started = got.Started
+	r.Scanned, r.Repaired, r.Unrepaired = got.Scanned, got.Repaired, got.Unrepaired
+	for k, n := range got.Differences {
+		r.Differences[k] = n
+	}
+	if got.Samples != nil {
+		r.Samples = got.Samples
+	}
+	return nil
+}
+
+// saveCheckpoint records that everything up to lastID ("" keeps the last
+// one) is done.
+func (j *job) saveCheckpoint(lastID string) error {
+	c := j.ckpt
+	if c == nil {
+		return nil
+	}
+	r := j.report
+	c.Phase = j.phase
+	if lastID != "" {
+		c.LastID = lastID
+	}
+	c.Scanned, c.Repaired, c.Unrepaired = r.Scanned, r.Repaired, r.Unrepaired
+	c.Differences, c.Samples = r.Differences, r.Samples
+	return c.save(j.ckptPath)
+}
+
+// found records a difference: counted, logged, and kept as a sample while
+// there is room.
+func (j *job) found(ctx context.Context, d Diff) {
+	j.report.Differences[d.Kind]++
+	j.metrics.differences.WithLabelValues(string(d.Kind)).Inc()
+	sample := len(j.report.Samples) < MaxSamples
+	if sample {
+		j.report.Samples = append(j.report.Samples, d)
+	}
+	switch {
+	case !sample:
+		j.log.DebugContext(ctx, "reconcile: difference", "job", j.name, "kind", d.Kind, "event_id", d.EventID, "key", d.Key)
+	case d.Kind == Differs || d.Kind == Stale:
+		memcell.LogInconsistency(ctx, j.log.With("job", j.name, "kind", d.Kind, "key", d.Key), d.EventID, d.Fields)
+	default:
+		j.log.WarnContext(ctx, "reconcile: difference", "job", j.name, "kind", d.Kind, "event_id", d.EventID, "key", d.Key, "error", d.Error)
+	}
+}
+
+func (j *job) scanned() {
+	j.report.Scanned++
+	j.metrics.scanned.Inc()
+}
+
+func (j *job) repaired(n int) {
+	j.report.Repaired += int64(n)
+	j.metrics.repaired.Add(float64(n))
+}
+
+// progressEvery is the least time between two calls of Options.Progress.
+const progressEvery = time.Second
+
+// progress calls Options.Progress if a second has passed since the last
+// call, or if final.
+func (j *job) progress(final bool) {
+	if j.onProg == nil {
+		return
+	}
+	now := time.Now()
+	if !final {
+		if j.lastProgress.IsZero() {
+			j.lastProgress = j.started
+		}
+		if now.Sub(j.lastProgress) < progressEvery {
+			return
+		}
+	}
+	j.lastProgress = now
+	r := j.report
+	j.onProg(Progress{
+		Job: j.name, Phase: j.phase,
+		Scanned: r.Scanned, KVScanned: r.KVScanned, Differences: r.DifferenceCount(), Repaired: r.Repaired,
+		Total: j.total, Elapsed: now.Sub(j.started),
+	})
+}
+
+// key returns the KV key of an id, as mirror.Repository.Key does.
+func (j *job) key(id memcell.ID) string {
+	b := make([]byte, 0, len(j.prefix)+2*len(id))
+	b = append(b, j.prefix...)
+	return string(hex.AppendEncode(b, id[:]))
+}
+
+// idOf returns the id of a KV key under the prefix, and false when the key
+// is not one the mirror writes (not 24 lowercase hex digits after the
+// prefix).
+func (j *job) idOf(key string) (memcell.ID, bool) {
+	s := key[len(j.prefix):]
+	var id memcell.ID
+	if len(s) != 2*len(id) {
+		return id, false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return id, false
+		}
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, false
+	}
+	return id, true
+}

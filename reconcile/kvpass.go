@@ -1,0 +1,149 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+)
+
+// existsBatch is how many KV keys the KV pass looks up in the primary with
+// one query. The query is an indexed $in on MongoDB, but FerretDB answers
+// it by reading the whole collection, so the pass costs it one collection
+// read per existsBatch keys: large batches keep that linear up to the
+// sizes FerretDB is meant for. The ids take 12 bytes each.
+const existsBatch = 10_000
+
+// kvPass scans the KV prefix for keys the primary does not account for:
+// keys that are not event ids, and copies of documents the primary does
+// not have (live or soft-deleted).
+func (j *job) kvPass(ctx context.Context) error {
+	var (
+		ids     = make([]memcell.ID, 0, existsBatch)
+		garbage []string
+		keys    = newKeySet(j.copies.seed)
+	)
+	err := j.kv.Scan(ctx, j.prefix, func(it kv.Item) error {
+		if err := j.limit.wait(ctx); err != nil {
+			return err
+		}
+		j.report.KVScanned++
+		if id, ok := j.idOf(it.Key); ok {
+			keys.add(id)
+			ids = append(ids, id)
+			if len(ids) == cap(ids) {
+				if err := j.checkExtras(ctx, ids); err != nil {
+					return err
+				}
+				ids = ids[:0]
+			}
+		} else {
+			garbage = append(garbage, it.Key)
+			if len(garbage) == j.batch {
+				if err := j.dropGarbage(ctx, garbage); err != nil {
+					return err
+				}
+				garbage = garbage[:0]
+			}
+		}
+		j.progress(false)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("kv scan: %w", err)
+	}
+	if j.copiesOK && keys.equal(&j.copies) {
+		// The keys are exactly the copies the primary pass saw: none is
+		// an extra (see keySet).
+		j.log.DebugContext(ctx, "reconcile: the KV keys match the primary's documents; no lookups needed", "job", j.name, "keys", keys.count)
+	} else if err := j.checkExtras(ctx, ids); err != nil {
+		return err
+	}
+	return j.dropGarbage(ctx, garbage)
+}
+
+// checkExtras looks ids up in the primary and reports (and, for a repair,
+// deletes) the copies of documents it does not have. Each candidate is
+// asked of the primary a second time and of the KV again just before it
+// is reported and deleted, so that a document appended meanwhile, or
+// hard-deleted by live traffic whose own KV delete is on its way, is left
+// alone.
+func (j *job) checkExtras(ctx context.Context, ids []memcell.ID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	exist, err := j.primary.Existing(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("primary lookup: %w", err)
+	}
+	var cands []memcell.ID
+	for _, id := range ids {
+		if !exist[id] {
+			cands = append(cands, id)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	// A scan may visit a key twice (Redis, while the keyspace is resized).
+	slices.SortFunc(cands, func(a, b memcell.ID) int { return slices.Compare(a[:], b[:]) })
+	cands = slices.Compact(cands)
+	if exist, err = j.primary.Existing(ctx, cands); err != nil {
+		return fmt.Errorf("primary lookup: %w", err)
+	}
+	keys := make([]string, 0, len(cands))
+	for _, id := range cands {
+		if !exist[id] {
+			keys = append(keys, j.key(id))
+		}
+	}
+	got, err := j.kv.BatchGet(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("kv batch get: %w", err)
+	}
+	var extras []string
+	var extraIDs []memcell.ID
+	for _, k := range keys {
+		if _, ok := got[k]; ok {
+			id, _ := j.idOf(k)
+			extras = append(extras, k)
+			extraIDs = append(extraIDs, id)
+			j.found(ctx, Diff{EventID: id.String(), Key: k, Kind: Extra})
+		}
+	}
+	if !j.fix || len(extras) == 0 {
+		return nil
+	}
+	if err := j.deleteKeys(ctx, extras); err != nil {
+		return err
+	}
+	return j.primary.ClearPendingBefore(ctx, extraIDs, j.started)
+}
+
+// dropGarbage reports (and, for a repair, deletes) keys under the prefix
+// that are not event ids.
+func (j *job) dropGarbage(ctx context.Context, keys []string) error {
+	for _, k := range keys {
+		j.found(ctx, Diff{EventID: k[len(j.prefix):], Key: k, Kind: Extra})
+	}
+	if !j.fix || len(keys) == 0 {
+		return nil
+	}
+	return j.deleteKeys(ctx, keys)
+}
+
+func (j *job) deleteKeys(ctx context.Context, keys []string) error {
+	for chunk := range slices.Chunk(keys, j.batch) {
+		n, err := j.kv.BatchDelete(ctx, chunk)
+		if err != nil {
+			return fmt.Errorf("kv batch delete: %w", err)
+		}
+		j.repaired(n)
+	}
+	return nil
+}

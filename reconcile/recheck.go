@@ -1,0 +1,311 @@
+package reconcile
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/mongostore"
+)
+
+// Documents whose copy differs in the primary pass are looked at a second
+// time before anything is reported, because a live write may have been
+// caught between its primary and its KV step. That second look reads the
+// primary by id, which FerretDB answers by reading the whole collection
+// whatever the number of ids, so the ids are set aside and looked at
+// together: once maxSuspects are waiting, at the end of the pass, and, when
+// the job keeps a checkpoint (which only moves on while nothing is set
+// aside), once the oldest has waited checkpointLag. The ids take 12 bytes
+// each.
+const (
+	maxSuspects   = 10_000
+	checkpointLag = 5 * time.Second
+)
+
+// finding is a difference that survived the second look, with the
+// primary's document as then read.
+type finding struct {
+	doc
+	kind   Kind
+	fields []memcell.Difference
+}
+
+// compareBatch compares docs with their KV copies, read with one BatchGet,
+// and sets aside the ids of those that differ. For a repair, the pending
+// records of the others are done with.
+func (j *job) compareBatch(ctx context.Context, docs []doc) error {
+	keys := make([]string, len(docs))
+	for i, d := range docs {
+		keys[i] = d.key
+	}
+	got, err := j.kv.BatchGet(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("kv batch get: %w", err)
+	}
+	var fine []memcell.ID
+	for _, d := range docs {
+		v, ok := got[d.key]
+		if ok {
+			j.copies.add(d.id)
+		}
+		switch {
+		case ok && bytes.Equal(v, d.value):
+			fine = append(fine, d.id)
+		case len(j.suspects) == 0:
+			j.suspectsSince = time.Now()
+			fallthrough
+		default:
+			j.suspects = append(j.suspects, d.id)
+		}
+	}
+	return j.clearPending(ctx, fine)
+}
+
+// clearPending drops the pending records of ids whose copies are
+// consistent, for a repair. Records written after this run started may
+// stand for writes that the run did not see, so they stay.
+func (j *job) clearPending(ctx context.Context, ids []memcell.ID) error {
+	if !j.fix || len(ids) == 0 {
+		return nil
+	}
+	return j.primary.ClearPendingBefore(ctx, ids, j.started)
+}
+
+// recheckSuspects gives the documents set aside their second look: it
+// streams them from the primary with one query, and for each batch of them
+// reads the KV copies again (primary first, KV second, the order of the
+// mirror's own writes), reports what still differs and, for a repair,
+// fixes it. A document the primary no longer has is left to the KV pass.
+func (j *job) recheckSuspects(ctx context.Context) error {
+	ids := j.suspects
+	j.suspects = j.suspects[:0] // ids is copied into oids before any reuse
+	oids := make([]bson.ObjectID, len(ids))
+	for i, id := range ids {
+		oids[i] = bson.ObjectID(id)
+	}
+	cur, err := j.primary.Collection().Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}},
+		options.Find().SetBatchSize(int32(j.batch)))
+	if err != nil {
+		return fmt.Errorf("primary re-read: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	fresh := make(map[memcell.ID]*memcell.MemCell, min(len(ids), j.batch))
+	var order []memcell.ID
+	for cur.Next(ctx) {
+		m, err := mongostore.Decode(cur.Current)
+		if err != nil {
+			// Readable a moment ago, changed since by another program.
+			id := rawID(cur.Current)
+			j.found(ctx, Diff{EventID: id, Key: j.prefix + id, Kind: Unreadable, Error: err.Error()})
+			if j.fix {
+				j.report.Unrepaired++
+			}
+			continue
+		}
+		fresh[m.ID] = m
+		order = append(order, m.ID)
+		if len(order) == j.batch {
+			if err := j.judgeBatch(ctx, order, fresh); err != nil {
+				return err
+			}
+			clear(fresh)
+			order = order[:0]
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return fmt.Errorf("primary re-read: %w", err)
+	}
+	return j.judgeBatch(ctx, order, fresh)
+}
+
+// judgeBatch compares the documents fresh, just read from the primary,
+// with their KV copies read now, and reports and fixes what differs. A copy
+// newer than the primary's document means that a live write reached the
+// primary after that read and the KV before this one: the primary is read
+// once more for those.
+func (j *job) judgeBatch(ctx context.Context, ids []memcell.ID, fresh map[memcell.ID]*memcell.MemCell) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	got, err := j.kv.BatchGet(ctx, j.keys(ids))
+	if err != nil {
+		return fmt.Errorf("kv re-read: %w", err)
+	}
+	out, ahead := j.judgeAll(ctx, ids, fresh, got, true)
+	if len(ahead) > 0 {
+		again, err := j.primary.LookupMany(ctx, ahead)
+		if err != nil {
+			return fmt.Errorf("primary re-read: %w", err)
+		}
+		more, _ := j.judgeAll(ctx, ahead, again, got, false)
+		out = append(out, more...)
+	}
+	for _, f := range out {
+		j.found(ctx, Diff{EventID: f.id.String(), Key: f.key, Kind: f.kind, Fields: f.fields})
+	}
+	if !j.fix {
+		return nil
+	}
+	unrepaired, err := j.fixCopies(ctx, out)
+	if err != nil {
+		return err
+	}
+	// The rest now have consistent copies.
+	fine := make([]memcell.ID, 0, len(ids))
+	for _, id := range ids {
+		if !unrepaired[id] {
+			fine = append(fine, id)
+		}
+	}
+	return j.clearPending(ctx, fine)
+}
+
+func (j *job) keys(ids []memcell.ID) []string {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = j.key(id)
+	}
+	return keys
+}
+
+// judgeAll compares the primary's documents of ids with the KV's copies
+// got and returns the differences; with setAside, the ids whose copy has a
+// newer revision than the primary's document are returned apart instead.
+// Ids the primary no longer has are skipped.
+func (j *job) judgeAll(ctx context.Context, ids []memcell.ID, fresh map[memcell.ID]*memcell.MemCell, got map[string][]byte, setAside bool) (out []finding, ahead []memcell.ID) {
+	for _, id := range ids {
+		m, ok := fresh[id]
+		if !ok {
+			continue
+		}
+		key := j.key(id)
+		want, err := memcell.Encode(m)
+		if err != nil {
+			// Decoded but not encodable: cannot happen for documents read
+			// from BSON, but if it did the document could not be mirrored.
+			j.found(ctx, Diff{EventID: id.String(), Key: key, Kind: Unreadable, Error: err.Error()})
+			continue
+		}
+		held, present := got[key]
+		kind, fields, heldRev := judge(want, m.Revision, held, present)
+		switch {
+		case kind == "":
+		case setAside && heldRev > m.Revision:
+			ahead = append(ahead, id)
+		default:
+			out = append(out, finding{doc: doc{id: id, key: key, rev: m.Revision, value: want}, kind: kind, fields: fields})
+		}
+	}
+	return out, ahead
+}
+
+// judge compares the primary's encoding want, of revision rev, with the
+// KV's copy held, and returns the kind of difference ("" for none), the
+// differing fields and the copy's revision (-1 if it has none).
+func judge(want []byte, rev int64, held []byte, present bool) (Kind, []memcell.Difference, int64) {
+	if !present {
+		return Missing, nil, -1
+	}
+	if bytes.Equal(want, held) {
+		return "", nil, rev
+	}
+	eq, fields, err := memcell.Compare(want, held)
+	switch {
+	case err != nil:
+		// A copy that is not even JSON differs from the whole document.
+		return Differs, []memcell.Difference{{Kind: memcell.Changed, Primary: want}}, -1
+	case eq:
+		return "", nil, rev
+	}
+	heldRev := rev // unless the revision is among the differences
+	for _, f := range fields {
+		if f.Path == memcell.RevisionField && f.Kind == memcell.Changed {
+			var n json.Number
+			if json.Unmarshal(f.Copy, &n) == nil {
+				if r, err := strconv.ParseInt(n.String(), 10, 64); err == nil {
+					heldRev = r
+				}
+			}
+		}
+	}
+	if heldRev < rev {
+		return Stale, fields, heldRev
+	}
+	return Differs, fields, heldRev
+}
+
+// fixCopies writes the primary's documents over the differing copies,
+// guarded by their revisions, and returns the ids it could not fix. A write
+// the KV refused is looked at again: if live traffic has meanwhile made the
+// copy consistent there is nothing to fix; otherwise the KV holds a newer
+// revision or a tombstone that the primary does not explain, which a
+// guarded write cannot overcome, and the document is unrepaired.
+func (j *job) fixCopies(ctx context.Context, fs []finding) (map[memcell.ID]bool, error) {
+	if len(fs) == 0 {
+		return nil, nil
+	}
+	es := make([]kv.Entry, len(fs))
+	for i, f := range fs {
+		es[i] = kv.Entry{Key: f.key, Value: f.value, Rev: uint64(f.rev)}
+	}
+	n, err := j.kv.BatchPut(ctx, es)
+	if err != nil {
+		return nil, fmt.Errorf("kv batch put: %w", err)
+	}
+	if n == len(es) {
+		j.repaired(n)
+		for _, f := range fs {
+			if f.kind == Missing {
+				j.copies.add(f.id) // it has a copy now
+			}
+		}
+		return nil, nil
+	}
+	// Which copies exist now is not worth working out for the fingerprint.
+	j.copiesOK = false
+	// Which were refused? Those whose copy is not what was written.
+	ids := make([]memcell.ID, len(fs))
+	for i, f := range fs {
+		ids[i] = f.id
+	}
+	got, err := j.kv.BatchGet(ctx, j.keys(ids))
+	if err != nil {
+		return nil, fmt.Errorf("kv batch get: %w", err)
+	}
+	var refused []memcell.ID
+	for _, f := range fs {
+		if v, ok := got[f.key]; ok && bytes.Equal(v, f.value) {
+			j.repaired(1)
+		} else {
+			refused = append(refused, f.id)
+		}
+	}
+	if len(refused) == 0 {
+		return nil, nil
+	}
+	// Read both again, primary first.
+	fresh, err := j.primary.LookupMany(ctx, refused)
+	if err != nil {
+		return nil, fmt.Errorf("primary re-read: %w", err)
+	}
+	if got, err = j.kv.BatchGet(ctx, j.keys(refused)); err != nil {
+		return nil, fmt.Errorf("kv re-read: %w", err)
+	}
+	again, _ := j.judgeAll(ctx, refused, fresh, got, false)
+	unrepaired := make(map[memcell.ID]bool, len(again))
+	for _, f := range again {
+		unrepaired[f.id] = true
+		j.report.Unrepaired++
+		j.log.WarnContext(ctx, "reconcile: the KV refused the primary's copy: it holds a newer revision or a tombstone; the copy stays different",
+			"job", j.name, "event_id", f.id.String(), "key", f.key, "kind", f.kind, "revision", f.rev)
+	}
+	return unrepaired, nil
+}

@@ -1,0 +1,208 @@
+// Package reconcile compares the MongoDB primary with its key-value mirror
+// and brings the mirror back in line with it: Sync (backfill), Verify and
+// Repair, the jobs behind `memcell kv sync|verify|repair` (design §6).
+//
+// The primary is the truth (design §1). A job reads the primary through one
+// streaming cursor over the whole collection, soft-deleted documents
+// included since the mirror holds them too, and handles the documents in
+// batches of Options.BatchSize: one kv.BatchGet per batch, the canonical
+// encodings compared byte for byte, memcell.Compare only where the bytes
+// differ. Verify and Repair then scan the KV prefix and look up the ids of
+// its keys in the primary, in large batches, to find copies of documents
+// the primary does not have. Nothing is kept per document: memory is
+// bounded by the batch sizes, whatever the size of the collection
+// (design P6).
+//
+// Jobs may run beside live traffic. A difference is read again, primary
+// first and KV second, before it is reported, so a write caught between
+// its primary and its KV step is not reported (the differing documents
+// are set aside and read again together, up to 10,000 at a time, since
+// FerretDB answers any lookup by id list by reading the whole collection);
+// and every KV write a job
+// makes is guarded by the document's revision (kv.Entry.Rev), so it never
+// replaces a newer copy that live traffic wrote meanwhile. A copy of a
+// document the primary does not have is looked up in the primary again just
+// before it is deleted, and the delete leaves a tombstone like any other.
+//
+// Verify writes to neither store. Sync and Repair write only to the KV and
+// to the primary's pending record (mongostore.RecordPending), which Repair
+// clears for the documents it leaves consistent.
+package reconcile
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/memcell/memcell"
+)
+
+// Kind is a kind of difference between the primary and the mirror.
+type Kind string
+
+// The kinds of difference. Stale is a Differs whose copy carries an older
+// revision than the primary's document: the mirror missed writes (a KV
+// outage, a killed process). They are told apart because they have
+// different causes; Differs with an equal revision means the copy was
+// changed behind the mirror's back, or the primary was (written by another
+// program, which does not bump the revision), and with a higher copy
+// revision that the primary went back in time (restored from a backup).
+const (
+	// Missing: the primary has the document, the KV has no copy.
+	Missing Kind = "missing"
+	// Extra: the KV has a key under the prefix that no primary document
+	// accounts for: a copy of a document the primary does not have, or a
+	// key that is not a valid event id at all.
+	Extra Kind = "extra"
+	// Differs: both have it and the copies hold different data (equal bytes
+	// or equal values per memcell.Compare are not a difference).
+	Differs Kind = "differs"
+	// Stale: a Differs whose copy has a lower revision than the primary's.
+	Stale Kind = "stale"
+	// Unreadable: the primary holds a document that is not a valid MemCell
+	// (wrong field types, an _id that is not an ObjectId), so it has no
+	// canonical encoding and cannot be mirrored. Repair cannot fix it; fix
+	// the document in MongoDB.
+	Unreadable Kind = "unreadable"
+)
+
+// kinds lists every Kind, for metrics.
+var kinds = [...]Kind{Missing, Extra, Differs, Stale, Unreadable}
+
+// Diff is one document that differs between the primary and the KV.
+type Diff struct {
+	// EventID is the document's id; for an Extra key that is not a valid
+	// id, the part of the key after the prefix; for an Unreadable document
+	// whose _id is not an ObjectId, that _id as text.
+	EventID string `json:"event_id"`
+	// Key is the KV key.
+	Key  string `json:"key"`
+	Kind Kind   `json:"kind"`
+	// Fields are the field-level differences of Differs and Stale.
+	Fields []memcell.Difference `json:"fields,omitempty"`
+	// Error says why an Unreadable document could not be read.
+	Error string `json:"error,omitempty"`
+}
+
+// MaxSamples is how many differences a Report lists.
+const MaxSamples = 100
+
+// Report is the outcome of a job, and what `--report FILE` writes as JSON.
+type Report struct {
+	// Job is "sync", "verify" or "repair".
+	Job string `json:"job"`
+	// DryRun is set for a repair that wrote nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Started is when the job started; for a resumed job, when its first
+	// run started.
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	// Scanned counts the primary documents read, KVScanned the KV keys
+	// read looking for extras (verify and repair).
+	Scanned   int64 `json:"scanned"`
+	KVScanned int64 `json:"kv_scanned"`
+	// Differences counts the differences found, by kind (verify and
+	// repair; for a repair, before it fixed them).
+	Differences map[Kind]int64 `json:"differences"`
+	// Repaired counts the KV copies written (sync, repair) or deleted
+	// (repair). Unrepaired counts differences a repair could not fix:
+	// unreadable documents, and copies the KV refused to replace because
+	// it holds a newer revision or a tombstone that live traffic did not
+	// explain.
+	Repaired   int64 `json:"repaired"`
+	Unrepaired int64 `json:"unrepaired"`
+	// Samples are the first MaxSamples differences.
+	Samples []Diff `json:"samples"`
+	// Resumed is set when the job continued from a checkpoint.
+	Resumed bool `json:"resumed"`
+}
+
+// DifferenceCount is the number of differences of every kind.
+func (r *Report) DifferenceCount() int64 {
+	var n int64
+	for _, c := range r.Differences {
+		n += c
+	}
+	return n
+}
+
+// Progress is a job's state, reported through Options.Progress.
+type Progress struct {
+	Job string
+	// Phase is "primary" while the primary is read, "kv" while the KV
+	// prefix is scanned for extras (verify and repair).
+	Phase string
+	// Scanned and KVScanned are as in Report, Differences is their total
+	// count so far, Repaired as in Report.
+	Scanned, KVScanned, Differences, Repaired int64
+	// Total is the estimated number of primary documents
+	// (EstimatedDocumentCount); 0 if unknown. The KV phase visits about
+	// as many keys.
+	Total   int64
+	Elapsed time.Duration
+}
+
+// Options configure a job. Nil means defaults.
+type Options struct {
+	// KeyPrefix goes before the event id in KV keys; nil means
+	// mirror.DefaultKeyPrefix. It must be the prefix the mirror writes.
+	KeyPrefix *string
+	// Logger receives the job's start and end lines and one line per
+	// difference (the first MaxSamples at WARN or, for copies that differ,
+	// as memcell.LogInconsistency's ERROR line; the rest at DEBUG); nil
+	// discards them.
+	Logger *slog.Logger
+	// Registerer receives the job metrics
+	// memcell_job_documents_scanned_total{job},
+	// memcell_job_differences_total{job,kind} and
+	// memcell_job_repaired_total{job}. Jobs run one after the other may
+	// share it. Nil registers nothing.
+	Registerer prometheus.Registerer
+	// Rate bounds the documents read per second: primary documents in the
+	// primary pass, KV keys in the KV pass. 0 means unlimited.
+	Rate float64
+	// BatchSize is the number of documents per KV batch and per cursor
+	// batch of the primary; 0 means DefaultBatchSize.
+	BatchSize int
+	// Progress, if set, is called about once a second while the job runs
+	// and once when it ends (successfully or not), one call at a time but
+	// not always on the caller's goroutine. It must not block for long.
+	Progress func(Progress)
+	// Checkpoint is the path of a checkpoint file, "" for none. With one,
+	// the primary is read in _id order and after every batch the job
+	// writes the last _id it finished and its counts to the file
+	// (atomically: a temporary file renamed over it). A job that finds the
+	// file resumes after that _id, with those counts; the KV pass, which
+	// cannot be resumed, runs whole. The file is removed when the job
+	// succeeds. A checkpoint made by another kind of job, or for another
+	// collection, KV backend or prefix, is an error. Verify writes the file
+	// too: it is the job's own state, not either store.
+	//
+	// The file moves on only while no differing document waits for its
+	// second look (see Verify), so it may lag the job by a few seconds.
+	// Sorting by _id costs FerretDB a read of the whole collection into its
+	// memory before the first document; MongoDB reads the _id index.
+	Checkpoint string
+
+	checkpointLag time.Duration // 0: checkpointLag; set by tests
+}
+
+// DefaultBatchSize is the default Options.BatchSize.
+const DefaultBatchSize = 500
+
+// maxBatchSize bounds Options.BatchSize: a batch's documents are in memory
+// at once.
+const maxBatchSize = 100_000
+
+func (o *Options) check() error {
+	switch {
+	case o.BatchSize < 0 || o.BatchSize > maxBatchSize:
+		return fmt.Errorf("reconcile: BatchSize must be between 0 and %d, got %d", maxBatchSize, o.BatchSize)
+	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
+		return fmt.Errorf("reconcile: Rate must be a non-negative number of documents per second, got %v", o.Rate)
+	}
+	return nil
+}

@@ -1,0 +1,87 @@
+package reconcile_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/memcelltest"
+	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/reconcile"
+)
+
+// TestSync backfills an empty KV on every backend: afterwards verify finds
+// nothing, and a copy newer than the primary's document was left alone.
+func TestSync(t *testing.T) {
+	for _, backend := range memcelltest.KVBackends() {
+		t.Run(backend.Name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, backend, 0)
+			if err := e.repo.SetFlags(mirror.Flags{Mirroring: false, Validation: mirror.ValidationOn}); err != nil {
+				t.Fatal(err)
+			}
+			e.populate(t, 100) // primary only
+			r := e.verify(t, nil)
+			if diff := cmp.Diff(counts(r), map[reconcile.Kind]int64{reconcile.Missing: 100}); diff != "" {
+				t.Fatalf("verify of an empty KV (-got +want):\n%s", diff)
+			}
+
+			// A copy with a newer revision than the primary's: sync must
+			// not replace it.
+			newer, err := e.primary.Lookup(ctx, e.docs[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			newer.Summary, newer.Revision = ptr("newer"), newer.Revision+5
+			v, err := memcell.Encode(newer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.kv.Put(ctx, kv.Entry{Key: e.repo.Key(newer.ID), Value: v, Rev: uint64(newer.Revision)}); err != nil {
+				t.Fatal(err)
+			}
+
+			s, err := reconcile.Sync(ctx, e.primary, e.kv, e.opts())
+			if err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			if s.Job != "sync" || s.Scanned != 100 || s.Repaired != 99 || s.DifferenceCount() != 0 || s.KVScanned != 0 {
+				t.Errorf("Sync report = %+v, want 100 scanned, 99 written, no differences, no KV scan", s)
+			}
+			if got, _ := e.kv.Get(ctx, e.repo.Key(newer.ID)); string(got) != string(v) {
+				t.Errorf("sync replaced a newer copy:\n%s", got)
+			}
+			r = e.verify(t, nil)
+			if diff := cmp.Diff(found(r), []string{"differs " + newer.ID.String()}); diff != "" {
+				t.Errorf("verify after sync (-got +want):\n%s", diff)
+			}
+
+			// Repair cannot overwrite it either (the primary went back in
+			// time): it says so rather than claiming a fix.
+			fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts(), false)
+			if err != nil {
+				t.Fatalf("Repair: %v", err)
+			}
+			if fixed.Repaired != 0 || fixed.Unrepaired != 1 {
+				t.Errorf("Repair of a newer copy: repaired %d, unrepaired %d; want 0, 1", fixed.Repaired, fixed.Unrepaired)
+			}
+			if got := e.logs.Lines("the KV refused", newer.ID.String()); len(got) != 1 {
+				t.Errorf("log lines about the refused copy: %q, want one", got)
+			}
+
+		})
+	}
+}
+
+// TestSyncEmpty syncs and verifies an empty primary against an empty KV.
+func TestSyncEmpty(t *testing.T) {
+	e := newEnv(t, memcelltest.KVBackends()[0], 0)
+	s, err := reconcile.Sync(context.Background(), e.primary, e.kv, nil)
+	if err != nil || s.Scanned != 0 || s.Repaired != 0 {
+		t.Fatalf("Sync of nothing = %+v, %v", s, err)
+	}
+	e.assertConsistent(t, "empty")
+}
