@@ -133,8 +133,14 @@ func TestCheckpointRefused(t *testing.T) {
 
 	cctx, cancel := context.WithCancel(ctx)
 	opts := e.opts()
-	opts.Checkpoint, opts.BatchSize, opts.Rate = path, 5, 20
-	opts.Progress = func(reconcile.Progress) { cancel() }
+	opts.Checkpoint, opts.BatchSize, opts.Rate = path, 5, 10
+	// Cancel once a checkpoint has been written: a cancel before the first
+	// batch leaves nothing to refuse.
+	opts.Progress = func(reconcile.Progress) {
+		if _, err := os.Stat(path); err == nil {
+			cancel()
+		}
+	}
 	if _, err := reconcile.Verify(cctx, e.primary, e.kv, opts); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Verify: %v, want context.Canceled", err)
 	}
