@@ -73,8 +73,8 @@ var (
 	jobRepairDryRun = jobKind{name: "repair", compare: true, dryRun: true}
 )
 
-// job is one run of a job. Its methods run on one goroutine at a time
-// (kv.Store.Scan never calls its callback concurrently).
+// job is one run of a job. Its methods run on one goroutine at a time,
+// though not always the caller's (the KV pass runs in Scan's callback).
 type job struct {
 	jobKind
 	primary *mongostore.Store

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
@@ -24,8 +25,11 @@ func (j *job) kvPass(ctx context.Context) error {
 		ids     = make([]memcell.ID, 0, existsBatch)
 		garbage []string
 		keys    = newKeySet(j.copies.seed)
+		mu      sync.Mutex // the backends call fn one key at a time; the contract does not say so
 	)
 	err := j.kv.Scan(ctx, j.prefix, func(it kv.Item) error {
+		mu.Lock()
+		defer mu.Unlock()
 		if err := j.limit.wait(ctx); err != nil {
 			return err
 		}

@@ -66,7 +66,7 @@ func (j *job) primaryPass(ctx context.Context) error {
 		return fmt.Errorf("primary scan: %w", err)
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
-	b := &batch{docs: make([]doc, 0, j.batch), arena: make([]byte, 0, j.batch*2048)}
+	b := &batch{docs: make([]doc, 0, j.batch), arena: make([]byte, 0, min(j.batch*2048, 1<<20))}
 	for cur.Next(ctx) {
 		if err := j.limit.wait(ctx); err != nil {
 			return err

@@ -7,26 +7,27 @@
 // included since the mirror holds them too, and handles the documents in
 // batches of Options.BatchSize: one kv.BatchGet per batch, the canonical
 // encodings compared byte for byte, memcell.Compare only where the bytes
-// differ. Verify and Repair then scan the KV prefix and look up the ids of
-// its keys in the primary, in large batches, to find copies of documents
-// the primary does not have. Nothing is kept per document: memory is
-// bounded by the batch sizes, whatever the size of the collection
-// (design P6).
+// differ. Verify and Repair then scan the KV prefix for keys the primary
+// does not account for: they look the ids up in the primary, 10,000 per
+// query, unless the scanned keys turn out to be exactly the copies the
+// primary pass saw (see keySet), which spares FerretDB a read of the whole
+// collection. Nothing is kept per document: memory is bounded by the batch
+// sizes, whatever the size of the collection (design P6).
 //
-// Jobs may run beside live traffic. A difference is read again, primary
-// first and KV second, before it is reported, so a write caught between
-// its primary and its KV step is not reported (the differing documents
-// are set aside and read again together, up to 10,000 at a time, since
-// FerretDB answers any lookup by id list by reading the whole collection);
-// and every KV write a job
-// makes is guarded by the document's revision (kv.Entry.Rev), so it never
-// replaces a newer copy that live traffic wrote meanwhile. A copy of a
-// document the primary does not have is looked up in the primary again just
-// before it is deleted, and the delete leaves a tombstone like any other.
+// Jobs may run beside live traffic. A document whose copy differs is read
+// again, primary first and KV second, before it is reported, so a write
+// caught between its primary and its KV step is not reported; the
+// differing documents are set aside and read again together, because
+// FerretDB answers any lookup of a list of ids by reading the whole
+// collection. Every KV write a job makes is guarded by the document's
+// revision (kv.Entry.Rev), so it never replaces a newer copy that live
+// traffic wrote meanwhile. A copy of a document the primary does not have
+// is looked up in the primary again just before it is deleted, and the
+// delete leaves a tombstone like any other.
 //
-// Verify writes to neither store. Sync and Repair write only to the KV and
-// to the primary's pending record (mongostore.RecordPending), which Repair
-// clears for the documents it leaves consistent.
+// Verify writes to neither store. Sync writes only KV copies. Repair writes
+// KV copies, deletes extras, and clears the primary's pending record
+// (mongostore.RecordPending) of the documents it leaves consistent.
 package reconcile
 
 import (
@@ -104,8 +105,8 @@ type Report struct {
 	// read looking for extras (verify and repair).
 	Scanned   int64 `json:"scanned"`
 	KVScanned int64 `json:"kv_scanned"`
-	// Differences counts the differences found, by kind (verify and
-	// repair; for a repair, before it fixed them).
+	// Differences counts the differences found, by kind (for a repair,
+	// before it fixed them; a sync finds only Unreadable documents).
 	Differences map[Kind]int64 `json:"differences"`
 	// Repaired counts the KV copies written (sync, repair) or deleted
 	// (repair). Unrepaired counts differences a repair could not fix:
@@ -139,8 +140,8 @@ type Progress struct {
 	// count so far, Repaired as in Report.
 	Scanned, KVScanned, Differences, Repaired int64
 	// Total is the estimated number of primary documents
-	// (EstimatedDocumentCount); 0 if unknown. The KV phase visits about
-	// as many keys.
+	// (mongostore.EstimatedCount, asked only when Options.Progress is
+	// set); 0 if unknown. The KV phase visits about as many keys.
 	Total   int64
 	Elapsed time.Duration
 }
@@ -149,6 +150,9 @@ type Progress struct {
 type Options struct {
 	// KeyPrefix goes before the event id in KV keys; nil means
 	// mirror.DefaultKeyPrefix. It must be the prefix the mirror writes.
+	// Every key under it belongs to the mirror: Repair deletes those that
+	// are not the key of a primary document, so with "" it deletes every
+	// other key of the store.
 	KeyPrefix *string
 	// Logger receives the job's start and end lines and one line per
 	// difference (the first MaxSamples at WARN or, for copies that differ,
@@ -182,7 +186,8 @@ type Options struct {
 	// too: it is the job's own state, not either store.
 	//
 	// The file moves on only while no differing document waits for its
-	// second look (see Verify), so it may lag the job by a few seconds.
+	// second look (see the package documentation), so it may lag the job
+	// by a few seconds.
 	// Sorting by _id costs FerretDB a read of the whole collection into its
 	// memory before the first document; MongoDB reads the _id index.
 	Checkpoint string

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
@@ -295,5 +296,39 @@ func TestSwappedKey(t *testing.T) {
 	slices.Sort(want)
 	if diff := cmp.Diff(found(r), want); diff != "" {
 		t.Errorf("Verify (-got +want):\n%s", diff)
+	}
+}
+
+// TestUnreadable checks documents the primary holds but that are not valid
+// MemCells: verify reports them, repair counts them as unrepaired, and
+// neither stops.
+func TestUnreadable(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, memcelltest.KVBackends()[0], 0)
+	e.append(t, 10)
+	badID := bson.NewObjectID()
+	coll := e.primary.Collection()
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: badID}, {Key: "timestamp", Value: time.Now()}, {Key: "summary", Value: 42}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: "legacy-1"}, {Key: "timestamp", Value: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"unreadable " + badID.Hex(), "unreadable legacy-1"}
+	r := e.verify(t, nil)
+	if diff := cmp.Diff(found(r), want); diff != "" {
+		t.Errorf("Verify (-got +want):\n%s", diff)
+	}
+	for _, d := range r.Samples {
+		if d.Error == "" {
+			t.Errorf("%s: no error", d.EventID)
+		}
+	}
+	fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fixed.Unrepaired != 2 || fixed.Repaired != 0 || fixed.Scanned != 12 {
+		t.Errorf("Repair = %+v, want 12 scanned, 2 unrepaired", fixed)
 	}
 }
