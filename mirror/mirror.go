@@ -31,6 +31,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -117,6 +119,31 @@ func (f Flags) check() error {
 	default:
 		return &memcell.FieldError{Field: "validation", Rule: fmt.Sprintf("must be %q, %q or %q, got %q", ValidationOn, ValidationOff, ValidationSample, f.Validation)}
 	}
+	return nil
+}
+
+// SetValidation sets Validation and SamplePercent from the setting as
+// people write it: "on", "off", or "sample:N" to validate N percent (0-100,
+// a trailing "%" allowed) of the reads that would validate. The error names
+// the setting and what it accepts.
+func (f *Flags) SetValidation(s string) error {
+	g := *f
+	switch {
+	case s == ValidationOn || s == ValidationOff:
+		g.Validation, g.SamplePercent = s, 0
+	case strings.HasPrefix(s, ValidationSample+":"):
+		p, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(s, ValidationSample+":"), "%"), 64)
+		if err != nil {
+			return &memcell.FieldError{Field: "validation", Rule: fmt.Sprintf("%q: the sample must be a percentage 0-100, e.g. sample:10", s)}
+		}
+		g.Validation, g.SamplePercent = ValidationSample, p
+	default:
+		return &memcell.FieldError{Field: "validation", Rule: fmt.Sprintf("%q: want on, off or sample:N", s)}
+	}
+	if err := g.check(); err != nil {
+		return err
+	}
+	*f = g
 	return nil
 }
 
