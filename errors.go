@@ -40,3 +40,21 @@ var (
 	// has none (a standalone mongod, the embedded primary).
 	ErrTransactionsUnsupported = errors.New("memcell: the primary does not support transactions (it needs a MongoDB replica set or sharded cluster)")
 )
+
+// UnreadableError reports a stored document that is not a valid MemCell:
+// written by another program with fields of the wrong type, or with an id
+// that is not an ObjectId. Scans report it and go on.
+type UnreadableError struct {
+	// ID is the document's _id as text: the hex of an ObjectId, the value
+	// itself otherwise.
+	ID  string
+	Err error
+}
+
+func (e *UnreadableError) Error() string {
+	return "memcell: document " + e.ID + " is not a readable MemCell: " + e.Err.Error()
+}
+
+// Unwrap returns the reason, which wraps ErrInvalid when the document
+// breaks a rule of the model.
+func (e *UnreadableError) Unwrap() error { return e.Err }

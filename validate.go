@@ -30,8 +30,8 @@ func (m *MemCell) Validate() error {
 		return &FieldError{Field: RevisionField, Rule: "must not be negative"}
 	}
 	for k := range m.Extra {
-		if k == "" || k[0] == '$' || strings.ContainsAny(k, ".\x00") {
-			return &FieldError{Field: k, Rule: "is not a valid field name (empty, starts with $, or holds . or NUL)"}
+		if err := CheckFieldName(k); err != nil {
+			return err
 		}
 	}
 	for name, v := range map[string]any{"foresight_memories": m.ForesightMemories, "event_log": m.EventLog, "extend": m.Extend, "": m.Extra} {

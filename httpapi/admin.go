@@ -105,13 +105,11 @@ type readyBody struct {
 
 // readyz serves GET /readyz: the stores answer.
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
-	if s.ready != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
-		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			s.log.WarnContext(r.Context(), "httpapi: not ready", "request_id", RequestID(r.Context()), "error", err)
-			return &apiError{http.StatusServiceUnavailable, codeUnavailable, "not ready: " + err.Error()}
-		}
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		s.log.WarnContext(r.Context(), "httpapi: not ready", "request_id", RequestID(r.Context()), "error", err)
+		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "not ready: " + err.Error()}
 	}
 	writeValue(w, http.StatusOK, readyBody{Status: "ready", Version: s.version})
 	return nil

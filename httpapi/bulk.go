@@ -9,11 +9,10 @@ import (
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // DefaultListLimit is the page size of GET /v1/memcells without ?limit=;
-// at most mongostore.MaxLimit may be asked for.
+// at most memcell.MaxLimit may be asked for.
 const DefaultListLimit = 100
 
 // MaxBatchIDs caps the event_ids of one batch-get.
@@ -27,8 +26,8 @@ var (
 )
 
 // filterQuery reads the filters shared by list and count.
-func filterQuery(q url.Values) (mongostore.Query, error) {
-	var out mongostore.Query
+func filterQuery(q url.Values) (memcell.Query, error) {
+	var out memcell.Query
 	var err error
 	if out.UserID, err = stringParam(q, "user_id"); err != nil {
 		return out, err
@@ -79,7 +78,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return fieldError("sort", "must be asc or desc")
 	}
-	if query.Limit, err = intParam(q, "limit", DefaultListLimit, 1, mongostore.MaxLimit); err != nil {
+	if query.Limit, err = intParam(q, "limit", DefaultListLimit, 1, memcell.MaxLimit); err != nil {
 		return err
 	}
 	if query.Skip, err = intParam(q, "skip", 0, 0, maxInt64); err != nil {
@@ -132,8 +131,8 @@ func (s *server) count(w http.ResponseWriter, r *http.Request) error {
 
 // bulkScope reads the scope of a bulk delete or restore: user_id, a closed
 // time range (start and end), or both.
-func bulkScope(q url.Values) (mongostore.Scope, error) {
-	var sc mongostore.Scope
+func bulkScope(q url.Values) (memcell.Scope, error) {
+	var sc memcell.Scope
 	var err error
 	if sc.UserID, err = stringParam(q, "user_id"); err != nil {
 		return sc, err
@@ -254,7 +253,7 @@ func (s *server) batchGet(w http.ResponseWriter, r *http.Request) error {
 	}
 	var fields, projection []string
 	for i, f := range req.Fields {
-		if !validFieldName(f) {
+		if memcell.CheckFieldName(f) != nil {
 			return fieldError("fields."+strconv.Itoa(i), "is not a valid field name")
 		}
 		if f == memcell.APIIDField || f == memcell.IDField {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/memcell/memcell/memcelltest"
 )
 
 // FuzzCreate sends arbitrary bodies to POST /v1/memcells: every answer must
@@ -20,7 +22,7 @@ func FuzzCreate(f *testing.F) {
 	e := newEnv(f, nil)
 	ctx := context.Background()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		docsBefore, err := e.primary.Collection().CountDocuments(ctx, bson.D{})
+		docsBefore, err := memcelltest.Collection(t, e.primary.Namespace()).CountDocuments(ctx, bson.D{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -36,7 +38,7 @@ func FuzzCreate(f *testing.F) {
 		case r.status == http.StatusCreated:
 		case r.status >= 400 && r.status < 500:
 			r.errorCode(t)
-			docsAfter, err := e.primary.Collection().CountDocuments(ctx, bson.D{})
+			docsAfter, err := memcelltest.Collection(t, e.primary.Namespace()).CountDocuments(ctx, bson.D{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -215,7 +215,7 @@ type state struct {
 func (e *env) state() state {
 	e.t.Helper()
 	ctx := context.Background()
-	cur, err := e.primary.Collection().Find(ctx, bson.D{})
+	cur, err := memcelltest.Collection(e.t, e.primary.Namespace()).Find(ctx, bson.D{})
 	if err != nil {
 		e.t.Fatal(err)
 	}

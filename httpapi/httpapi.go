@@ -59,9 +59,8 @@ type Options struct {
 	// MaxBodyBytes bounds request bodies (413 beyond); 0 means
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
-	// Ready reports readiness for GET /readyz (nil error: ready). The caller
-	// decides what it checks (both stores, normally); nil means always
-	// ready.
+	// Ready reports readiness for GET /readyz (nil error: ready); nil means
+	// the repository's Ping, which asks both stores.
 	Ready func(ctx context.Context) error
 	// Version is reported by GET /readyz.
 	Version string
@@ -167,6 +166,9 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Ready == nil {
+		o.Ready = repo.Ping
 	}
 	m, err := newHTTPMetrics(o.Registerer)
 	if err != nil {

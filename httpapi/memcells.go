@@ -13,9 +13,6 @@ import (
 	"github.com/memcell/memcell/mirror"
 )
 
-// managedFields are set by the store; a new MemCell may not carry them.
-var managedFields = []string{memcell.RevisionField, "created_at", "updated_at", "deleted_at", "deleted_by", "deleted_id"}
-
 // maxDepth bounds the nesting of a request body. MongoDB refuses documents
 // nested deeper than 100 levels; the API refuses them well before, as bad
 // input, instead of failing at the primary.
@@ -72,12 +69,6 @@ func checkTree(v any, path string, depth int) error {
 	return nil
 }
 
-// validFieldName applies the rule of top-level field names that PATCH also
-// applies (mongostore.Update): not empty, no leading '$', no '.'.
-func validFieldName(k string) bool {
-	return k != "" && k[0] != '$' && !strings.Contains(k, ".")
-}
-
 // create serves POST /v1/memcells: append a new MemCell.
 func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	if _, err := parseQuery(r); err != nil {
@@ -91,14 +82,15 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	for _, f := range managedFields {
-		if _, ok := obj[f]; ok {
+	for _, f := range memcell.ManagedFields {
+		if _, ok := obj[f]; ok && f != memcell.APIIDField && f != memcell.IDField {
+			// A client may choose the event id; DecodeAPI checks it.
 			return fieldError(f, "is managed by the store and cannot be set")
 		}
 	}
 	for k := range obj {
-		if !validFieldName(k) {
-			return fieldError(k, "is not a valid field name (empty, starting with '$' or holding '.')")
+		if err := memcell.CheckFieldName(k); err != nil {
+			return err
 		}
 	}
 	m, err := memcell.DecodeAPI(body)

@@ -157,3 +157,15 @@ func SupportsTransactions(t testing.TB) bool {
 	_, rs := hello["setName"]
 	return rs || hello["msg"] == "isdbgrid"
 }
+
+// Collection returns the driver collection of a namespace
+// ("database.collection", as mongostore.Store.Namespace gives it), for
+// tests that read or write stored documents behind the store's back.
+func Collection(t testing.TB, namespace string) *mongo.Collection {
+	t.Helper()
+	db, coll, ok := strings.Cut(namespace, ".")
+	if !ok {
+		t.Fatalf("memcelltest: namespace %q is not database.collection", namespace)
+	}
+	return Client(t).Database(db).Collection(coll)
+}

@@ -10,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
@@ -81,17 +80,9 @@ func memory() memcelltest.KVBackend { return memcelltest.KVBackends()[0] }
 func (e *env) differences(t *testing.T) []string {
 	t.Helper()
 	ctx := context.Background()
-	cur, err := e.primary.Collection().Find(ctx, bson.D{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cur.Close(ctx)
 	var diffs []string
 	seen := map[string]bool{}
-	for cur.Next(ctx) {
-		raw := cur.Current
-		oid := raw.Lookup("_id").ObjectID()
-		m, err := e.primary.Lookup(ctx, memcell.ID(oid))
+	for m, err := range e.primary.Scan(ctx, false, memcell.ID{}, 0) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,10 +103,7 @@ func (e *env) differences(t *testing.T) []string {
 			diffs = append(diffs, "differs "+key+": "+memcell.DescribeDiffs(d))
 		}
 	}
-	if err := cur.Err(); err != nil {
-		t.Fatal(err)
-	}
-	err = e.kv.Store.Scan(ctx, mirror.DefaultKeyPrefix, func(it kv.Item) error {
+	err := e.kv.Store.Scan(ctx, mirror.DefaultKeyPrefix, func(it kv.Item) error {
 		if !seen[it.Key] {
 			diffs = append(diffs, "extra "+it.Key)
 		}

@@ -26,7 +26,6 @@ package mirror
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -40,40 +39,18 @@ import (
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // DefaultKeyPrefix is put before the event id to make a KV key.
-const DefaultKeyPrefix = "memcell:"
+const DefaultKeyPrefix = memcell.DefaultKeyPrefix
 
 // DefaultKVTimeout bounds each KV call the mirror makes, so that a slow KV
 // cannot hold up a primary operation for longer.
 const DefaultKVTimeout = 2 * time.Second
 
-// Primary is what the repository needs of the primary store;
-// *mongostore.Store implements it.
-type Primary interface {
-	Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCell, error)
-	Get(ctx context.Context, id memcell.ID) (*memcell.MemCell, error)
-	GetMany(ctx context.Context, ids []memcell.ID, fields []string) (map[memcell.ID]*memcell.MemCell, error)
-	Update(ctx context.Context, id memcell.ID, fields map[string]any) (*memcell.MemCell, error)
-	SoftDelete(ctx context.Context, id memcell.ID, by string) (*memcell.MemCell, error)
-	Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, error)
-	HardDelete(ctx context.Context, id memcell.ID) (bool, error)
-	SoftDeleteMany(ctx context.Context, sc mongostore.Scope, by string) (mongostore.BulkResult, error)
-	RestoreMany(ctx context.Context, sc mongostore.Scope) (mongostore.BulkResult, error)
-	HardDeleteMany(ctx context.Context, sc mongostore.Scope) (int64, []memcell.ID, error)
-	Find(ctx context.Context, q mongostore.Query) ([]*memcell.MemCell, error)
-	Count(ctx context.Context, q mongostore.Query) (int64, error)
-	Latest(ctx context.Context, userID string, limit int64) ([]*memcell.MemCell, error)
-	RecordPending(ctx context.Context, ids []memcell.ID, reason string) error
-	Pending(ctx context.Context) ([]memcell.ID, error)
-	// RunTransaction runs fn in a primary transaction, retrying it as the
-	// server asks, and returns once it committed or failed; it fails with
-	// memcell.ErrTransactionsUnsupported on servers without transactions.
-	RunTransaction(ctx context.Context, fn func(ctx context.Context) error) error
-	Ping(ctx context.Context) error
-}
+// Primary is the primary store the repository writes first and reads
+// from; *mongostore.Store implements it.
+type Primary = memcell.Primary
 
 // Options configure a Repository. Nil means defaults.
 type Options struct {
@@ -153,7 +130,7 @@ type Repository struct {
 	primary Primary
 	kv      kv.Store
 	backend string
-	prefix  string
+	keys    memcell.Keys
 	timeout time.Duration
 	log     *slog.Logger
 	flags   atomic.Pointer[Flags]
@@ -173,10 +150,7 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	if opts != nil {
 		o = *opts
 	}
-	prefix := DefaultKeyPrefix
-	if o.KeyPrefix != nil {
-		prefix = *o.KeyPrefix
-	}
+	keys := memcell.KeysWithPrefix(o.KeyPrefix)
 	if o.KVTimeout < 0 {
 		return nil, errors.New("mirror: KVTimeout must not be negative")
 	}
@@ -199,7 +173,7 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	}
 	backend := store.Capabilities().Backend
 	r := &Repository{
-		primary: primary, kv: store, backend: backend, prefix: prefix,
+		primary: primary, kv: store, backend: backend, keys: keys,
 		timeout: o.KVTimeout, log: o.Logger, metrics: m,
 		putM: m.write(backend, "put"), batchM: m.write(backend, "batch_put"),
 		delM: m.write(backend, "delete"), bdelM: m.write(backend, "batch_delete"),
@@ -214,7 +188,7 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 		m.validations.WithLabelValues(backend, string(o))
 	}
 	r.flags.Store(&flags)
-	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", prefix,
+	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", keys.Prefix,
 		"mirroring", flags.Mirroring, "validation", flags.Validation)
 	return r, nil
 }
@@ -234,10 +208,29 @@ func (r *Repository) SetFlags(f Flags) error {
 }
 
 // Key returns the KV key of an event id.
-func (r *Repository) Key(id memcell.ID) string {
-	b := make([]byte, 0, len(r.prefix)+24)
-	b = append(b, r.prefix...)
-	return string(hex.AppendEncode(b, id[:]))
+func (r *Repository) Key(id memcell.ID) string { return r.keys.Key(id) }
+
+// Keys returns the codec between event ids and KV keys the repository
+// writes with.
+func (r *Repository) Keys() memcell.Keys { return r.keys }
+
+// readyKey is the key Ping reads: under the prefix, but never an event
+// id's key.
+const readyKey = "readyz"
+
+// Ping checks that both stores answer: the primary's Ping, then a read of
+// one KV key under the prefix (absent is fine). The error says which store
+// failed.
+func (r *Repository) Ping(ctx context.Context) error {
+	if err := r.primary.Ping(ctx); err != nil {
+		return fmt.Errorf("primary: %w", err)
+	}
+	kctx, cancel := r.kvContext(ctx)
+	defer cancel()
+	if _, err := r.kv.Get(kctx, r.keys.Prefix+readyKey); err != nil && !errors.Is(err, kv.ErrNotFound) {
+		return fmt.Errorf("kv: %w", err)
+	}
+	return nil
 }
 
 // Backend is the KV backend's name.

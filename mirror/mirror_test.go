@@ -72,20 +72,20 @@ func TestOperationsMirrored(t *testing.T) {
 			do   func() (int64, mirror.Mirror, error)
 		}{
 			{"soft delete by user", func() (int64, mirror.Mirror, error) {
-				return e.repo.SoftDeleteMany(ctx, mongostore.Scope{UserID: &alice}, "bulk")
+				return e.repo.SoftDeleteMany(ctx, memcell.Scope{UserID: &alice}, "bulk")
 			}},
-			{"restore by user", func() (int64, mirror.Mirror, error) { return e.repo.RestoreMany(ctx, mongostore.Scope{UserID: &alice}) }},
+			{"restore by user", func() (int64, mirror.Mirror, error) { return e.repo.RestoreMany(ctx, memcell.Scope{UserID: &alice}) }},
 			{"soft delete by range", func() (int64, mirror.Mirror, error) {
-				return e.repo.SoftDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end}, "")
+				return e.repo.SoftDeleteMany(ctx, memcell.Scope{Start: &start, End: &end}, "")
 			}},
 			{"restore by range", func() (int64, mirror.Mirror, error) {
-				return e.repo.RestoreMany(ctx, mongostore.Scope{Start: &start, End: &end})
+				return e.repo.RestoreMany(ctx, memcell.Scope{Start: &start, End: &end})
 			}},
 			{"hard delete by user and range", func() (int64, mirror.Mirror, error) {
-				return e.repo.HardDeleteMany(ctx, mongostore.Scope{UserID: &alice, Start: &start, End: &end})
+				return e.repo.HardDeleteMany(ctx, memcell.Scope{UserID: &alice, Start: &start, End: &end})
 			}},
 			{"hard delete by range", func() (int64, mirror.Mirror, error) {
-				return e.repo.HardDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end})
+				return e.repo.HardDeleteMany(ctx, memcell.Scope{Start: &start, End: &end})
 			}},
 		}
 		for _, st := range steps {
@@ -115,10 +115,10 @@ func TestEverMemOSDefectsFixed(t *testing.T) {
 		t.Run("soft deletes by user and by time range reach the KV", func(t *testing.T) {
 			e := newEnv(t, b, nil)
 			appendN(t, e, 20, 2)
-			if n, _, err := e.repo.SoftDeleteMany(ctx, mongostore.Scope{UserID: &bob}, "x"); err != nil || n == 0 {
+			if n, _, err := e.repo.SoftDeleteMany(ctx, memcell.Scope{UserID: &bob}, "x"); err != nil || n == 0 {
 				t.Fatalf("by user: %d, %v", n, err)
 			}
-			if n, _, err := e.repo.SoftDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end}, "y"); err != nil || n == 0 {
+			if n, _, err := e.repo.SoftDeleteMany(ctx, memcell.Scope{Start: &start, End: &end}, "y"); err != nil || n == 0 {
 				t.Fatalf("by range: %d, %v", n, err)
 			}
 			e.assertMirrored(t, "after bulk soft deletes")
@@ -126,7 +126,7 @@ func TestEverMemOSDefectsFixed(t *testing.T) {
 		t.Run("hard delete by time range removes the KV copies", func(t *testing.T) {
 			e := newEnv(t, b, nil)
 			appendN(t, e, 10, 3)
-			n, _, err := e.repo.HardDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end})
+			n, _, err := e.repo.HardDeleteMany(ctx, memcell.Scope{Start: &start, End: &end})
 			if err != nil || n != 10 {
 				t.Fatalf("HardDeleteMany = %d, %v", n, err)
 			}
@@ -137,10 +137,10 @@ func TestEverMemOSDefectsFixed(t *testing.T) {
 		t.Run("restore by time range returns the real count", func(t *testing.T) {
 			e := newEnv(t, b, nil)
 			appendN(t, e, 10, 4)
-			if _, _, err := e.repo.SoftDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end}, ""); err != nil {
+			if _, _, err := e.repo.SoftDeleteMany(ctx, memcell.Scope{Start: &start, End: &end}, ""); err != nil {
 				t.Fatal(err)
 			}
-			n, _, err := e.repo.RestoreMany(ctx, mongostore.Scope{Start: &start, End: &end})
+			n, _, err := e.repo.RestoreMany(ctx, memcell.Scope{Start: &start, End: &end})
 			if err != nil || n != 10 {
 				t.Fatalf("RestoreMany = %d, %v; want 10", n, err)
 			}
@@ -327,7 +327,7 @@ func TestErrorPolicy(t *testing.T) {
 			t.Errorf("Append(bad input) = %v", err)
 		}
 		// A primary that has gone away.
-		gone, err := mongostore.Connect(ctx, memcelltest.URI(t), e.primary.Collection().Database().Name(), &mongostore.Options{SkipIndexes: true})
+		gone, err := mongostore.Connect(ctx, memcelltest.URI(t), strings.Split(e.primary.Namespace(), ".")[0], &mongostore.Options{SkipIndexes: true})
 		if err != nil {
 			t.Fatal(err)
 		}

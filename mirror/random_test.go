@@ -12,7 +12,6 @@ import (
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 var (
@@ -90,20 +89,20 @@ func randomOps(e *env, r *rand.Rand, n int) error {
 		case op < 76:
 			_, _, err = e.repo.HardDelete(ctx, pick())
 		case op < 82:
-			_, _, err = e.repo.SoftDeleteMany(ctx, mongostore.Scope{UserID: user()}, "bulk")
+			_, _, err = e.repo.SoftDeleteMany(ctx, memcell.Scope{UserID: user()}, "bulk")
 		case op < 88:
 			s, en := window()
 			var u *string
 			if r.IntN(2) == 0 {
 				u = user()
 			}
-			_, _, err = e.repo.RestoreMany(ctx, mongostore.Scope{UserID: u, Start: s, End: en})
+			_, _, err = e.repo.RestoreMany(ctx, memcell.Scope{UserID: u, Start: s, End: en})
 		case op < 92:
 			s, en := window()
-			_, _, err = e.repo.HardDeleteMany(ctx, mongostore.Scope{Start: s, End: en})
+			_, _, err = e.repo.HardDeleteMany(ctx, memcell.Scope{Start: s, End: en})
 		case op < 96:
 			s, en := window()
-			_, _, err = e.repo.SoftDeleteMany(ctx, mongostore.Scope{UserID: user(), Start: s, End: en}, "")
+			_, _, err = e.repo.SoftDeleteMany(ctx, memcell.Scope{UserID: user(), Start: s, End: en}, "")
 		default:
 			_, _, err = e.repo.Get(ctx, pick())
 		}
@@ -247,7 +246,7 @@ func TestBatchValidationOneRoundTrip(t *testing.T) {
 	if _, bv, _ := e.repo.GetMany(ctx, ids[:3], nil); bv.Outcome != mirror.Skipped {
 		t.Errorf("batch read validated by default: %s", bv.Outcome)
 	}
-	if _, bv, _ := e.repo.Find(ctx, mongostore.Query{Limit: 50}, mirror.Validate(true)); bv.Outcome != mirror.Consistent || len(bv.PerID) != 50 {
+	if _, bv, _ := e.repo.Find(ctx, memcell.Query{Limit: 50}, mirror.Validate(true)); bv.Outcome != mirror.Consistent || len(bv.PerID) != 50 {
 		t.Errorf("validated list read = %s with %d outcomes", bv.Outcome, len(bv.PerID))
 	}
 }

@@ -1,14 +1,12 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"time"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // Outcome is the result of validating one read against the KV copy.
@@ -92,16 +90,17 @@ func (r *Repository) validateOne(ctx context.Context, m *memcell.MemCell) Valida
 	if v.Outcome != "" {
 		return r.count(r.report(ctx, m.ID, v))
 	}
-	v = r.compare(want, got)
-	if v.Outcome == Inconsistent && revisionDiffers(v.Diffs) {
+	verdict := memcell.Judge(want, m.Revision, got)
+	if !verdict.Equal && verdict.CopyRevision != m.Revision {
 		if again, err := r.primary.Get(ctx, m.ID); err == nil {
 			if want, err = memcell.Encode(again); err == nil {
 				if got, rv := r.readCopy(ctx, key); rv.Outcome == "" {
-					v = r.compare(want, got)
+					verdict = memcell.Judge(want, again.Revision, got)
 				}
 			}
 		}
 	}
+	v = validation(verdict)
 	return r.count(r.report(ctx, m.ID, v))
 }
 
@@ -124,29 +123,12 @@ func (r *Repository) readCopy(ctx context.Context, key string) ([]byte, Validati
 	return got, Validation{}
 }
 
-// compare judges the primary's encoding want against the copy got.
-func (r *Repository) compare(want, got []byte) Validation {
-	if bytes.Equal(want, got) {
+// validation is the outcome of a verdict.
+func validation(v memcell.Verdict) Validation {
+	if v.Equal {
 		return Validation{Outcome: Consistent}
 	}
-	eq, diffs, err := memcell.Compare(want, got)
-	switch {
-	case err != nil:
-		// A copy that is not even JSON differs from the primary entirely.
-		return Validation{Outcome: Inconsistent, Diffs: []memcell.Difference{{Kind: memcell.Changed, Primary: want, Copy: nil}}}
-	case eq:
-		return Validation{Outcome: Consistent}
-	}
-	return Validation{Outcome: Inconsistent, Diffs: diffs}
-}
-
-func revisionDiffers(diffs []memcell.Difference) bool {
-	for _, d := range diffs {
-		if d.Path == memcell.RevisionField {
-			return true
-		}
-	}
-	return false
+	return Validation{Outcome: Inconsistent, Diffs: v.Diffs}
 }
 
 // report applies the error policy's logging to a validation outcome.
@@ -200,7 +182,7 @@ func (r *Repository) GetMany(ctx context.Context, ids []memcell.ID, fields []str
 
 // Find returns the live MemCells the query selects; it validates only when
 // asked, with one KV round trip for the page.
-func (r *Repository) Find(ctx context.Context, q mongostore.Query, opts ...ReadOption) ([]*memcell.MemCell, BatchValidation, error) {
+func (r *Repository) Find(ctx context.Context, q memcell.Query, opts ...ReadOption) ([]*memcell.MemCell, BatchValidation, error) {
 	docs, err := r.primary.Find(ctx, q)
 	if err != nil {
 		return nil, BatchValidation{}, err
@@ -212,7 +194,7 @@ func (r *Repository) Find(ctx context.Context, q mongostore.Query, opts ...ReadO
 }
 
 // Count counts the live MemCells the query selects.
-func (r *Repository) Count(ctx context.Context, q mongostore.Query) (int64, error) {
+func (r *Repository) Count(ctx context.Context, q memcell.Query) (int64, error) {
 	return r.primary.Count(ctx, q)
 }
 
@@ -262,7 +244,7 @@ func (r *Repository) validateBatch(ctx context.Context, docs []*memcell.MemCell)
 			if want, eerr := memcell.Encode(d); eerr != nil {
 				v = Validation{Outcome: Errored, Err: eerr}
 			} else {
-				v = r.compare(want, got)
+				v = validation(memcell.Judge(want, d.Revision, got))
 			}
 		}
 		if v.Outcome == Inconsistent {

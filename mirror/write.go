@@ -10,7 +10,6 @@ import (
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // MirrorStatus is what became of an operation's KV write.
@@ -51,7 +50,7 @@ func (r *Repository) Append(ctx context.Context, m *memcell.MemCell) (*memcell.M
 	return stored, r.mirrorDocs(ctx, "append", []*memcell.MemCell{stored}), nil
 }
 
-// Update sets the given fields of a live MemCell (see mongostore.Update) and
+// Update sets the given fields of a live MemCell (see memcell.Primary.Update) and
 // mirrors the new state.
 func (r *Repository) Update(ctx context.Context, id memcell.ID, fields map[string]any) (*memcell.MemCell, Mirror, error) {
 	m, err := r.primary.Update(ctx, id, fields)
@@ -100,7 +99,7 @@ func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirro
 
 // SoftDeleteMany soft-deletes every live MemCell in scope, mirrors each
 // document it marked, and returns how many it deleted.
-func (r *Repository) SoftDeleteMany(ctx context.Context, sc mongostore.Scope, by string) (int64, Mirror, error) {
+func (r *Repository) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string) (int64, Mirror, error) {
 	res, err := r.primary.SoftDeleteMany(ctx, sc, by)
 	if err != nil {
 		return 0, Mirror{}, err
@@ -112,7 +111,7 @@ func (r *Repository) SoftDeleteMany(ctx context.Context, sc mongostore.Scope, by
 
 // RestoreMany restores every soft-deleted MemCell in scope, mirrors them,
 // and returns how many it restored.
-func (r *Repository) RestoreMany(ctx context.Context, sc mongostore.Scope) (int64, Mirror, error) {
+func (r *Repository) RestoreMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
 	res, err := r.primary.RestoreMany(ctx, sc)
 	if err != nil {
 		return 0, Mirror{}, err
@@ -124,7 +123,7 @@ func (r *Repository) RestoreMany(ctx context.Context, sc mongostore.Scope) (int6
 
 // HardDeleteMany removes every MemCell in scope and their KV copies, and
 // returns how many it removed.
-func (r *Repository) HardDeleteMany(ctx context.Context, sc mongostore.Scope) (int64, Mirror, error) {
+func (r *Repository) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
 	n, ids, err := r.primary.HardDeleteMany(ctx, sc)
 	if err != nil {
 		return n, Mirror{}, err
@@ -291,7 +290,7 @@ func (r *Repository) deleteKeys(ctx context.Context, op string, keys []string) M
 func (r *Repository) failed(ctx context.Context, op string, err error, keys ...string) Mirror {
 	ids := make([]memcell.ID, 0, len(keys))
 	for _, k := range keys {
-		if id, perr := memcell.ParseID(k[min(len(r.prefix), len(k)):]); perr == nil {
+		if id, ok := r.keys.ID(k); ok {
 			ids = append(ids, id)
 		}
 	}

@@ -3,7 +3,9 @@ package mongostore
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -50,7 +52,7 @@ func toBSON(m *memcell.MemCell) bson.D {
 	add("deleted_by", strPtr(m.DeletedBy))
 	add("deleted_id", m.DeletedID)
 	add(memcell.RevisionField, m.Revision)
-	for _, k := range sortedKeys(m.Extra) {
+	for _, k := range slices.Sorted(maps.Keys(m.Extra)) {
 		add(k, anyBSON(m.Extra[k]))
 	}
 	return d
@@ -86,7 +88,7 @@ func stringMapBSON(m map[string]string) any {
 		return nil
 	}
 	d := make(bson.D, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		d = append(d, bson.E{Key: k, Value: m[k]})
 	}
 	return d
@@ -97,7 +99,7 @@ func objectBSON(m map[string]any) any {
 		return nil
 	}
 	d := make(bson.D, 0, len(m))
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		d = append(d, bson.E{Key: k, Value: anyBSON(m[k])})
 	}
 	return d
@@ -118,7 +120,7 @@ func rawDataBSON(rds []memcell.RawData) any {
 					{Key: "files", Value: stringsBSON(msg.Files)},
 					{Key: "extend", Value: stringMapBSON(msg.Extend)},
 				}
-				for _, k := range sortedKeys(msg.Extra) {
+				for _, k := range slices.Sorted(maps.Keys(msg.Extra)) {
 					md = append(md, bson.E{Key: k, Value: anyBSON(msg.Extra[k])})
 				}
 				ma[j] = md
@@ -130,7 +132,7 @@ func rawDataBSON(rds []memcell.RawData) any {
 			{Key: "messages", Value: msgs},
 			{Key: "meta", Value: stringMapBSON(rd.Meta)},
 		}
-		for _, k := range sortedKeys(rd.Extra) {
+		for _, k := range slices.Sorted(maps.Keys(rd.Extra)) {
 			d = append(d, bson.E{Key: k, Value: anyBSON(rd.Extra[k])})
 		}
 		a[i] = d
@@ -187,13 +189,30 @@ func fromRaw(raw bson.Raw) (*memcell.MemCell, error) {
 	}
 	m, err := memcell.FromMap(doc)
 	if err != nil {
-		id := "?"
-		if oid, ok := raw.Lookup("_id").ObjectIDOK(); ok {
-			id = oid.Hex()
-		}
-		return nil, fmt.Errorf("mongostore: document %s: %w", id, err)
+		return nil, &memcell.UnreadableError{ID: rawID(raw), Err: err}
 	}
 	return m, nil
+}
+
+// rawID is the _id of a stored document as text: the hex of an ObjectId,
+// the value itself otherwise.
+func rawID(raw bson.Raw) string {
+	v, err := raw.LookupErr("_id")
+	if err != nil {
+		return "?"
+	}
+	if oid, ok := v.ObjectIDOK(); ok {
+		return oid.Hex()
+	}
+	if s, ok := v.StringValueOK(); ok {
+		return s
+	}
+	return v.String()
+}
+
+func isUnreadable(err error) bool {
+	var u *memcell.UnreadableError
+	return errors.As(err, &u)
 }
 
 func rawDocument(raw bson.Raw) (map[string]any, error) {
@@ -272,13 +291,4 @@ func rawValue(v bson.RawValue) (any, error) {
 		return v.Symbol(), nil
 	}
 	return v.String(), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,7 +102,7 @@ func TestEverMemOSCompatibility(t *testing.T) {
 		{Key: "deleted_id", Value: int64(0)},
 		{Key: "tenant_id", Value: "t-9"},
 	}
-	if _, err := s.Collection().InsertOne(ctx, theirs); err != nil {
+	if _, err := memcelltest.Collection(t, s.Namespace()).InsertOne(ctx, theirs); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Get(ctx, memcell.ID(oid))
@@ -118,7 +119,7 @@ func TestEverMemOSCompatibility(t *testing.T) {
 		t.Fatal(err)
 	}
 	var raw bson.Raw
-	if raw, err = s.Collection().FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Raw(); err != nil {
+	if raw, err = memcelltest.Collection(t, s.Namespace()).FindOne(ctx, bson.D{{Key: "_id", Value: oid}}).Raw(); err != nil {
 		t.Fatal(err)
 	}
 	checkTypes(t, raw, map[string]bson.Type{
@@ -129,7 +130,7 @@ func TestEverMemOSCompatibility(t *testing.T) {
 
 	// What we append has the stored types EverMemOS reads.
 	ours := mustAppend(t, s, memcelltest.NewMemCell(rand.New(rand.NewPCG(2, 2)), 0))
-	if raw, err = s.Collection().FindOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(ours.ID)}}).Raw(); err != nil {
+	if raw, err = memcelltest.Collection(t, s.Namespace()).FindOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(ours.ID)}}).Raw(); err != nil {
 		t.Fatal(err)
 	}
 	checkTypes(t, raw, map[string]bson.Type{
@@ -158,7 +159,7 @@ func TestUpdate(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
 	clock := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
-	s2, err := mongostore.Open(ctx, s.Client(), s.Collection().Database().Name(), &mongostore.Options{Now: func() time.Time { return clock }})
+	s2, err := mongostore.Open(ctx, s.Client(), strings.Split(s.Namespace(), ".")[0], &mongostore.Options{Now: func() time.Time { return clock }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,23 +310,23 @@ func TestFind(t *testing.T) {
 
 	cases := []struct {
 		name string
-		q    mongostore.Query
+		q    memcell.Query
 		keep func(*memcell.MemCell) bool
 	}{
-		{"user", mongostore.Query{UserID: &alice}, func(m *memcell.MemCell) bool { return m.UserID != nil && *m.UserID == alice }},
-		{"user asc", mongostore.Query{UserID: &alice, Ascending: true}, func(m *memcell.MemCell) bool { return m.UserID != nil && *m.UserID == alice }},
-		{"user or participant in range", mongostore.Query{UserID: &alice, IncludeParticipant: true, Start: &start, End: &end},
+		{"user", memcell.Query{UserID: &alice}, func(m *memcell.MemCell) bool { return m.UserID != nil && *m.UserID == alice }},
+		{"user asc", memcell.Query{UserID: &alice, Ascending: true}, func(m *memcell.MemCell) bool { return m.UserID != nil && *m.UserID == alice }},
+		{"user or participant in range", memcell.Query{UserID: &alice, IncludeParticipant: true, Start: &start, End: &end},
 			func(m *memcell.MemCell) bool {
 				return inRange(m) && ((m.UserID != nil && *m.UserID == alice) || has(m.Participants, alice))
 			}},
-		{"group", mongostore.Query{GroupID: ptr("g-work")}, func(m *memcell.MemCell) bool { return m.GroupID != nil && *m.GroupID == "g-work" }},
-		{"range asc", mongostore.Query{Start: &start, End: &end, Ascending: true}, inRange},
-		{"open start", mongostore.Query{End: &end}, func(m *memcell.MemCell) bool { return m.Timestamp.Before(end) }},
-		{"participants any", mongostore.Query{Participants: []string{"bob", "carol"}}, func(m *memcell.MemCell) bool { return has(m.Participants, "bob") || has(m.Participants, "carol") }},
-		{"participants all", mongostore.Query{Participants: []string{"bob", "carol"}, ParticipantsAll: true}, func(m *memcell.MemCell) bool { return has(m.Participants, "bob") && has(m.Participants, "carol") }},
-		{"keywords any", mongostore.Query{Keywords: []string{"kyoto", "🧠"}}, func(m *memcell.MemCell) bool { return has(m.Keywords, "kyoto") || has(m.Keywords, "🧠") }},
-		{"keywords all", mongostore.Query{Keywords: []string{"kyoto", "music"}, KeywordsAll: true}, func(m *memcell.MemCell) bool { return has(m.Keywords, "kyoto") && has(m.Keywords, "music") }},
-		{"type", mongostore.Query{Type: ptr(memcell.Conversation)}, func(*memcell.MemCell) bool { return true }},
+		{"group", memcell.Query{GroupID: ptr("g-work")}, func(m *memcell.MemCell) bool { return m.GroupID != nil && *m.GroupID == "g-work" }},
+		{"range asc", memcell.Query{Start: &start, End: &end, Ascending: true}, inRange},
+		{"open start", memcell.Query{End: &end}, func(m *memcell.MemCell) bool { return m.Timestamp.Before(end) }},
+		{"participants any", memcell.Query{Participants: []string{"bob", "carol"}}, func(m *memcell.MemCell) bool { return has(m.Participants, "bob") || has(m.Participants, "carol") }},
+		{"participants all", memcell.Query{Participants: []string{"bob", "carol"}, ParticipantsAll: true}, func(m *memcell.MemCell) bool { return has(m.Participants, "bob") && has(m.Participants, "carol") }},
+		{"keywords any", memcell.Query{Keywords: []string{"kyoto", "🧠"}}, func(m *memcell.MemCell) bool { return has(m.Keywords, "kyoto") || has(m.Keywords, "🧠") }},
+		{"keywords all", memcell.Query{Keywords: []string{"kyoto", "music"}, KeywordsAll: true}, func(m *memcell.MemCell) bool { return has(m.Keywords, "kyoto") && has(m.Keywords, "music") }},
+		{"type", memcell.Query{Type: ptr(memcell.Conversation)}, func(*memcell.MemCell) bool { return true }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -366,7 +367,7 @@ func TestFind(t *testing.T) {
 	if diff := cmp.Diff(wantLatest, ids(latest)); diff != "" {
 		t.Errorf("Latest (-want +got):\n%s", diff)
 	}
-	for _, q := range []mongostore.Query{{Limit: mongostore.MaxLimit + 1}, {Limit: -1}, {Skip: -1}, {Start: &end, End: &start}} {
+	for _, q := range []memcell.Query{{Limit: memcell.MaxLimit + 1}, {Limit: -1}, {Skip: -1}, {Start: &end, End: &start}} {
 		if _, err := s.Find(ctx, q); !errors.Is(err, memcell.ErrInvalid) {
 			t.Errorf("Find(%+v) = %v, want ErrInvalid", q, err)
 		}
@@ -429,7 +430,7 @@ func TestBulk(t *testing.T) {
 	if _, err := s.SoftDelete(ctx, first.ID, "earlier"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.SoftDeleteMany(ctx, mongostore.Scope{UserID: &bob}, "bulk")
+	res, err := s.SoftDeleteMany(ctx, memcell.Scope{UserID: &bob}, "bulk")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -444,11 +445,11 @@ func TestBulk(t *testing.T) {
 	if l, _ := s.Lookup(ctx, first.ID); *l.DeletedBy != "earlier" {
 		t.Error("an already deleted document got new marks")
 	}
-	if n, _ := s.Count(ctx, mongostore.Query{UserID: &bob}); n != 0 {
+	if n, _ := s.Count(ctx, memcell.Query{UserID: &bob}); n != 0 {
 		t.Errorf("bob still has %d live documents", n)
 	}
 
-	rres, err := s.RestoreMany(ctx, mongostore.Scope{UserID: &bob})
+	rres, err := s.RestoreMany(ctx, memcell.Scope{UserID: &bob})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,14 +459,14 @@ func TestBulk(t *testing.T) {
 
 	start, end := memcelltest.Epoch.Add(10*24*time.Hour), memcelltest.Epoch.Add(15*24*time.Hour)
 	inRange := func(m *memcell.MemCell) bool { return !m.Timestamp.Before(start) && m.Timestamp.Before(end) }
-	res, err = s.SoftDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end, UserID: &bob}, "")
+	res, err = s.SoftDeleteMany(ctx, memcell.Scope{Start: &start, End: &end, UserID: &bob}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := count(func(m *memcell.MemCell) bool { return isBob(m) && inRange(m) }); res.Count != want {
 		t.Errorf("SoftDeleteMany(bob, range) = %d, want %d", res.Count, want)
 	}
-	n, gone, err := s.HardDeleteMany(ctx, mongostore.Scope{Start: &start, End: &end})
+	n, gone, err := s.HardDeleteMany(ctx, memcell.Scope{Start: &start, End: &end})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +478,7 @@ func TestBulk(t *testing.T) {
 			t.Errorf("%v still exists after HardDeleteMany", id)
 		}
 	}
-	if _, err := s.SoftDeleteMany(ctx, mongostore.Scope{}, ""); !errors.Is(err, memcell.ErrInvalid) {
+	if _, err := s.SoftDeleteMany(ctx, memcell.Scope{}, ""); !errors.Is(err, memcell.ErrInvalid) {
 		t.Errorf("bulk with an empty scope = %v, want ErrInvalid", err)
 	}
 }
@@ -486,10 +487,10 @@ func TestIndexes(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
 	// Opening again is idempotent.
-	if _, err := mongostore.Open(ctx, s.Client(), s.Collection().Database().Name(), nil); err != nil {
+	if _, err := mongostore.Open(ctx, s.Client(), strings.Split(s.Namespace(), ".")[0], nil); err != nil {
 		t.Fatal(err)
 	}
-	specs, err := s.Collection().Indexes().ListSpecifications(ctx)
+	specs, err := memcelltest.Collection(t, s.Namespace()).Indexes().ListSpecifications(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

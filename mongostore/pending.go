@@ -40,25 +40,13 @@ func (s *Store) RecordPending(ctx context.Context, ids []memcell.ID, reason stri
 
 // Pending returns the ids recorded by RecordPending and not yet cleared.
 func (s *Store) Pending(ctx context.Context) ([]memcell.ID, error) {
-	oids, err := findIDsIn(ctx, s.pending(), bson.D{})
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]memcell.ID, len(oids))
-	for i, o := range oids {
-		ids[i] = memcell.ID(o)
-	}
-	return ids, nil
+	return findIDsIn(ctx, s.pending(), bson.D{})
 }
 
 // ClearPending removes ids from the pending record once they are repaired.
 func (s *Store) ClearPending(ctx context.Context, ids []memcell.ID) error {
 	for chunk := range slices.Chunk(ids, idChunk) {
-		oids := make([]bson.ObjectID, len(chunk))
-		for i, id := range chunk {
-			oids[i] = bson.ObjectID(id)
-		}
-		if _, err := s.pending().DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}); err != nil {
+		if _, err := s.pending().DeleteMany(ctx, bson.D{inIDs(chunk)}); err != nil {
 			return fmt.Errorf("mongostore: clear pending: %w", mapErr(err))
 		}
 	}

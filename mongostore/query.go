@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -11,9 +12,6 @@ import (
 
 	"github.com/memcell/memcell"
 )
-
-// MaxLimit is the most documents one Find returns.
-const MaxLimit = 1000
 
 // Get returns the live document with the id, or memcell.ErrNotFound when it
 // is absent or soft-deleted. The filter is exactly {_id: id}, the one filter
@@ -62,13 +60,8 @@ func (s *Store) GetMany(ctx context.Context, ids []memcell.ID, fields []string) 
 		}
 		opts.SetProjection(proj)
 	}
-	oids := make([]bson.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = bson.ObjectID(id)
-	}
-	for start := 0; start < len(oids); start += idChunk {
-		chunk := oids[start:min(start+idChunk, len(oids))]
-		docs, err := s.findAll(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}}, opts)
+	for chunk := range slices.Chunk(ids, idChunk) {
+		docs, err := s.findAll(ctx, bson.D{inIDs(chunk)}, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -81,49 +74,8 @@ func (s *Store) GetMany(ctx context.Context, ids []memcell.ID, fields []string) 
 	return out, nil
 }
 
-// Query selects live documents for Find and Count. Every set condition must
-// hold.
-type Query struct {
-	UserID *string
-	// IncludeParticipant makes UserID also match documents where the user is
-	// one of the participants (EverMemOS's find by user and time range).
-	IncludeParticipant bool
-	GroupID            *string
-	Type               *memcell.DataType
-	// Participants matches documents with any of them, or all with
-	// ParticipantsAll.
-	Participants    []string
-	ParticipantsAll bool
-	// Keywords matches documents with any of them, or all with KeywordsAll.
-	Keywords    []string
-	KeywordsAll bool
-	// Start <= timestamp < End; either may be nil.
-	Start, End *time.Time
-	// Ascending sorts oldest first; the default is newest first.
-	Ascending bool
-	// Limit caps the documents returned (0 means MaxLimit; more is an
-	// error); Skip skips the first ones.
-	Limit, Skip int64
-}
-
-func timeRange(start, end *time.Time) (bson.D, error) {
-	if start == nil && end == nil {
-		return nil, nil
-	}
-	if start != nil && end != nil && !start.Before(*end) {
-		return nil, &memcell.FieldError{Field: "end", Rule: "must be after start"}
-	}
-	r := bson.D{}
-	if start != nil {
-		r = append(r, bson.E{Key: "$gte", Value: bson.NewDateTimeFromTime(*start)})
-	}
-	if end != nil {
-		r = append(r, bson.E{Key: "$lt", Value: bson.NewDateTimeFromTime(*end)})
-	}
-	return r, nil
-}
-
-func (q *Query) filter() (bson.D, error) {
+// queryFilter is the filter of q, which the caller has checked.
+func queryFilter(q *memcell.Query) bson.D {
 	f := bson.D{liveFilter}
 	if q.UserID != nil {
 		if q.IncludeParticipant {
@@ -147,14 +99,26 @@ func (q *Query) filter() (bson.D, error) {
 	if len(q.Keywords) > 0 {
 		f = append(f, bson.E{Key: "keywords", Value: bson.D{{Key: anyOrAll(q.KeywordsAll), Value: q.Keywords}}})
 	}
-	r, err := timeRange(q.Start, q.End)
-	if err != nil {
-		return nil, err
-	}
-	if r != nil {
+	if r := timeRange(q.Start, q.End); r != nil {
 		f = append(f, bson.E{Key: "timestamp", Value: r})
 	}
-	return f, nil
+	return f
+}
+
+// timeRange is the timestamp condition of start <= timestamp < end, nil
+// when both are open.
+func timeRange(start, end *time.Time) bson.D {
+	if start == nil && end == nil {
+		return nil
+	}
+	r := bson.D{}
+	if start != nil {
+		r = append(r, bson.E{Key: "$gte", Value: bson.NewDateTimeFromTime(*start)})
+	}
+	if end != nil {
+		r = append(r, bson.E{Key: "$lt", Value: bson.NewDateTimeFromTime(*end)})
+	}
+	return r
 }
 
 func anyOrAll(all bool) string {
@@ -166,24 +130,18 @@ func anyOrAll(all bool) string {
 
 // Find returns the live documents the query selects, sorted by timestamp
 // (then by id, so pages are stable).
-func (s *Store) Find(ctx context.Context, q Query) ([]*memcell.MemCell, error) {
-	if q.Limit < 0 || q.Limit > MaxLimit {
-		return nil, &memcell.FieldError{Field: "limit", Rule: fmt.Sprintf("must be between 0 and %d (0 means %d)", MaxLimit, MaxLimit)}
-	}
-	if q.Skip < 0 {
-		return nil, &memcell.FieldError{Field: "skip", Rule: "must not be negative"}
-	}
-	filter, err := q.filter()
-	if err != nil {
+func (s *Store) Find(ctx context.Context, q memcell.Query) ([]*memcell.MemCell, error) {
+	if err := q.Check(); err != nil {
 		return nil, err
 	}
+	filter := queryFilter(&q)
 	dir := -1
 	if q.Ascending {
 		dir = 1
 	}
 	limit := q.Limit
 	if limit == 0 {
-		limit = MaxLimit
+		limit = memcell.MaxLimit
 	}
 	opts := options.Find().
 		SetSort(bson.D{{Key: "timestamp", Value: dir}, {Key: "_id", Value: dir}}).
@@ -193,12 +151,12 @@ func (s *Store) Find(ctx context.Context, q Query) ([]*memcell.MemCell, error) {
 
 // Count counts the live documents the query selects; sort, limit and skip
 // are ignored.
-func (s *Store) Count(ctx context.Context, q Query) (int64, error) {
-	filter, err := q.filter()
-	if err != nil {
+func (s *Store) Count(ctx context.Context, q memcell.Query) (int64, error) {
+	q.Limit, q.Skip = 0, 0 // ignored here
+	if err := q.Check(); err != nil {
 		return 0, err
 	}
-	n, err := s.coll.CountDocuments(ctx, filter)
+	n, err := s.coll.CountDocuments(ctx, queryFilter(&q))
 	if err != nil {
 		return 0, fmt.Errorf("mongostore: count: %w", mapErr(err))
 	}
@@ -211,5 +169,5 @@ func (s *Store) Latest(ctx context.Context, userID string, limit int64) ([]*memc
 	if limit == 0 {
 		limit = 10
 	}
-	return s.Find(ctx, Query{UserID: &userID, Limit: limit})
+	return s.Find(ctx, memcell.Query{UserID: &userID, Limit: limit})
 }

@@ -3,29 +3,108 @@ package mongostore
 import (
 	"context"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/memcell/memcell"
 )
 
-// This file holds what the reconcile jobs need beyond the repository
-// operations: decoding documents read by their own cursor, and batched
-// lookups that include soft-deleted documents.
+// This file holds the reads of the reconcile jobs: streams over the whole
+// collection or a list of ids, soft-deleted documents included, and
+// batched lookups. FerretDB answers any filter but exactly {_id: value} by
+// reading the whole collection, so these reads stream one cursor rather
+// than page with _id > last queries (quadratic there), and take their ids
+// in large lists.
 
-// scanChunk bounds the ids of one $in filter of LookupMany and Existing.
-// It is larger than idChunk on purpose: FerretDB evaluates $in by reading
-// the whole collection, so the callers' batches should cost one query each.
-// 100,000 ObjectIds make a filter of about 2 MB, far below the 16 MB limit.
+// scanChunk bounds the ids of one $in filter of LookupMany, Existing and
+// Stream. It is larger than idChunk on purpose: FerretDB evaluates $in by
+// reading the whole collection, so the callers' batches should cost one
+// query each. 100,000 ObjectIds make a filter of about 2 MB, far below the
+// 16 MB limit.
 const scanChunk = 100_000
 
-// Decode reads one stored document, as a cursor over Collection returns it,
-// into a MemCell. The error names the document's id.
-func Decode(raw bson.Raw) (*memcell.MemCell, error) {
-	return fromRaw(raw)
+// Scan streams every document of the collection, live and soft-deleted,
+// through one cursor fetching batch documents per round trip (0 means the
+// server's default). With ordered, or with a non-zero after, it reads in
+// _id order, after that id when it is not zero: a scan that stopped can
+// resume where it stopped. Ordering costs FerretDB a read of the whole
+// collection into its memory before the first document; MongoDB reads the
+// _id index. Without it the order is the server's natural order.
+//
+// The sequence yields each readable document with a nil error, and each
+// stored document that is not a valid MemCell as a nil document with a
+// *memcell.UnreadableError, and goes on. An error that ends the scan (the
+// server's, translated like every error of the store, or ctx.Err()) is
+// yielded last. Stopping the loop closes the cursor.
+func (s *Store) Scan(ctx context.Context, ordered bool, after memcell.ID, batch int) iter.Seq2[*memcell.MemCell, error] {
+	filter := bson.D{}
+	opts := options.Find()
+	if batch > 0 {
+		opts.SetBatchSize(int32(batch))
+	}
+	if ordered || !after.IsZero() {
+		opts.SetSort(bson.D{{Key: "_id", Value: 1}})
+	}
+	if !after.IsZero() {
+		filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: bson.ObjectID(after)}}}}
+	}
+	return s.stream(ctx, "scan", func() (*mongo.Cursor, error) { return s.coll.Find(ctx, filter, opts) })
+}
+
+// Stream streams the documents with the ids, live or soft-deleted, as Scan
+// does, with one $in query per 100,000 ids; ids without a document are not
+// yielded. The order is the server's.
+func (s *Store) Stream(ctx context.Context, ids []memcell.ID, batch int) iter.Seq2[*memcell.MemCell, error] {
+	opts := options.Find()
+	if batch > 0 {
+		opts.SetBatchSize(int32(batch))
+	}
+	return func(yield func(*memcell.MemCell, error) bool) {
+		for chunk := range slices.Chunk(ids, scanChunk) {
+			more := true
+			for m, err := range s.stream(ctx, "stream", func() (*mongo.Cursor, error) {
+				return s.coll.Find(ctx, bson.D{inIDs(chunk)}, opts)
+			}) {
+				if !yield(m, err) {
+					return
+				}
+				more = more && (err == nil || isUnreadable(err))
+			}
+			if !more {
+				return
+			}
+		}
+	}
+}
+
+// stream yields the documents of the cursor open opens, as Scan describes.
+func (s *Store) stream(ctx context.Context, op string, open func() (*mongo.Cursor, error)) iter.Seq2[*memcell.MemCell, error] {
+	return func(yield func(*memcell.MemCell, error) bool) {
+		cur, err := open()
+		if err != nil {
+			yield(nil, fmt.Errorf("mongostore: %s: %w", op, mapErr(err)))
+			return
+		}
+		defer cur.Close(context.WithoutCancel(ctx))
+		for cur.Next(ctx) {
+			if !yield(fromRaw(cur.Current)) {
+				return
+			}
+		}
+		if err := cur.Err(); err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			} else {
+				err = fmt.Errorf("mongostore: %s: %w", op, mapErr(err))
+			}
+			yield(nil, err)
+		}
+	}
 }
 
 // LookupMany returns the documents with the ids, live or soft-deleted,
@@ -34,7 +113,7 @@ func Decode(raw bson.Raw) (*memcell.MemCell, error) {
 func (s *Store) LookupMany(ctx context.Context, ids []memcell.ID) (map[memcell.ID]*memcell.MemCell, error) {
 	out := make(map[memcell.ID]*memcell.MemCell, len(ids))
 	for chunk := range slices.Chunk(ids, scanChunk) {
-		docs, err := s.findAll(ctx, inIDs(chunk), nil)
+		docs, err := s.findAll(ctx, bson.D{inIDs(chunk)}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -52,30 +131,15 @@ func (s *Store) LookupMany(ctx context.Context, ids []memcell.ID) (map[memcell.I
 func (s *Store) Existing(ctx context.Context, ids []memcell.ID) (map[memcell.ID]bool, error) {
 	out := make(map[memcell.ID]bool, len(ids))
 	for chunk := range slices.Chunk(ids, scanChunk) {
-		cur, err := s.coll.Find(ctx, inIDs(chunk), options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+		found, err := findIDsIn(ctx, s.coll, bson.D{inIDs(chunk)})
 		if err != nil {
-			return nil, fmt.Errorf("mongostore: existing: %w", mapErr(err))
+			return nil, err
 		}
-		for cur.Next(ctx) {
-			if oid, ok := cur.Current.Lookup("_id").ObjectIDOK(); ok {
-				out[memcell.ID(oid)] = true
-			}
-		}
-		err = cur.Err()
-		_ = cur.Close(context.WithoutCancel(ctx))
-		if err != nil {
-			return nil, fmt.Errorf("mongostore: existing: %w", mapErr(err))
+		for _, id := range found {
+			out[id] = true
 		}
 	}
 	return out, nil
-}
-
-func inIDs(ids []memcell.ID) bson.D {
-	oids := make([]bson.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = bson.ObjectID(id)
-	}
-	return bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}
 }
 
 // ClearPendingBefore removes the pending records of ids that were recorded
@@ -88,7 +152,7 @@ func (s *Store) ClearPendingBefore(ctx context.Context, ids []memcell.ID, t time
 	// the same millisecond as t.
 	before := bson.NewDateTimeFromTime(t.Truncate(time.Millisecond))
 	for chunk := range slices.Chunk(ids, idChunk) {
-		filter := append(inIDs(chunk), bson.E{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}})
+		filter := bson.D{inIDs(chunk), {Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}}
 		if _, err := s.pending().DeleteMany(ctx, filter); err != nil {
 			return fmt.Errorf("mongostore: clear pending: %w", mapErr(err))
 		}

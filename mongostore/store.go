@@ -131,8 +131,11 @@ func (s *Store) Close(ctx context.Context) error {
 // Client returns the driver client, for sessions and transactions.
 func (s *Store) Client() *mongo.Client { return s.client }
 
-// Collection returns the driver collection.
-func (s *Store) Collection() *mongo.Collection { return s.coll }
+// Namespace is the database and collection the store reads and writes,
+// as "database.collection".
+func (s *Store) Namespace() string {
+	return s.coll.Database().Name() + "." + s.coll.Name()
+}
 
 // Ping checks that the primary answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -256,3 +259,6 @@ func (s *Store) SupportsTransactions(ctx context.Context) (bool, error) {
 	}
 	return hello.SetName != "" || hello.Msg == "isdbgrid", nil
 }
+
+// Store is the project's primary.
+var _ memcell.Primary = (*Store)(nil)

@@ -38,13 +38,6 @@ func (s *Store) Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCel
 	return &stored, nil
 }
 
-// Fields that Update refuses to set: identity, audit and deletion marks are
-// managed by the store.
-var managedFields = map[string]bool{
-	memcell.IDField: true, memcell.APIIDField: true, memcell.RevisionField: true,
-	"created_at": true, "updated_at": true, "deleted_at": true, "deleted_by": true, "deleted_id": true,
-}
-
 // Update sets the given top-level fields of a live document (values as in
 // the canonical JSON: null unsets a field), refreshes updated_at, bumps the
 // revision and returns the updated document. It returns memcell.ErrNotFound
@@ -68,11 +61,11 @@ func updateSet(fields map[string]any) (bson.D, error) {
 	}
 	patch := make(map[string]any, len(fields)+1)
 	for k, v := range fields {
-		if managedFields[k] {
-			return nil, &memcell.FieldError{Field: k, Rule: "cannot be updated"}
+		if memcell.Managed(k) {
+			return nil, &memcell.FieldError{Field: k, Rule: "is managed by the store and cannot be updated"}
 		}
-		if k == "" || k[0] == '$' || slices.Contains([]byte(k), '.') {
-			return nil, &memcell.FieldError{Field: k, Rule: "is not a valid field name"}
+		if err := memcell.CheckFieldName(k); err != nil {
+			return nil, err
 		}
 		patch[k] = v
 	}
@@ -190,38 +183,20 @@ func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, error) {
 	return res.DeletedCount > 0, nil
 }
 
-// Scope selects documents for the bulk operations: a user, a time range, or
-// both. At least one must be set.
-type Scope struct {
-	UserID *string
-	// Start and End bound timestamp: Start <= timestamp < End. Either may be
-	// nil for an open end, but a range needs at least one.
-	Start, End *time.Time
-}
-
-func (sc Scope) filter() (bson.D, error) {
-	if sc.UserID == nil && sc.Start == nil && sc.End == nil {
-		return nil, &memcell.FieldError{Field: "user_id", Rule: "a bulk operation needs user_id or a time range"}
+// scopeFilter is the filter of a scope, or the *memcell.FieldError of one
+// that breaks the rules.
+func scopeFilter(sc memcell.Scope) (bson.D, error) {
+	if err := sc.Check(); err != nil {
+		return nil, err
 	}
 	f := bson.D{}
 	if sc.UserID != nil {
 		f = append(f, bson.E{Key: "user_id", Value: *sc.UserID})
 	}
-	if r, err := timeRange(sc.Start, sc.End); err != nil {
-		return nil, err
-	} else if r != nil {
+	if r := timeRange(sc.Start, sc.End); r != nil {
 		f = append(f, bson.E{Key: "timestamp", Value: r})
 	}
 	return f, nil
-}
-
-// BulkResult is what a bulk soft delete or restore changed.
-type BulkResult struct {
-	// Count is how many documents the operation changed.
-	Count int64
-	// Docs are the current states of the documents it touched, for the
-	// mirror; they may include later changes made by others.
-	Docs []*memcell.MemCell
 }
 
 // SoftDeleteMany soft-deletes every live document in scope and returns the
@@ -231,19 +206,19 @@ type BulkResult struct {
 // deleted_at, then reads back exactly those with one query on
 // (user_id, deleted_at, timestamp, deleted_id), which the
 // idx_user_deleted_timestamp index serves on MongoDB; FerretDB scans once.
-func (s *Store) SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkResult, error) {
-	filter, err := sc.filter()
+func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string) (memcell.BulkResult, error) {
+	filter, err := scopeFilter(sc)
 	if err != nil {
-		return BulkResult{}, err
+		return memcell.BulkResult{}, err
 	}
 	mark := newDeletedID()
 	marks, now := s.deleteMarks(by, mark)
 	defer s.locks.all()()
 	res, err := s.coll.UpdateMany(ctx, append(slices.Clone(filter), liveFilter), bson.D{{Key: "$set", Value: marks}, incRevision})
 	if err != nil {
-		return BulkResult{}, fmt.Errorf("mongostore: soft delete many: %w", mapErr(err))
+		return memcell.BulkResult{}, fmt.Errorf("mongostore: soft delete many: %w", mapErr(err))
 	}
-	out := BulkResult{Count: res.ModifiedCount}
+	out := memcell.BulkResult{Count: res.ModifiedCount}
 	if res.ModifiedCount == 0 {
 		return out, nil
 	}
@@ -260,20 +235,20 @@ func (s *Store) SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkRe
 // RestoreMany restores every soft-deleted document in scope and returns the
 // count and their new states. It finds the ids first, then restores those
 // ids and reads them back by id.
-func (s *Store) RestoreMany(ctx context.Context, sc Scope) (BulkResult, error) {
-	filter, err := sc.filter()
+func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
+	filter, err := scopeFilter(sc)
 	if err != nil {
-		return BulkResult{}, err
+		return memcell.BulkResult{}, err
 	}
 	defer s.locks.all()()
 	ids, err := s.findIDs(ctx, append(filter, deletedFilter))
 	if err != nil {
-		return BulkResult{}, err
+		return memcell.BulkResult{}, err
 	}
-	var out BulkResult
+	var out memcell.BulkResult
 	for chunk := range slices.Chunk(ids, idChunk) {
-		in := bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}}
-		res, err := s.coll.UpdateMany(ctx, append(slices.Clone(in), deletedFilter), bson.D{restoreSet, incRevision})
+		in := bson.D{inIDs(chunk)}
+		res, err := s.coll.UpdateMany(ctx, bson.D{inIDs(chunk), deletedFilter}, bson.D{restoreSet, incRevision})
 		if err != nil {
 			return out, fmt.Errorf("mongostore: restore many: %w", mapErr(err))
 		}
@@ -291,8 +266,8 @@ func (s *Store) RestoreMany(ctx context.Context, sc Scope) (BulkResult, error) {
 // returns how many it removed and their ids. It finds the ids first and
 // deletes those ids (still in scope), so the ids it returns are exactly the
 // documents that are gone.
-func (s *Store) HardDeleteMany(ctx context.Context, sc Scope) (int64, []memcell.ID, error) {
-	filter, err := sc.filter()
+func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, []memcell.ID, error) {
+	filter, err := scopeFilter(sc)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -306,7 +281,7 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc Scope) (int64, []memcell.
 		gone  []memcell.ID
 	)
 	for chunk := range slices.Chunk(ids, idChunk) {
-		in := bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: chunk}}}
+		in := inIDs(chunk)
 		res, err := s.coll.DeleteMany(ctx, append(bson.D{in}, filter...))
 		if err != nil {
 			return total, gone, fmt.Errorf("mongostore: hard delete many: %w", mapErr(err))
@@ -319,29 +294,38 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc Scope) (int64, []memcell.
 			if err != nil {
 				return total, gone, err
 			}
-			removed = slices.DeleteFunc(slices.Clone(chunk), func(id bson.ObjectID) bool { return slices.Contains(still, id) })
+			removed = slices.DeleteFunc(slices.Clone(chunk), func(id memcell.ID) bool { return slices.Contains(still, id) })
 		}
-		for _, id := range removed {
-			gone = append(gone, memcell.ID(id))
-		}
+		gone = append(gone, removed...)
 	}
 	return total, gone, nil
 }
 
-func (s *Store) findIDs(ctx context.Context, filter bson.D) ([]bson.ObjectID, error) {
+func (s *Store) findIDs(ctx context.Context, filter bson.D) ([]memcell.ID, error) {
 	return findIDsIn(ctx, s.coll, filter)
 }
 
-func findIDsIn(ctx context.Context, coll *mongo.Collection, filter bson.D) ([]bson.ObjectID, error) {
+// inIDs is the one filter condition on a list of ids: _id $in.
+func inIDs(ids []memcell.ID) bson.E {
+	oids := make([]bson.ObjectID, len(ids))
+	for i, id := range ids {
+		oids[i] = bson.ObjectID(id)
+	}
+	return bson.E{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}
+}
+
+// findIDsIn returns the ObjectId ids of the documents filter selects in
+// coll; other ids are not the store's.
+func findIDsIn(ctx context.Context, coll *mongo.Collection, filter bson.D) ([]memcell.ID, error) {
 	cur, err := coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: find ids: %w", mapErr(err))
 	}
 	defer cur.Close(ctx)
-	var ids []bson.ObjectID
+	var ids []memcell.ID
 	for cur.Next(ctx) {
 		if id, ok := cur.Current.Lookup("_id").ObjectIDOK(); ok {
-			ids = append(ids, id)
+			ids = append(ids, memcell.ID(id))
 		}
 	}
 	if err := cur.Err(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
@@ -34,8 +35,9 @@ func BenchmarkP6Verify(b *testing.B) {
 			e := newEnv(b, memcelltest.KVBackends()[0], 0)
 			e.append(b, n)
 			ctx := context.Background()
+			coll := memcelltest.Collection(b, e.primary.Namespace())
 			b.Run("impl=rawscan", func(b *testing.B) {
-				perDoc(b, n, func() error { return rawScan(ctx, e, n) })
+				perDoc(b, n, func() error { return rawScan(ctx, coll, n) })
 			})
 			b.Run("impl=verify", func(b *testing.B) {
 				perDoc(b, n, func() error { return verifyClean(ctx, e, n, 0) })
@@ -64,8 +66,8 @@ func perDoc(b *testing.B, n int, op func() error) {
 	b.ReportMetric(float64(n)*float64(b.N)/time.Since(start).Seconds(), "docs/s")
 }
 
-func rawScan(ctx context.Context, e *env, n int) error {
-	cur, err := e.primary.Collection().Find(ctx, bson.D{})
+func rawScan(ctx context.Context, coll *mongo.Collection, n int) error {
+	cur, err := coll.Find(ctx, bson.D{})
 	if err != nil {
 		return err
 	}

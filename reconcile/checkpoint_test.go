@@ -69,7 +69,7 @@ func TestCheckpointResume(t *testing.T) {
 					cancel()
 				}
 			}
-			r1, err := reconcile.Repair(cctx, e.primary, e.kv, opts, false)
+			r1, err := reconcile.Repair(cctx, e.primary, e.kv, opts)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("interrupted Repair: %v, want context.Canceled", err)
 			}
@@ -87,7 +87,7 @@ func TestCheckpointResume(t *testing.T) {
 			opts.Registerer, opts.Checkpoint, opts.BatchSize = reg, path, 20
 			var last reconcile.Progress
 			opts.Progress = func(p reconcile.Progress) { last = p }
-			r2, err := reconcile.Repair(ctx, e.primary, e.kv, opts, false)
+			r2, err := reconcile.Repair(ctx, e.primary, e.kv, opts)
 			if err != nil {
 				t.Fatalf("resumed Repair: %v", err)
 			}
@@ -147,8 +147,8 @@ func TestCheckpointRefused(t *testing.T) {
 	opts = e.opts()
 	opts.Checkpoint = path
 	for name, run := range map[string]func() error{
-		"repair":  func() error { _, err := reconcile.Repair(ctx, e.primary, e.kv, opts, false); return err },
-		"dry run": func() error { _, err := reconcile.Repair(ctx, e.primary, e.kv, opts, true); return err },
+		"repair":  func() error { _, err := reconcile.Repair(ctx, e.primary, e.kv, opts); return err },
+		"dry run": func() error { _, err := reconcile.Repair(ctx, e.primary, e.kv, dryRun(opts)); return err },
 		"sync":    func() error { _, err := reconcile.Sync(ctx, e.primary, e.kv, opts); return err },
 		"other prefix": func() error {
 			o := *opts

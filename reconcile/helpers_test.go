@@ -116,6 +116,13 @@ func (e *env) opts() *reconcile.Options {
 	}
 }
 
+// dryRun returns a copy of o with DryRun set.
+func dryRun(o *reconcile.Options) *reconcile.Options {
+	c := *o
+	c.DryRun = true
+	return &c
+}
+
 // snapshot returns every live key and value of the KV.
 func (e *env) snapshot(t testing.TB) map[string]string {
 	t.Helper()

@@ -77,24 +77,6 @@ func TestJudge(t *testing.T) {
 	}
 }
 
-func TestIDOf(t *testing.T) {
-	j := &job{prefix: "memcell:"}
-	id := memcell.NewID()
-	for key, ok := range map[string]bool{
-		j.key(id): true,
-		"memcell:" + strings.ToUpper(id.String()): false,
-		"memcell:" + id.String()[1:]:              false,
-		"memcell:" + id.String() + "0":            false,
-		"memcell:":                                false,
-		"memcell:zz" + id.String()[2:]:            false,
-	} {
-		got, gotOK := j.idOf(key)
-		if gotOK != ok || (ok && got != id) {
-			t.Errorf("idOf(%q) = %v, %v; want ok %v", key, got, gotOK, ok)
-		}
-	}
-}
-
 func ptr[T any](v T) *T { return &v }
 
 func TestKeySet(t *testing.T) {

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -12,8 +11,6 @@ import (
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // Verify compares every primary document with its KV copy and every KV key
@@ -26,7 +23,7 @@ import (
 // (a primary or KV error, a checkpoint that cannot be used). Verify is safe
 // to run beside live traffic; a document that keeps changing while it is
 // read may still be reported.
-func Verify(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options) (*Report, error) {
+func Verify(ctx context.Context, primary Primary, store kv.Store, opts *Options) (*Report, error) {
 	return run(ctx, primary, store, opts, jobVerify)
 }
 
@@ -36,7 +33,7 @@ func Verify(ctx context.Context, primary *mongostore.Store, store kv.Store, opts
 // nothing (Repair removes extras). Report.Repaired counts the copies
 // stored; the rest were refused because the KV already held a newer
 // revision or a tombstone. Errors are as for Verify.
-func Sync(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options) (*Report, error) {
+func Sync(ctx context.Context, primary Primary, store kv.Store, opts *Options) (*Report, error) {
 	return run(ctx, primary, store, opts, jobSync)
 }
 
@@ -44,14 +41,14 @@ func Sync(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *
 // differing copies are written from the primary's current document (guarded
 // by its revision), extras are deleted (leaving tombstones) once the primary
 // has been asked again that it does not have them. It clears the pending
-// record (mongostore.RecordPending) of every document it leaves consistent,
+// record (memcell.Primary.RecordPending) of every document it leaves consistent,
 // keeping records written after it started. Report.Differences counts what
 // it found, Repaired what it fixed, Unrepaired what it could not.
 //
-// With dryRun, Repair writes nothing (to either store) and reports the
-// differences it would fix: the plan. Errors are as for Verify.
-func Repair(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options, dryRun bool) (*Report, error) {
-	if dryRun {
+// With Options.DryRun, Repair writes nothing (to either store) and reports
+// the differences it would fix: the plan. Errors are as for Verify.
+func Repair(ctx context.Context, primary Primary, store kv.Store, opts *Options) (*Report, error) {
+	if opts != nil && opts.DryRun {
 		return run(ctx, primary, store, opts, jobRepairDryRun)
 	}
 	return run(ctx, primary, store, opts, jobRepair)
@@ -77,9 +74,9 @@ var (
 // though not always the caller's (the KV pass runs in Scan's callback).
 type job struct {
 	jobKind
-	primary *mongostore.Store
+	primary Primary
 	kv      kv.Store
-	prefix  string
+	keys    memcell.Keys
 	log     *slog.Logger
 	metrics *metrics
 	limit   *limiter
@@ -108,13 +105,16 @@ type job struct {
 	ckptLag       time.Duration
 }
 
-func run(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *Options, kind jobKind) (*Report, error) {
+func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, kind jobKind) (*Report, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
 	}
 	if err := o.check(); err != nil {
 		return nil, err
+	}
+	if o.DryRun && kind.name != jobRepair.name {
+		return nil, fmt.Errorf("reconcile: DryRun applies to Repair only, not to %s", kind.name)
 	}
 	if primary == nil || store == nil {
 		return nil, errors.New("reconcile: a primary and a KV store are required")
@@ -128,7 +128,7 @@ func run(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *O
 		jobKind: kind,
 		primary: primary,
 		kv:      store,
-		prefix:  mirror.DefaultKeyPrefix,
+		keys:    memcell.KeysWithPrefix(o.KeyPrefix),
 		log:     o.Logger,
 		limit:   newLimiter(o.Rate),
 		batch:   o.BatchSize,
@@ -140,9 +140,6 @@ func run(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *O
 	}
 	if o.checkpointLag > 0 {
 		j.ckptLag = o.checkpointLag
-	}
-	if o.KeyPrefix != nil {
-		j.prefix = *o.KeyPrefix
 	}
 	if j.log == nil {
 		j.log = slog.New(slog.DiscardHandler)
@@ -195,7 +192,7 @@ func (j *job) run(ctx context.Context) error {
 		}
 	}
 	j.log.InfoContext(ctx, "reconcile: job started", "job", j.name, "dry_run", j.dryRun,
-		"kv_backend", j.kv.Capabilities().Backend, "key_prefix", j.prefix,
+		"kv_backend", j.kv.Capabilities().Backend, "key_prefix", j.keys.Prefix,
 		"estimated_documents", j.total, "resumed", j.report.Resumed, "phase", j.phase)
 	if j.phase == phasePrimary {
 		// A resumed primary pass sees only part of the documents.
@@ -217,14 +214,13 @@ func (j *job) run(ctx context.Context) error {
 // openCheckpoint loads the checkpoint at path, if there is one, and
 // continues from it.
 func (j *job) openCheckpoint(path string) error {
-	coll := j.primary.Collection()
 	want := &checkpoint{
 		Version:   checkpointVersion,
 		Job:       j.name,
 		DryRun:    j.dryRun,
-		Namespace: coll.Database().Name() + "." + coll.Name(),
+		Namespace: j.primary.Namespace(),
 		Backend:   j.kv.Capabilities().Backend,
-		KeyPrefix: j.prefix,
+		KeyPrefix: j.keys.Prefix,
 		Phase:     phasePrimary,
 		Started:   j.report.Started,
 	}
@@ -327,31 +323,4 @@ func (j *job) progress(final bool) {
 		Scanned: r.Scanned, KVScanned: r.KVScanned, Differences: r.DifferenceCount(), Repaired: r.Repaired,
 		Total: j.total, Elapsed: now.Sub(j.started),
 	})
-}
-
-// key returns the KV key of an id, as mirror.Repository.Key does.
-func (j *job) key(id memcell.ID) string {
-	b := make([]byte, 0, len(j.prefix)+2*len(id))
-	b = append(b, j.prefix...)
-	return string(hex.AppendEncode(b, id[:]))
-}
-
-// idOf returns the id of a KV key under the prefix, and false when the key
-// is not one the mirror writes (not 24 lowercase hex digits after the
-// prefix).
-func (j *job) idOf(key string) (memcell.ID, bool) {
-	s := key[len(j.prefix):]
-	var id memcell.ID
-	if len(s) != 2*len(id) {
-		return id, false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return id, false
-		}
-	}
-	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
-		return id, false
-	}
-	return id, true
 }

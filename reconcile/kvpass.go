@@ -27,14 +27,14 @@ func (j *job) kvPass(ctx context.Context) error {
 		keys    = newKeySet(j.copies.seed)
 		mu      sync.Mutex // the backends call fn one key at a time; the contract does not say so
 	)
-	err := j.kv.Scan(ctx, j.prefix, func(it kv.Item) error {
+	err := j.kv.Scan(ctx, j.keys.Prefix, func(it kv.Item) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if err := j.limit.wait(ctx); err != nil {
 			return err
 		}
 		j.report.KVScanned++
-		if id, ok := j.idOf(it.Key); ok {
+		if id, ok := j.keys.ID(it.Key); ok {
 			keys.add(id)
 			ids = append(ids, id)
 			if len(ids) == cap(ids) {
@@ -103,7 +103,7 @@ func (j *job) checkExtras(ctx context.Context, ids []memcell.ID) error {
 	keys := make([]string, 0, len(cands))
 	for _, id := range cands {
 		if !exist[id] {
-			keys = append(keys, j.key(id))
+			keys = append(keys, j.keys.Key(id))
 		}
 	}
 	got, err := j.kv.BatchGet(ctx, keys)
@@ -114,7 +114,7 @@ func (j *job) checkExtras(ctx context.Context, ids []memcell.ID) error {
 	var extraIDs []memcell.ID
 	for _, k := range keys {
 		if _, ok := got[k]; ok {
-			id, _ := j.idOf(k)
+			id, _ := j.keys.ID(k)
 			extras = append(extras, k)
 			extraIDs = append(extraIDs, id)
 			j.found(ctx, Diff{EventID: id.String(), Key: k, Kind: Extra})
@@ -133,7 +133,7 @@ func (j *job) checkExtras(ctx context.Context, ids []memcell.ID) error {
 // that are not event ids.
 func (j *job) dropGarbage(ctx context.Context, keys []string) error {
 	for _, k := range keys {
-		j.found(ctx, Diff{EventID: k[len(j.prefix):], Key: k, Kind: Extra})
+		j.found(ctx, Diff{EventID: k[len(j.keys.Prefix):], Key: k, Kind: Extra})
 	}
 	if !j.fix || len(keys) == 0 {
 		return nil

@@ -67,7 +67,7 @@ func TestRepairBesideLiveTraffic(t *testing.T) {
 			opts := e.opts()
 			opts.BatchSize = 10
 			opts.Rate = 250
-			r, err := reconcile.Repair(ctx, e.primary, e.kv, opts, false)
+			r, err := reconcile.Repair(ctx, e.primary, e.kv, opts)
 			stop.Store(true)
 			wg.Wait()
 			if werr != nil {

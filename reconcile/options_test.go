@@ -44,6 +44,7 @@ func TestOptionsRefused(t *testing.T) {
 		"infinite rate":     {Rate: math.Inf(1)},
 		"no checkpoint dir": {Checkpoint: filepath.Join(t.TempDir(), "absent", "cp")},
 		"checkpoint is dir": {Checkpoint: t.TempDir()},
+		"dry-run verify":    {DryRun: true},
 	} {
 		if r, err := reconcile.Verify(context.Background(), e.primary, e.kv, &o); err == nil {
 			t.Errorf("%s: Verify = %+v, want an error", name, r)
@@ -51,6 +52,9 @@ func TestOptionsRefused(t *testing.T) {
 	}
 	if _, err := reconcile.Verify(context.Background(), nil, e.kv, nil); err == nil {
 		t.Error("Verify without a primary: no error")
+	}
+	if _, err := reconcile.Sync(context.Background(), e.primary, e.kv, &reconcile.Options{DryRun: true}); err == nil {
+		t.Error("Sync with DryRun: no error")
 	}
 }
 
@@ -64,7 +68,7 @@ func TestCancelled(t *testing.T) {
 	for name, run := range map[string]func() (*reconcile.Report, error){
 		"verify": func() (*reconcile.Report, error) { return reconcile.Verify(ctx, e.primary, e.kv, nil) },
 		"sync":   func() (*reconcile.Report, error) { return reconcile.Sync(ctx, e.primary, e.kv, nil) },
-		"repair": func() (*reconcile.Report, error) { return reconcile.Repair(ctx, e.primary, e.kv, nil, false) },
+		"repair": func() (*reconcile.Report, error) { return reconcile.Repair(ctx, e.primary, e.kv, nil) },
 	} {
 		r, err := run()
 		if !errors.Is(err, context.Canceled) || r == nil {

@@ -2,15 +2,12 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // doc is one primary document of a batch: its id, key, revision and
@@ -52,35 +49,21 @@ func (b *batch) add(key string, m *memcell.MemCell) error {
 // FerretDB a read of the whole collection into memory before the first
 // document, which only resuming needs.
 func (j *job) primaryPass(ctx context.Context) error {
-	filter := bson.D{}
-	opts := options.Find().SetBatchSize(int32(j.batch))
-	if j.ckpt != nil {
-		opts.SetSort(bson.D{{Key: "_id", Value: 1}})
-		if j.ckpt.LastID != "" {
-			last, _ := memcell.ParseID(j.ckpt.LastID) // checked at load
-			filter = bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: bson.ObjectID(last)}}}}
-		}
+	var after memcell.ID
+	if j.ckpt != nil && j.ckpt.LastID != "" {
+		after, _ = memcell.ParseID(j.ckpt.LastID) // checked at load
 	}
-	cur, err := j.primary.Collection().Find(ctx, filter, opts)
-	if err != nil {
-		return fmt.Errorf("primary scan: %w", err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
 	b := &batch{docs: make([]doc, 0, j.batch), arena: make([]byte, 0, min(j.batch*2048, 1<<20))}
-	for cur.Next(ctx) {
-		if err := j.limit.wait(ctx); err != nil {
-			return err
-		}
-		j.scanned()
-		m, err := mongostore.Decode(cur.Current)
-		if err == nil {
-			err = b.add(j.key(m.ID), m)
-		}
-		if err != nil {
-			id := rawID(cur.Current)
-			j.found(ctx, Diff{EventID: id, Key: j.prefix + id, Kind: Unreadable, Error: err.Error()})
-			if j.fix {
-				j.report.Unrepaired++
+	for m, err := range j.primary.Scan(ctx, j.ckpt != nil, after, j.batch) {
+		if bad, ok := errors.AsType[*memcell.UnreadableError](err); ok {
+			j.scanned()
+			j.unreadable(ctx, bad)
+		} else if err != nil {
+			return fmt.Errorf("primary scan: %w", err)
+		} else {
+			j.scanned()
+			if err := b.add(j.keys.Key(m.ID), m); err != nil {
+				j.unreadable(ctx, &memcell.UnreadableError{ID: m.ID.String(), Err: err})
 			}
 		}
 		if len(b.docs) == j.batch {
@@ -89,27 +72,20 @@ func (j *job) primaryPass(ctx context.Context) error {
 			}
 		}
 		j.progress(false)
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("primary scan: %w", err)
+		if err := j.limit.wait(ctx); err != nil {
+			return err
+		}
 	}
 	return j.flush(ctx, b, true)
 }
 
-// rawID is the _id of a stored document as text: the hex of an ObjectId,
-// the value itself otherwise.
-func rawID(raw bson.Raw) string {
-	v, err := raw.LookupErr("_id")
-	if err != nil {
-		return "?"
+// unreadable reports a primary document that is not a valid MemCell: a
+// difference a repair cannot fix.
+func (j *job) unreadable(ctx context.Context, bad *memcell.UnreadableError) {
+	j.found(ctx, Diff{EventID: bad.ID, Key: j.keys.Prefix + bad.ID, Kind: Unreadable, Error: bad.Err.Error()})
+	if j.fix {
+		j.report.Unrepaired++
 	}
-	if oid, ok := v.ObjectIDOK(); ok {
-		return oid.Hex()
-	}
-	if s, ok := v.StringValueOK(); ok {
-		return s
-	}
-	return v.String()
 }
 
 // flush handles a batch: sync writes it, verify and repair compare it with

@@ -3,17 +3,13 @@ package reconcile
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"strconv"
+	"slices"
 	"time"
-
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // Documents whose copy differs in the primary pass are looked at a second
@@ -85,30 +81,18 @@ func (j *job) clearPending(ctx context.Context, ids []memcell.ID) error {
 // mirror's own writes), reports what still differs and, for a repair,
 // fixes it. A document the primary no longer has is left to the KV pass.
 func (j *job) recheckSuspects(ctx context.Context) error {
-	ids := j.suspects
-	j.suspects = j.suspects[:0] // ids is copied into oids before any reuse
-	oids := make([]bson.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = bson.ObjectID(id)
-	}
-	cur, err := j.primary.Collection().Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}},
-		options.Find().SetBatchSize(int32(j.batch)))
-	if err != nil {
-		return fmt.Errorf("primary re-read: %w", err)
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
+	ids := slices.Clone(j.suspects)
+	j.suspects = j.suspects[:0]
 	fresh := make(map[memcell.ID]*memcell.MemCell, min(len(ids), j.batch))
 	var order []memcell.ID
-	for cur.Next(ctx) {
-		m, err := mongostore.Decode(cur.Current)
-		if err != nil {
+	for m, err := range j.primary.Stream(ctx, ids, j.batch) {
+		if bad, ok := errors.AsType[*memcell.UnreadableError](err); ok {
 			// Readable a moment ago, changed since by another program.
-			id := rawID(cur.Current)
-			j.found(ctx, Diff{EventID: id, Key: j.prefix + id, Kind: Unreadable, Error: err.Error()})
-			if j.fix {
-				j.report.Unrepaired++
-			}
+			j.unreadable(ctx, bad)
 			continue
+		}
+		if err != nil {
+			return fmt.Errorf("primary re-read: %w", err)
 		}
 		fresh[m.ID] = m
 		order = append(order, m.ID)
@@ -119,9 +103,6 @@ func (j *job) recheckSuspects(ctx context.Context) error {
 			clear(fresh)
 			order = order[:0]
 		}
-	}
-	if err := cur.Err(); err != nil {
-		return fmt.Errorf("primary re-read: %w", err)
 	}
 	return j.judgeBatch(ctx, order, fresh)
 }
@@ -135,7 +116,7 @@ func (j *job) judgeBatch(ctx context.Context, ids []memcell.ID, fresh map[memcel
 	if len(ids) == 0 {
 		return nil
 	}
-	got, err := j.kv.BatchGet(ctx, j.keys(ids))
+	got, err := j.kv.BatchGet(ctx, j.keysOf(ids))
 	if err != nil {
 		return fmt.Errorf("kv re-read: %w", err)
 	}
@@ -168,10 +149,11 @@ func (j *job) judgeBatch(ctx context.Context, ids []memcell.ID, fresh map[memcel
 	return j.clearPending(ctx, fine)
 }
 
-func (j *job) keys(ids []memcell.ID) []string {
+// keysOf returns the KV keys of ids.
+func (j *job) keysOf(ids []memcell.ID) []string {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
-		keys[i] = j.key(id)
+		keys[i] = j.keys.Key(id)
 	}
 	return keys
 }
@@ -186,7 +168,7 @@ func (j *job) judgeAll(ctx context.Context, ids []memcell.ID, fresh map[memcell.
 		if !ok {
 			continue
 		}
-		key := j.key(id)
+		key := j.keys.Key(id)
 		want, err := memcell.Encode(m)
 		if err != nil {
 			// Decoded but not encodable: cannot happen for documents read
@@ -209,37 +191,19 @@ func (j *job) judgeAll(ctx context.Context, ids []memcell.ID, fresh map[memcell.
 
 // judge compares the primary's encoding want, of revision rev, with the
 // KV's copy held, and returns the kind of difference ("" for none), the
-// differing fields and the copy's revision (-1 if it has none).
+// differing fields and the copy's revision (-1 if unknown).
 func judge(want []byte, rev int64, held []byte, present bool) (Kind, []memcell.Difference, int64) {
 	if !present {
 		return Missing, nil, -1
 	}
-	if bytes.Equal(want, held) {
-		return "", nil, rev
-	}
-	eq, fields, err := memcell.Compare(want, held)
+	v := memcell.Judge(want, rev, held)
 	switch {
-	case err != nil:
-		// A copy that is not even JSON differs from the whole document.
-		return Differs, []memcell.Difference{{Kind: memcell.Changed, Primary: want}}, -1
-	case eq:
+	case v.Equal:
 		return "", nil, rev
+	case v.CopyRevision >= 0 && v.CopyRevision < rev:
+		return Stale, v.Diffs, v.CopyRevision
 	}
-	heldRev := rev // unless the revision is among the differences
-	for _, f := range fields {
-		if f.Path == memcell.RevisionField && f.Kind == memcell.Changed {
-			var n json.Number
-			if json.Unmarshal(f.Copy, &n) == nil {
-				if r, err := strconv.ParseInt(n.String(), 10, 64); err == nil {
-					heldRev = r
-				}
-			}
-		}
-	}
-	if heldRev < rev {
-		return Stale, fields, heldRev
-	}
-	return Differs, fields, heldRev
+	return Differs, v.Diffs, v.CopyRevision
 }
 
 // fixCopies writes the primary's documents over the differing copies,
@@ -276,7 +240,7 @@ func (j *job) fixCopies(ctx context.Context, fs []finding) (map[memcell.ID]bool,
 	for i, f := range fs {
 		ids[i] = f.id
 	}
-	got, err := j.kv.BatchGet(ctx, j.keys(ids))
+	got, err := j.kv.BatchGet(ctx, j.keysOf(ids))
 	if err != nil {
 		return nil, fmt.Errorf("kv batch get: %w", err)
 	}
@@ -296,7 +260,7 @@ func (j *job) fixCopies(ctx context.Context, fs []finding) (map[memcell.ID]bool,
 	if err != nil {
 		return nil, fmt.Errorf("primary re-read: %w", err)
 	}
-	if got, err = j.kv.BatchGet(ctx, j.keys(refused)); err != nil {
+	if got, err = j.kv.BatchGet(ctx, j.keysOf(refused)); err != nil {
 		return nil, fmt.Errorf("kv re-read: %w", err)
 	}
 	again, _ := j.judgeAll(ctx, refused, fresh, got, false)

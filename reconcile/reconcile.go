@@ -27,11 +27,13 @@
 //
 // Verify writes to neither store. Sync writes only KV copies. Repair writes
 // KV copies, deletes extras, and clears the primary's pending record
-// (mongostore.RecordPending) of the documents it leaves consistent.
+// (memcell.Primary.RecordPending) of the documents it leaves consistent.
 package reconcile
 
 import (
+	"context"
 	"fmt"
+	"iter"
 	"log/slog"
 	"math"
 	"time"
@@ -40,6 +42,34 @@ import (
 
 	"github.com/memcell/memcell"
 )
+
+// Primary is what a job reads from the primary, beside the Ping and
+// RecordPending every memcell.Primary has: streaming reads of the whole
+// collection, soft-deleted documents included, and lookups of id lists.
+// *mongostore.Store implements it.
+type Primary interface {
+	// Scan streams every document, live and soft-deleted, batch per round
+	// trip; ordered (or a non-zero after) reads in _id order after that id.
+	// A stored document that is not a valid MemCell is yielded as a nil
+	// document with a *memcell.UnreadableError and the scan goes on; an
+	// error that ends it is yielded last.
+	Scan(ctx context.Context, ordered bool, after memcell.ID, batch int) iter.Seq2[*memcell.MemCell, error]
+	// Stream streams the documents of ids as Scan does; ids without a
+	// document are not yielded.
+	Stream(ctx context.Context, ids []memcell.ID, batch int) iter.Seq2[*memcell.MemCell, error]
+	// LookupMany returns the documents of ids, live or soft-deleted.
+	LookupMany(ctx context.Context, ids []memcell.ID) (map[memcell.ID]*memcell.MemCell, error)
+	// Existing reports which of ids have a document.
+	Existing(ctx context.Context, ids []memcell.ID) (map[memcell.ID]bool, error)
+	// ClearPendingBefore removes the pending records of ids written
+	// before t.
+	ClearPendingBefore(ctx context.Context, ids []memcell.ID, t time.Time) error
+	// EstimatedCount is a cheap estimate of the number of documents.
+	EstimatedCount(ctx context.Context) (int64, error)
+	// Namespace names the collection, "database.collection"; checkpoints
+	// record it.
+	Namespace() string
+}
 
 // Kind is a kind of difference between the primary and the mirror.
 type Kind string
@@ -140,7 +170,7 @@ type Progress struct {
 	// count so far, Repaired as in Report.
 	Scanned, KVScanned, Differences, Repaired int64
 	// Total is the estimated number of primary documents
-	// (mongostore.EstimatedCount, asked only when Options.Progress is
+	// (Primary.EstimatedCount, asked only when Options.Progress is
 	// set); 0 if unknown. The KV phase visits about as many keys.
 	Total   int64
 	Elapsed time.Duration
@@ -149,7 +179,7 @@ type Progress struct {
 // Options configure a job. Nil means defaults.
 type Options struct {
 	// KeyPrefix goes before the event id in KV keys; nil means
-	// mirror.DefaultKeyPrefix. It must be the prefix the mirror writes.
+	// memcell.DefaultKeyPrefix. It must be the prefix the mirror writes.
 	// Every key under it belongs to the mirror: Repair deletes those that
 	// are not the key of a primary document, so with "" it deletes every
 	// other key of the store.
@@ -191,6 +221,10 @@ type Options struct {
 	// Sorting by _id costs FerretDB a read of the whole collection into its
 	// memory before the first document; MongoDB reads the _id index.
 	Checkpoint string
+
+	// DryRun makes Repair write nothing, to either store, and report the
+	// differences it would fix: the plan. Only Repair accepts it.
+	DryRun bool
 
 	checkpointLag time.Duration // 0: checkpointLag; set by tests
 }

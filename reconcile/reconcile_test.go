@@ -169,7 +169,7 @@ func TestVerifyRepair(t *testing.T) {
 
 			before := e.snapshot(t)
 			time.Sleep(2 * grace) // let the tombstone of d[0] expire
-			plan, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts(), true)
+			plan, err := reconcile.Repair(ctx, e.primary, e.kv, dryRun(e.opts()))
 			if err != nil {
 				t.Fatalf("Repair(dry run): %v", err)
 			}
@@ -186,7 +186,7 @@ func TestVerifyRepair(t *testing.T) {
 				t.Errorf("a dry run changed the pending record: %v", got)
 			}
 
-			fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts(), false)
+			fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts())
 			if err != nil {
 				t.Fatalf("Repair: %v", err)
 			}
@@ -307,7 +307,7 @@ func TestUnreadable(t *testing.T) {
 	e := newEnv(t, memcelltest.KVBackends()[0], 0)
 	e.append(t, 10)
 	badID := bson.NewObjectID()
-	coll := e.primary.Collection()
+	coll := memcelltest.Collection(t, e.primary.Namespace())
 	if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: badID}, {Key: "timestamp", Value: time.Now()}, {Key: "summary", Value: 42}}); err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestUnreadable(t *testing.T) {
 			t.Errorf("%s: no error", d.EventID)
 		}
 	}
-	fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts(), false)
+	fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ func TestSync(t *testing.T) {
 
 			// Repair cannot overwrite it either (the primary went back in
 			// time): it says so rather than claiming a fix.
-			fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts(), false)
+			fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts())
 			if err != nil {
 				t.Fatalf("Repair: %v", err)
 			}

@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/memcell/memcell/kv"
-	"github.com/memcell/memcell/mongostore"
 	"github.com/memcell/memcell/reconcile"
 )
 
@@ -36,10 +35,10 @@ type jobOptions struct {
 	progress   string
 }
 
-type jobRun func(ctx context.Context, primary *mongostore.Store, store kv.Store, opts *reconcile.Options) (*reconcile.Report, error)
+type jobRun func(ctx context.Context, primary reconcile.Primary, store kv.Store, opts *reconcile.Options) (*reconcile.Report, error)
 
 // newJobCmd builds a job command; extra adds the job's own flags.
-func newJobCmd(use, short, long string, run func(o *jobOptions) jobRun, extra func(fs *pflag.FlagSet, o *jobOptions)) *cobra.Command {
+func newJobCmd(use, short, long string, run jobRun, extra func(fs *pflag.FlagSet, o *jobOptions)) *cobra.Command {
 	o := &jobOptions{}
 	c := &cobra.Command{
 		Use:   use,
@@ -69,7 +68,7 @@ job resume where it stopped when run again with the same file.`,
 			default:
 				return fmt.Errorf("%w: --progress %q: want auto, bar, json or none", errUsage, o.progress)
 			}
-			return runJob(cmd.Context(), cfg, o, run(o), cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return runJob(cmd.Context(), cfg, o, run, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	addConfigFlags(c.Flags(), jobFlags...)
@@ -88,7 +87,7 @@ func newKVSyncCmd() *cobra.Command {
 		`Write every document of the primary to the KV mirror, in its canonical
 encoding and guarded by its revision, so a newer copy written by live traffic
 is never replaced. Use it to build the mirror of an existing collection.`,
-		func(*jobOptions) jobRun { return reconcile.Sync }, nil)
+		reconcile.Sync, nil)
 }
 
 func newKVVerifyCmd() *cobra.Command {
@@ -97,7 +96,7 @@ func newKVVerifyCmd() *cobra.Command {
 copy, and every KV key with the primary. Nothing is written. Exit status: 0
 when the copies agree, 1 when differences were found, 2 when the comparison
 could not run.`,
-		func(*jobOptions) jobRun { return reconcile.Verify }, nil)
+		reconcile.Verify, nil)
 }
 
 func newKVRepairCmd() *cobra.Command {
@@ -106,11 +105,7 @@ func newKVRepairCmd() *cobra.Command {
 delete KV copies of documents the primary does not have. Writes are guarded
 by revision, so repair is safe beside live traffic. --dry-run prints the plan
 and writes nothing.`,
-		func(o *jobOptions) jobRun {
-			return func(ctx context.Context, p *mongostore.Store, s kv.Store, opts *reconcile.Options) (*reconcile.Report, error) {
-				return reconcile.Repair(ctx, p, s, opts, o.dryRun)
-			}
-		},
+		reconcile.Repair,
 		func(fs *pflag.FlagSet, o *jobOptions) {
 			fs.BoolVar(&o.dryRun, "dry-run", false, "report what would change, write nothing")
 		})
@@ -125,7 +120,7 @@ func runJob(ctx context.Context, cfg *config, o *jobOptions, run jobRun, stdout,
 	defer st.close(log)
 
 	progress, finish := progressReporter(o.progress, stderr)
-	rep, err := run(ctx, st.primary, st.kv, &reconcile.Options{Logger: log, Rate: o.rate, Checkpoint: o.checkpoint, Progress: progress})
+	rep, err := run(ctx, st.primary, st.kv, &reconcile.Options{Logger: log, Rate: o.rate, Checkpoint: o.checkpoint, Progress: progress, DryRun: o.dryRun})
 	finish()
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -102,15 +101,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	handler, err := httpapi.New(repo, &httpapi.Options{
 		Logger: log, Registerer: reg, Gatherer: reg,
 		Token: cfg.APIToken, MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),
-		Ready: func(ctx context.Context) error {
-			if err := primary.Ping(ctx); err != nil {
-				return fmt.Errorf("primary: %w", err)
-			}
-			if _, err := store.Get(ctx, mirror.DefaultKeyPrefix+"readyz"); err != nil && !errors.Is(err, kv.ErrNotFound) {
-				return fmt.Errorf("kv: %w", err)
-			}
-			return nil
-		},
+
 	})
 	if err != nil {
 		return err

@@ -1,0 +1,60 @@
+package memcell
+
+import "context"
+
+// Primary is the contract of the authoritative store, as the dual-write
+// repository (package mirror) uses it; package mongostore implements it on
+// MongoDB. Implementations are safe for concurrent use.
+//
+// Every write bumps the document's revision (RevisionField) in the same
+// atomic operation and returns the document as it stands after the write,
+// so that callers can mirror exactly that state, ordered by revision.
+// Soft-deleted documents are hidden from every read but those that say
+// otherwise. Errors wrap the sentinels of this package: ErrNotFound,
+// ErrConflict, ErrUnavailable, ErrInvalid (through *FieldError) and
+// ErrTransactionsUnsupported; a cancelled ctx gives ctx.Err().
+type Primary interface {
+	// Append validates m and stores it as a new document: a new id unless
+	// m has one, created_at = updated_at = now, revision 1. m is not
+	// modified.
+	Append(ctx context.Context, m *MemCell) (*MemCell, error)
+	// Get returns the live document with the id.
+	Get(ctx context.Context, id ID) (*MemCell, error)
+	// GetMany returns the live documents among ids, keyed by id. With
+	// fields set only those top-level fields are read: the documents are
+	// partial and must not be mirrored or compared.
+	GetMany(ctx context.Context, ids []ID, fields []string) (map[ID]*MemCell, error)
+	// Update sets top-level fields of a live document (canonical JSON
+	// values; null unsets), refreshes updated_at and bumps the revision.
+	Update(ctx context.Context, id ID, fields map[string]any) (*MemCell, error)
+	// SoftDelete marks a live document deleted; Restore clears the marks.
+	SoftDelete(ctx context.Context, id ID, by string) (*MemCell, error)
+	Restore(ctx context.Context, id ID) (*MemCell, error)
+	// HardDelete removes the document, live or not, and reports whether
+	// there was one.
+	HardDelete(ctx context.Context, id ID) (bool, error)
+	// SoftDeleteMany and RestoreMany change every document in scope and
+	// return the count and their new states.
+	SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkResult, error)
+	RestoreMany(ctx context.Context, sc Scope) (BulkResult, error)
+	// HardDeleteMany removes every document in scope and returns how many
+	// it removed and exactly their ids.
+	HardDeleteMany(ctx context.Context, sc Scope) (int64, []ID, error)
+	// Find returns the live documents the query selects, sorted by
+	// timestamp then id; Count counts them (sort, limit and skip ignored).
+	Find(ctx context.Context, q Query) ([]*MemCell, error)
+	Count(ctx context.Context, q Query) (int64, error)
+	// Latest returns the user's newest live documents (10 when limit is 0).
+	Latest(ctx context.Context, userID string, limit int64) ([]*MemCell, error)
+	// RecordPending durably notes that the mirror copies of ids need
+	// repair, with the reason; Pending lists the ids noted and not cleared.
+	RecordPending(ctx context.Context, ids []ID, reason string) error
+	Pending(ctx context.Context) ([]ID, error)
+	// RunTransaction runs fn in a transaction, retrying it as the server
+	// asks (fn may run more than once); operations called with the ctx fn
+	// receives take part in it. It fails with ErrTransactionsUnsupported,
+	// without calling fn, on servers without transactions.
+	RunTransaction(ctx context.Context, fn func(ctx context.Context) error) error
+	// Ping checks that the store answers.
+	Ping(ctx context.Context) error
+}
