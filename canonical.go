@@ -2,6 +2,7 @@ package memcell
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -122,7 +123,7 @@ func (e *encoder) extras(m map[string]any, first bool) {
 	if len(m) == 0 {
 		return
 	}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		e.key(first, k)
 		first = false
 		e.path = append(e.path, k)
@@ -209,7 +210,7 @@ func (e *encoder) stringMap(m map[string]string) {
 		return
 	}
 	e.buf = append(e.buf, '{')
-	for i, k := range sortedKeys(m) {
+	for i, k := range slices.Sorted(maps.Keys(m)) {
 		e.key(i == 0, k)
 		e.buf = appendString(e.buf, m[k])
 	}
@@ -371,15 +372,6 @@ func (e *encoder) float(f float64) {
 		return
 	}
 	e.buf = strconv.AppendFloat(e.buf, f, 'f', -1, 64)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 const hexDigits = "0123456789abcdef"

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,7 +60,7 @@ func diffValues(out *[]Difference, path []string, a, b any) {
 	switch av := a.(type) {
 	case map[string]any:
 		if bv, ok := b.(map[string]any); ok {
-			keys := sortedKeys(av)
+			keys := slices.Sorted(maps.Keys(av))
 			for k := range bv {
 				if _, ok := av[k]; !ok {
 					keys = append(keys, k)

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -85,7 +87,7 @@ func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
 	m := &MemCell{}
 	// Sorted, so that a document with several bad fields always names the
 	// same one.
-	for _, k := range sortedKeys(doc) {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
 		v := doc[k]
 		d.path = append(d.path[:0], k)
 		switch k {

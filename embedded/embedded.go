@@ -14,12 +14,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+
+	"github.com/memcell/memcell/internal/netaddr"
 )
 
 // Options configure a Server. Nil means defaults.
@@ -49,11 +50,10 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	if o.Addr == "" {
 		o.Addr = "127.0.0.1:0"
 	}
-	host, _, err := net.SplitHostPort(o.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("embedded: listen address %q: %w", o.Addr, err)
-	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	switch loopback, err := netaddr.Loopback(o.Addr); {
+	case err != nil:
+		return nil, fmt.Errorf("embedded: %w", err)
+	case !loopback:
 		return nil, fmt.Errorf("embedded: listen address %q is not loopback; the embedded primary has no authentication", o.Addr)
 	}
 	if o.Logger == nil {

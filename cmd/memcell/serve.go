@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/internal/netaddr"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mirror"
 )
@@ -57,12 +58,10 @@ gracefully: in-flight requests finish and both stores are closed.`,
 // checkBind refuses to serve a non-loopback address without a token, unless
 // the operator said --insecure.
 func checkBind(cfg *config) error {
-	host, _, err := net.SplitHostPort(cfg.Addr)
+	loopback, err := netaddr.Loopback(cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("%w: --addr %q: %v", errUsage, cfg.Addr, err)
+		return fmt.Errorf("%w: --addr: %v", errUsage, err)
 	}
-	ip := net.ParseIP(host)
-	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
 	if !loopback && cfg.APIToken == "" && !cfg.Insecure {
 		return fmt.Errorf("%w: refusing to serve %s without an API token: set MEMCELL_API_TOKEN, or pass --insecure to serve it unauthenticated", errUsage, cfg.Addr)
 	}
