@@ -43,8 +43,8 @@ func (p *heapProbe) Scan(ctx context.Context, prefix string, fn func(kv.Item) er
 	})
 }
 
-// TestMemoryPerDocument checks design P6's "memory does not grow per
-// document": the live heap a verify adds while it runs is about the same
+// TestMemoryPerDocument checks the P6 target's "memory does not grow per
+// document" (docs/benchmarks.md): the live heap a verify adds while it runs is about the same
 // for 2000 documents as for 200, far less than the 1800 extra documents
 // would take if the job kept anything of each. Both runs use batches of
 // 100 so that both fill their batches. (The embedded primary runs in this
@@ -54,7 +54,7 @@ func (p *heapProbe) Scan(ctx context.Context, prefix string, fn func(kv.Item) er
 //
 // The race detector makes this test take a minute (the embedded primary
 // runs in the process too) and changes what is allocated, so the file is
-// built without it: go test ./reconcile runs it, make test does not.
+// built without it; make test runs it in a race-free pass of its own.
 func TestMemoryPerDocument(t *testing.T) {
 	if testing.Short() {
 		t.Skip("populates 2200 documents")

@@ -1,6 +1,10 @@
-// Command memcell is the memcell program. This version opens KV stores by URL
-// and reports on them; the service and the sync, verify and repair tools
-// arrive as further subcommands.
+// Command memcell is the memcell program: "memcell serve" runs the REST
+// service over the primary and its KV mirror (the embedded default when
+// nothing is configured); "memcell kv stats|sync|verify|repair" report on
+// the mirror and bring it back in line with the primary; "memcell version"
+// prints the build. The wiring of the stores, the configuration (flags,
+// environment, config file) and the exit codes live here; everything else
+// is in the packages (docs/architecture.md).
 package main
 
 import (
