@@ -10,7 +10,7 @@ import (
 	"github.com/memcell/memcell/mirror"
 )
 
-// TestBadInput sends every kind of bad input of design.md §5 and checks the
+// TestBadInput sends every kind of bad input the API refuses and checks the
 // status, the error code, that the message names the culprit, and that
 // nothing was written.
 func TestBadInput(t *testing.T) {

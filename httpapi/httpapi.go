@@ -1,5 +1,5 @@
-// Package httpapi is memcell's REST API (design.md §5) on net/http: one
-// http.Handler over a mirror.Repository.
+// Package httpapi is memcell's REST API on net/http (openapi.yaml describes
+// every route): one http.Handler over a mirror.Repository.
 //
 // What every route can rely on:
 //
@@ -15,7 +15,7 @@
 //   - A read that validated against the KV copy says its outcome in the
 //     Memcell-Validation header; a write says what became of its KV copy in
 //     Memcell-Mirror. A failed KV write does not fail the request
-//     (design.md §2).
+//     (docs/architecture.md#error-policy).
 //   - Each request gets a request id (a valid incoming X-Request-Id, or a
 //     new one), echoed in X-Request-Id and carried in the request context
 //     (RequestID); one log line and the HTTP metrics record each request

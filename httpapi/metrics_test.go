@@ -30,7 +30,7 @@ func metricSum(t *testing.T, body []byte, name string) float64 {
 }
 
 // TestSeedMetrics causes a KV write failure, a KV read failure and an
-// inconsistency through the API and reads the seed's counters back from
+// inconsistency through the API and reads the five core counters back from
 // /metrics.
 func TestSeedMetrics(t *testing.T) {
 	e := newEnv(t, nil)

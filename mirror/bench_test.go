@@ -13,7 +13,7 @@ import (
 )
 
 // timed runs op b.N times and reports the median latency as p50-ns, the
-// measure design P1 and P2 are stated in.
+// measure targets P1 and P2 are stated in (docs/benchmarks.md).
 func timed(b *testing.B, op func(i int) error) {
 	b.Helper()
 	var durs []time.Duration
@@ -43,10 +43,10 @@ func benchEnv(b *testing.B, backend memcelltest.KVBackend, docs int) (*env, []*m
 	return e, out
 }
 
-// BenchmarkP1Write compares an update through the primary alone with the
-// same update mirrored, on the embedded primary (design P1). Compare
-// impl=primary with impl=mirrored per backend in benchstat; the absolute
-// added cost is BenchmarkMirrorStep.
+// BenchmarkP1Write compares an update through the primary alone with the same
+// update mirrored, on the embedded primary (target P1, docs/benchmarks.md).
+// Compare impl=primary with impl=mirrored per backend in benchstat; the
+// absolute added cost is BenchmarkMirrorStep.
 func BenchmarkP1Write(b *testing.B) {
 	for _, backend := range []memcelltest.KVBackend{memory(), memcelltest.KVBackends()[1], memcelltest.KVBackends()[3]} {
 		e, docs := benchEnv(b, backend, 100)
@@ -68,7 +68,7 @@ func BenchmarkP1Write(b *testing.B) {
 }
 
 // BenchmarkP2Read compares a plain single read with a validated one
-// (design P2).
+// (target P2).
 func BenchmarkP2Read(b *testing.B) {
 	for _, backend := range []memcelltest.KVBackend{memory(), memcelltest.KVBackends()[3]} {
 		e, docs := benchEnv(b, backend, 100)
@@ -92,7 +92,7 @@ func BenchmarkP2Read(b *testing.B) {
 }
 
 // BenchmarkP3BatchRead100 compares a plain batch read of 100 documents
-// with a validated one (design P3: added at most 20%).
+// with a validated one (target P3: added at most 20%).
 func BenchmarkP3BatchRead100(b *testing.B) {
 	for _, backend := range []memcelltest.KVBackend{memory(), memcelltest.KVBackends()[3]} {
 		e, docs := benchEnv(b, backend, 100)

@@ -3,7 +3,7 @@
 // mirrored to a key-value store, and reads can be validated against that
 // copy.
 //
-// The rules, from design.md §1-§2:
+// The rules (docs/architecture.md#invariants and #error-policy):
 //
 //   - The KV holds the canonical encoding (memcell.Encode) of each
 //     document's current primary state, soft-delete marks included; a hard

@@ -104,8 +104,8 @@ func TestOperationsMirrored(t *testing.T) {
 	})
 }
 
-// TestEverMemOSDefectsFixed has one case per defect of the first version
-// (reference §4), each proving it gone.
+// TestEverMemOSDefectsFixed has one case per known defect of EverMemOS's
+// first MemCell repository, each proving it gone.
 func TestEverMemOSDefectsFixed(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b memcelltest.KVBackend) {
 		ctx := context.Background()

@@ -225,7 +225,7 @@ func TestFlags(t *testing.T) {
 	}
 }
 
-// TestBatchValidationOneRoundTrip checks design P3's first half: a
+// TestBatchValidationOneRoundTrip checks target P3's first half: a
 // validated read of 100 documents reads the KV once.
 func TestBatchValidationOneRoundTrip(t *testing.T) {
 	e := newEnv(t, memory(), nil)

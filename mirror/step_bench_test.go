@@ -12,8 +12,8 @@ import (
 )
 
 // BenchmarkMirrorStep measures what a mirrored write adds after the primary
-// has answered (design P1): encoding the 2 KB document, the guarded KV write
-// and the metrics, on each backend.
+// has answered (target P1, docs/benchmarks.md): encoding the 2 KB document,
+// the guarded KV write and the metrics, on each backend.
 func BenchmarkMirrorStep(b *testing.B) {
 	for _, backend := range memcelltest.KVBackends() {
 		b.Run("backend="+backend.Name, func(b *testing.B) {
@@ -37,7 +37,7 @@ func BenchmarkMirrorStep(b *testing.B) {
 }
 
 // BenchmarkValidateStep measures what a validated single read adds after
-// the primary has answered (design P2): reading the KV copy, encoding the
+// the primary has answered (target P2): reading the KV copy, encoding the
 // primary's document, comparing and counting the outcome.
 func BenchmarkValidateStep(b *testing.B) {
 	for _, backend := range memcelltest.KVBackends() {

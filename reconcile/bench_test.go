@@ -15,9 +15,9 @@ import (
 	"github.com/memcell/memcell/reconcile"
 )
 
-// BenchmarkP6Verify measures design P6 on the test primary with the
-// in-memory KV, for collections of 1000 and 2000 documents of about 2 KB.
-// Each size is one collection on which, back to back:
+// BenchmarkP6Verify measures target P6 (docs/benchmarks.md) on the test
+// primary with the in-memory KV, for collections of 1000 and 2000 documents
+// of about 2 KB. Each size is one collection on which, back to back:
 //
 //   - impl=rawscan reads every document through one driver cursor, copying
 //     each out as bson.Raw: the floor a verify is measured against;

@@ -19,7 +19,7 @@ import (
 // writers update, soft-delete, restore, hard-delete and append through the
 // mirror. Once the writers stop, verify must find nothing: the repair's
 // guarded writes never replaced a newer copy and its deletes never removed
-// a live document's copy (design §1.5, §9).
+// a live document's copy (docs/architecture.md#invariants).
 func TestRepairBesideLiveTraffic(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	for _, backend := range memcelltest.KVBackends() {

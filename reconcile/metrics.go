@@ -6,8 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the job metrics of design §7, on the caller's registry.
-// Labels are the job name and the difference kind: small closed sets.
+// metrics are the job metrics (docs/architecture.md#metrics), on the caller's
+// registry. Labels are the job name and the difference kind: small closed
+// sets.
 type metrics struct {
 	scanned     prometheus.Counter
 	differences *prometheus.CounterVec // by kind, curried with the job

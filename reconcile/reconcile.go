@@ -1,18 +1,19 @@
 // Package reconcile compares the MongoDB primary with its key-value mirror
 // and brings the mirror back in line with it: Sync (backfill), Verify and
-// Repair, the jobs behind `memcell kv sync|verify|repair` (design §6).
+// Repair, the jobs behind `memcell kv sync|verify|repair`.
 //
-// The primary is the truth (design §1). A job reads the primary through one
-// streaming cursor over the whole collection, soft-deleted documents
-// included since the mirror holds them too, and handles the documents in
-// batches of Options.BatchSize: one kv.BatchGet per batch, the canonical
-// encodings compared byte for byte, memcell.Compare only where the bytes
-// differ. Verify and Repair then scan the KV prefix for keys the primary
-// does not account for: they look the ids up in the primary, 10,000 per
-// query, unless the scanned keys turn out to be exactly the copies the
-// primary pass saw (see keySet), which spares FerretDB a read of the whole
-// collection. Nothing is kept per document: memory is bounded by the batch
-// sizes, whatever the size of the collection (design P6).
+// The primary is the truth (docs/architecture.md#invariants). A job reads the
+// primary through one streaming cursor over the whole collection,
+// soft-deleted documents included since the mirror holds them too, and
+// handles the documents in batches of Options.BatchSize: one kv.BatchGet per
+// batch, the canonical encodings compared byte for byte, memcell.Compare only
+// where the bytes differ. Verify and Repair then scan the KV prefix for keys
+// the primary does not account for: they look the ids up in the primary,
+// 10,000 per query, unless the scanned keys turn out to be exactly the copies
+// the primary pass saw (see keySet), which spares FerretDB a read of the
+// whole collection. Nothing is kept per document: memory is bounded by the
+// batch sizes, whatever the size of the collection (target P6,
+// docs/benchmarks.md).
 //
 // Jobs may run beside live traffic. A document whose copy differs is read
 // again, primary first and KV second, before it is reported, so a write

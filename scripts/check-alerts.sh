@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-alerts.sh checks the Prometheus alert rules that ship with memcell
-# (design §7): promtool check rules, then promtool test rules with the unit
-# tests next to them. make test runs it.
+# (docs/architecture.md#metrics): promtool check rules, then promtool test
+# rules with the unit tests next to them. make test runs it.
 #
 # When promtool is missing it installs Debian's prometheus package (which
 # carries promtool) with apt-get, as root or through passwordless sudo. That
@@ -12,7 +12,8 @@
 # prometheus process that appeared during the install is ended: a CI machine
 # is left with promtool and no server, now or after a reboot.
 #
-# Usage: scripts/check-alerts.sh        (PROMTOOL=/path/to/promtool to choose one)
+# Usage: scripts/check-alerts.sh        (PROMTOOL=/path/to/promtool to choose
+# one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

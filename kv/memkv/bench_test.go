@@ -13,8 +13,9 @@ import (
 	"github.com/memcell/memcell/kv/memkv"
 )
 
-// rwMap is design.md's P4 baseline: a plain map behind one sync.RWMutex,
-// with the same copy semantics as memkv (values copied in and out).
+// rwMap is the baseline of target P4 (docs/benchmarks.md): a plain map behind
+// one sync.RWMutex, with the same copy semantics as memkv (values copied in
+// and out).
 type rwMap struct {
 	mu sync.RWMutex
 	m  map[string][]byte
@@ -157,7 +158,7 @@ func bytesPerEntry(tb testing.TB, n, valueSize int) float64 {
 	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
 
-// p7Limit is design.md's P7 bound for one entry.
+// p7Limit is target P7's bound for one entry (docs/benchmarks.md).
 func p7Limit(keySize, valueSize int) float64 {
 	return 1.15*float64(keySize+valueSize) + 64
 }

@@ -21,7 +21,8 @@ import (
 //	go test -run '^$' -bench . -count 10 ./kv/rediskv > bench.txt
 //	benchstat -col /impl bench.txt
 //
-// shows the cost of the store over the library (design target: at most 10%).
+// shows the cost of the store over the library (target P5 in
+// docs/benchmarks.md: at most 10%).
 
 // BenchmarkStore runs the shared benchmarks, comparable across backends.
 func BenchmarkStore(b *testing.B) {
