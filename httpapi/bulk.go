@@ -162,11 +162,7 @@ func (s *server) deleteMany(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hard, err := boolParam(q, "hard")
-	if err != nil {
-		return err
-	}
-	by, byGiven, err := single(q, "deleted_by")
+	hard, by, err := deleteParams(q)
 	if err != nil {
 		return err
 	}
@@ -174,10 +170,7 @@ func (s *server) deleteMany(w http.ResponseWriter, r *http.Request) error {
 		n   int64
 		mir mirror.Mirror
 	)
-	if hard != nil && *hard {
-		if byGiven {
-			return fieldError("deleted_by", "applies to soft deletes only")
-		}
+	if hard {
 		n, mir, err = s.repo.HardDeleteMany(r.Context(), sc)
 	} else {
 		n, mir, err = s.repo.SoftDeleteMany(r.Context(), sc, by)

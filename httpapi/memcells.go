@@ -114,6 +114,24 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// deleteParams reads the parameters of a delete, single or bulk: hard=true
+// for a hard delete, deleted_by (soft deletes only) for the mark.
+func deleteParams(q url.Values) (hard bool, by string, err error) {
+	h, err := boolParam(q, "hard")
+	if err != nil {
+		return false, "", err
+	}
+	by, byGiven, err := single(q, "deleted_by")
+	if err != nil {
+		return false, "", err
+	}
+	hard = h != nil && *h
+	if hard && byGiven {
+		return false, "", fieldError("deleted_by", "applies to soft deletes only")
+	}
+	return hard, by, nil
+}
+
 // get serves GET /v1/memcells/{event_id}.
 func (s *server) get(w http.ResponseWriter, r *http.Request) error {
 	id, err := eventID(r)
@@ -192,11 +210,7 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	hard, err := boolParam(q, "hard")
-	if err != nil {
-		return err
-	}
-	by, byGiven, err := single(q, "deleted_by")
+	hard, by, err := deleteParams(q)
 	if err != nil {
 		return err
 	}
@@ -204,10 +218,7 @@ func (s *server) delete(w http.ResponseWriter, r *http.Request) error {
 		ok  bool
 		mir mirror.Mirror
 	)
-	if hard != nil && *hard {
-		if byGiven {
-			return fieldError("deleted_by", "applies to soft deletes only")
-		}
+	if hard {
 		ok, mir, err = s.repo.HardDelete(r.Context(), id)
 	} else {
 		ok, mir, err = s.repo.SoftDelete(r.Context(), id, by)
