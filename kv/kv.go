@@ -12,7 +12,8 @@
 // replaces it. Revision 0 is the lowest, so puts of documents that carry no
 // revision behave as plain overwrites of each other.
 //
-// A delete leaves a tombstone for the store's grace period (Options). While
+// A delete leaves a tombstone for the store's grace period (each backend's
+// Options.TombstoneGrace, the URL option tombstone_grace=). While
 // the tombstone lives, every put of that key is refused, so a late write
 // that raced with the delete cannot bring the key back. Tombstones are
 // invisible to Get, BatchGet, Scan and Stats; once the grace period is over

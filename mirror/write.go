@@ -149,6 +149,7 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 		defer encodeBuffers.Put(buf)
 		val, err := memcell.AppendEncode((*buf)[:0], docs[0])
 		if err != nil {
+			r.putM.failures.Inc()
 			return r.failed(ctx, op, fmt.Errorf("mirror: encode %s: %w", docs[0].ID, err), r.Key(docs[0].ID))
 		}
 		*buf = val
@@ -161,6 +162,7 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 		for _, d := range chunk {
 			var e kv.Entry
 			if err := r.entry(&e, d); err != nil {
+				r.batchM.failures.Inc()
 				total = merge(total, r.failed(ctx, op, err, r.Key(d.ID)))
 				continue
 			}

@@ -14,8 +14,9 @@ import (
 )
 
 // Get returns the live document with the id, or memcell.ErrNotFound when it
-// is absent or soft-deleted. The filter is exactly {_id: id}, the one filter
-// every server answers from its primary key.
+// is absent or soft-deleted. The filter is exactly {_id: id}: MongoDB reads
+// the _id index, and it is the one filter FerretDB pushes down to SQLite
+// (docs/architecture.md#the-embedded-primary).
 func (s *Store) Get(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
 	m, err := s.Lookup(ctx, id)
 	if err != nil {

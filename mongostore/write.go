@@ -103,9 +103,9 @@ var deletedFilter = bson.E{Key: "deleted_at", Value: bson.D{{Key: "$ne", Value: 
 //
 // Where this process serialises its writes (FerretDB), the condition is
 // checked by reading the document first and the update filters on exactly
-// {_id}: FerretDB answers that filter from the primary key but evaluates
-// any other by reading the whole collection, which made an update cost
-// about as much as a full scan.
+// {_id}: the one filter FerretDB pushes down to SQLite; any other it
+// evaluates in Go after reading the whole collection, which made an update
+// cost about as much as a full scan.
 func (s *Store) updateOne(ctx context.Context, op string, id memcell.ID, live bool, update bson.D) (*memcell.MemCell, error) {
 	filter := bson.D{{Key: "_id", Value: bson.ObjectID(id)}}
 	if s.locks.enabled {
