@@ -91,3 +91,7 @@ func TestTombstoneSweep(t *testing.T) {
 		t.Fatalf("Stats = %+v, %v", st, err)
 	}
 }
+
+// TestMetamorphic runs the metamorphic test of memkv against a fresh memkv:
+// a check of the test itself more than of the store.
+func TestMetamorphic(t *testing.T) { kvtest.RunMetamorphic(t, open, kvtest.MetamorphicOptions{}) }

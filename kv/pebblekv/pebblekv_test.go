@@ -28,6 +28,8 @@ var open = testBackend.Opener()
 
 func TestConformance(t *testing.T) { kvtest.RunConformance(t, open) }
 
+func TestMetamorphic(t *testing.T) { kvtest.RunMetamorphic(t, open, kvtest.MetamorphicOptions{}) }
+
 func TestDisk(t *testing.T) { disktest.Run(t, testBackend) }
 
 // rawSet writes values under keys with Pebble itself, bypassing the record

@@ -69,6 +69,17 @@ func TestConformanceCluster(t *testing.T) {
 	kvtest.RunConformance(t, func(t testing.TB, grace time.Duration) kv.Store { return tg.open(t, grace) })
 }
 
+// TestMetamorphic compares each deployment with memkv on one seeded random
+// stream of operations (kvtest.Metamorphic).
+func TestMetamorphic(t *testing.T) {
+	for _, tg := range targets() {
+		t.Run(tg.Name, func(t *testing.T) {
+			tg.Require(t)
+			kvtest.RunMetamorphic(t, func(t testing.TB, grace time.Duration) kv.Store { return tg.open(t, grace) }, kvtest.MetamorphicOptions{})
+		})
+	}
+}
+
 func TestCapabilities(t *testing.T) {
 	for _, tg := range targets() {
 		t.Run(tg.Name, func(t *testing.T) {
