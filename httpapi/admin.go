@@ -10,11 +10,16 @@ import (
 	"github.com/memcell/memcell/mirror"
 )
 
-// kvStatsBody is the answer of GET /v1/kv/stats.
-type kvStatsBody struct {
-	Backend        string `json:"backend"`
-	EntryCount     int64  `json:"entry_count"`
-	TotalSizeBytes int64  `json:"total_size_bytes"`
+// KVStats is the answer of GET /v1/kv/stats, the Stats schema of the
+// OpenAPI document. "memcell kv stats" prints it too.
+type KVStats struct {
+	// Backend names the KV backend: memory, pebble, leveldb, redis or
+	// redis-cluster.
+	Backend string `json:"backend"`
+	// EntryCount counts the live keys; tombstones are not counted.
+	EntryCount int64 `json:"entry_count"`
+	// TotalSizeBytes is the bytes of the stored values.
+	TotalSizeBytes int64 `json:"total_size_bytes"`
 }
 
 // kvStats serves GET /v1/kv/stats.
@@ -28,7 +33,7 @@ func (s *server) kvStats(w http.ResponseWriter, r *http.Request) error {
 			"request_id", RequestID(r.Context()), "error", err)
 		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "the KV store did not answer"}
 	}
-	writeValue(w, http.StatusOK, kvStatsBody{s.repo.Backend(), st.EntryCount, st.TotalSizeBytes})
+	writeValue(w, http.StatusOK, KVStats{Backend: s.repo.Backend(), EntryCount: st.EntryCount, TotalSizeBytes: st.TotalSizeBytes})
 	return nil
 }
 

@@ -232,14 +232,10 @@ func TestPanicRecovered(t *testing.T) {
 func TestKVStatsAndFlags(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed(cell("alice", epoch), cell("bob", epoch))
-	var stats struct {
-		Backend    string `json:"backend"`
-		EntryCount int64  `json:"entry_count"`
-		Total      int64  `json:"total_size_bytes"`
-	}
+	var stats httpapi.KVStats
 	e.want(200, "GET", "/v1/kv/stats", nil).decode(t, &stats)
 	st, _ := e.kv.Store.Stats(context.Background())
-	if stats.Backend != "memory" || stats.EntryCount != 2 || stats.Total != st.TotalSizeBytes || stats.Total == 0 {
+	if stats.Backend != "memory" || stats.EntryCount != 2 || stats.TotalSizeBytes != st.TotalSizeBytes || stats.TotalSizeBytes == 0 {
 		t.Errorf("stats = %+v, KV says %+v", stats, st)
 	}
 
