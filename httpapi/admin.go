@@ -29,8 +29,7 @@ func (s *server) kvStats(w http.ResponseWriter, r *http.Request) error {
 	}
 	st, err := s.repo.KVStats(r.Context())
 	if err != nil {
-		s.log.WarnContext(r.Context(), "httpapi: kv stats failed", "kv_backend", s.repo.Backend(),
-			"request_id", RequestID(r.Context()), "error", err)
+		s.log.WarnContext(r.Context(), "httpapi: kv stats failed", "kv_backend", s.repo.Backend(), "error", err)
 		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "the KV store did not answer"}
 	}
 	writeValue(w, http.StatusOK, KVStats{Backend: s.repo.Backend(), EntryCount: st.EntryCount, TotalSizeBytes: st.TotalSizeBytes})
@@ -82,7 +81,7 @@ func (s *server) putFlags(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("%s", strings.TrimPrefix(err.Error(), "mirror: "))
 	}
 	s.log.InfoContext(r.Context(), "httpapi: feature flags changed", "mirroring", f.Mirroring,
-		"validation", f.Validation, "sample_percent", f.SamplePercent, "request_id", RequestID(r.Context()))
+		"validation", f.Validation, "sample_percent", f.SamplePercent)
 	writeValue(w, http.StatusOK, s.repo.Flags())
 	return nil
 }
@@ -113,7 +112,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
-		s.log.WarnContext(r.Context(), "httpapi: not ready", "request_id", RequestID(r.Context()), "error", err)
+		s.log.WarnContext(r.Context(), "httpapi: not ready", "error", err)
 		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "not ready: " + err.Error()}
 	}
 	writeValue(w, http.StatusOK, readyBody{Status: "ready", Version: s.version})
