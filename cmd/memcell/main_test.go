@@ -222,6 +222,11 @@ func TestConfigErrors(t *testing.T) {
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), `$MEMCELL_MAX_BODY_BYTES: invalid argument "x" for "--max-body-bytes" flag`) {
 		t.Errorf("kv verify with MEMCELL_MAX_BODY_BYTES=x: %v, want a usage error", err)
 	}
+	// The jobs' own enum flag is refused while parsing too.
+	_, err = run(t, "kv", "verify", "--progress", "fancy")
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), `invalid argument "fancy" for "--progress" flag: want auto, bar, json or none`) {
+		t.Errorf("kv verify --progress fancy: %v, want a usage error", err)
+	}
 }
 
 // TestServeHelp checks that the help shows each flag's type.
