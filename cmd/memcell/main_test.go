@@ -172,9 +172,10 @@ func TestConfigErrors(t *testing.T) {
 			}
 		}
 
-		// The command line: pflag refuses it while parsing.
+		// The command line: pflag refuses it while parsing. (Were it
+		// accepted, the bad --addr would stop serve before it starts.)
 		flagArg := "--" + tc.setting + "=" + tc.value
-		_, err := run(t, "serve", flagArg)
+		_, err := run(t, "serve", "--addr=nonsense", flagArg)
 		check("flag", err, "") // the flag is the source
 
 		// The environment.
