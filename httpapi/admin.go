@@ -10,11 +10,16 @@ import (
 	"github.com/memcell/memcell/mirror"
 )
 
-// kvStatsBody is the answer of GET /v1/kv/stats.
-type kvStatsBody struct {
-	Backend        string `json:"backend"`
-	EntryCount     int64  `json:"entry_count"`
-	TotalSizeBytes int64  `json:"total_size_bytes"`
+// KVStats is the answer of GET /v1/kv/stats, the Stats schema of the
+// OpenAPI document. "memcell kv stats" prints it too.
+type KVStats struct {
+	// Backend names the KV backend: memory, pebble, leveldb, redis or
+	// redis-cluster.
+	Backend string `json:"backend"`
+	// EntryCount counts the live keys; tombstones are not counted.
+	EntryCount int64 `json:"entry_count"`
+	// TotalSizeBytes is the bytes of the stored values.
+	TotalSizeBytes int64 `json:"total_size_bytes"`
 }
 
 // kvStats serves GET /v1/kv/stats.
@@ -24,11 +29,10 @@ func (s *server) kvStats(w http.ResponseWriter, r *http.Request) error {
 	}
 	st, err := s.repo.KVStats(r.Context())
 	if err != nil {
-		s.log.WarnContext(r.Context(), "httpapi: kv stats failed", "kv_backend", s.repo.Backend(),
-			"request_id", RequestID(r.Context()), "error", err)
+		s.log.WarnContext(r.Context(), "httpapi: kv stats failed", "kv_backend", s.repo.Backend(), "error", err)
 		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "the KV store did not answer"}
 	}
-	writeValue(w, http.StatusOK, kvStatsBody{s.repo.Backend(), st.EntryCount, st.TotalSizeBytes})
+	writeValue(w, http.StatusOK, KVStats{Backend: s.repo.Backend(), EntryCount: st.EntryCount, TotalSizeBytes: st.TotalSizeBytes})
 	return nil
 }
 
@@ -77,7 +81,7 @@ func (s *server) putFlags(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("%s", strings.TrimPrefix(err.Error(), "mirror: "))
 	}
 	s.log.InfoContext(r.Context(), "httpapi: feature flags changed", "mirroring", f.Mirroring,
-		"validation", f.Validation, "sample_percent", f.SamplePercent, "request_id", RequestID(r.Context()))
+		"validation", f.Validation, "sample_percent", f.SamplePercent)
 	writeValue(w, http.StatusOK, s.repo.Flags())
 	return nil
 }
@@ -108,7 +112,7 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
-		s.log.WarnContext(r.Context(), "httpapi: not ready", "request_id", RequestID(r.Context()), "error", err)
+		s.log.WarnContext(r.Context(), "httpapi: not ready", "error", err)
 		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "not ready: " + err.Error()}
 	}
 	writeValue(w, http.StatusOK, readyBody{Status: "ready", Version: s.version})

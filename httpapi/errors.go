@@ -90,7 +90,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, message, internal := classify(err)
 	if internal {
 		s.log.ErrorContext(r.Context(), "httpapi: request failed", "method", r.Method, "route", r.Pattern,
-			"status", status, "request_id", RequestID(r.Context()), "error", err)
+			"status", status, "error", err)
 	}
 	writeErrorBody(w, status, code, message)
 }

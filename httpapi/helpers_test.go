@@ -52,7 +52,9 @@ func newEnv(t testing.TB, opts *httpapi.Options) *env {
 		t: t, primary: primary, reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{},
 		kv: memcelltest.NewFaultKV(memcelltest.KVBackends()[0].Open(t, 0)),
 	}
-	logger := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// One logger for both, its lines tagged with the request id, as
+	// memcell serve does.
+	logger := slog.New(httpapi.RequestIDHandler(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	e.repo, err = mirror.New(primary, e.kv, &mirror.Options{Logger: logger, Registerer: e.reg})
 	if err != nil {
 		t.Fatal(err)

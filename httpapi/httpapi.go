@@ -47,7 +47,9 @@ const DefaultMaxBodyBytes = 1 << 20
 // Options configure the handler. Nil means defaults.
 type Options struct {
 	// Logger receives one line per request and the details of internal
-	// errors; nil discards them.
+	// errors; nil discards them. New wraps its handler with
+	// RequestIDHandler (unless it is one already), so each line logged for
+	// a request carries its request_id exactly once.
 	Logger *slog.Logger
 	// Registerer receives the HTTP metrics; nil leaves them unregistered.
 	Registerer prometheus.Registerer
@@ -167,6 +169,9 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Every line logged with a request's context carries its request_id,
+	// once, whether or not the caller wrapped the handler.
+	o.Logger = slog.New(RequestIDHandler(o.Logger.Handler()))
 	if o.Ready == nil {
 		o.Ready = repo.Ping
 	}

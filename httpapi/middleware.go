@@ -32,25 +32,62 @@ func RequestID(ctx context.Context) string {
 
 // RequestIDHandler wraps a slog.Handler so that every record logged with a
 // request's context (the mirror's WARN and [DATA_INCONSISTENCY] lines, for
-// instance) carries its request_id.
-func RequestIDHandler(h slog.Handler) slog.Handler { return requestIDHandler{h} }
+// instance) carries its request_id, once: a record that has a request_id
+// attribute already, or is logged through a logger made With one, keeps its
+// own. Wrapping a handler it returned returns it unchanged.
+//
+// New wraps Options.Logger's handler itself, so the handler's own lines
+// carry the request id whether or not the caller wrapped it; a caller wraps
+// the loggers of the code below the handler, as the mirror's.
+func RequestIDHandler(h slog.Handler) slog.Handler {
+	if _, ok := h.(requestIDHandler); ok {
+		return h
+	}
+	return requestIDHandler{Handler: h}
+}
 
-type requestIDHandler struct{ slog.Handler }
+// requestIDKeyName is the attribute RequestIDHandler adds.
+const requestIDKeyName = "request_id"
+
+type requestIDHandler struct {
+	slog.Handler
+	// has is set when WithAttrs gave a request_id at the current group
+	// level: the handler adds none then.
+	has bool
+}
 
 func (h requestIDHandler) Handle(ctx context.Context, rec slog.Record) error {
-	if id := RequestID(ctx); id != "" {
+	if id := RequestID(ctx); id != "" && !h.has && !hasRequestID(rec) {
 		rec = rec.Clone()
-		rec.AddAttrs(slog.String("request_id", id))
+		rec.AddAttrs(slog.String(requestIDKeyName, id))
 	}
 	return h.Handler.Handle(ctx, rec)
 }
 
+// hasRequestID reports whether the record has a request_id attribute of
+// its own.
+func hasRequestID(rec slog.Record) (found bool) {
+	rec.Attrs(func(a slog.Attr) bool {
+		found = a.Key == requestIDKeyName
+		return !found
+	})
+	return found
+}
+
 func (h requestIDHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(attrs)}
+	has := h.has
+	for _, a := range attrs {
+		has = has || a.Key == requestIDKeyName
+	}
+	return requestIDHandler{h.Handler.WithAttrs(attrs), has}
 }
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
+	if name == "" {
+		return requestIDHandler{h.Handler, h.has} // slog opens no group
+	}
+	// Attributes after this go in the group, where there is none yet.
+	return requestIDHandler{h.Handler.WithGroup(name), false}
 }
 
 // validRequestID accepts 1-128 characters of letters, digits and -_.:/+=@,
@@ -127,12 +164,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				panic(p)
 			}
 			s.log.ErrorContext(r.Context(), "httpapi: panic serving request", "method", r.Method, "route", route,
-				"request_id", id, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			if sw.status == 0 {
 				writeErrorBody(sw, http.StatusInternalServerError, codeInternal, "internal error")
 			}
 		}
-		s.observe(r, sw, route, id, time.Since(start))
+		s.observe(r, sw, route, time.Since(start))
 	}()
 
 	if s.tokenSum != nil && !s.public[pattern] {
@@ -211,9 +248,10 @@ func (c *captureWriter) WriteHeader(code int) {
 	}
 }
 
-// observe writes the request's log line and metrics. The Authorization
+// observe writes the request's log line and metrics. The request id comes
+// from the context (the logger is a RequestIDHandler). The Authorization
 // header, the query string and bodies are never logged.
-func (s *server) observe(r *http.Request, w *statusWriter, route, id string, d time.Duration) {
+func (s *server) observe(r *http.Request, w *statusWriter, route string, d time.Duration) {
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK // the handler wrote nothing: net/http sends 200
@@ -229,6 +267,5 @@ func (s *server) observe(r *http.Request, w *statusWriter, route, id string, d t
 		slog.String("path", r.URL.Path),
 		slog.Int("status", status),
 		slog.Duration("duration", d),
-		slog.Int64("bytes", w.bytes),
-		slog.String("request_id", id))
+		slog.Int64("bytes", w.bytes))
 }

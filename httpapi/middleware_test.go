@@ -14,6 +14,7 @@ import (
 
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/memcelltest"
+	"github.com/memcell/memcell/mirror"
 )
 
 func TestAuth(t *testing.T) {
@@ -232,14 +233,10 @@ func TestPanicRecovered(t *testing.T) {
 func TestKVStatsAndFlags(t *testing.T) {
 	e := newEnv(t, nil)
 	e.seed(cell("alice", epoch), cell("bob", epoch))
-	var stats struct {
-		Backend    string `json:"backend"`
-		EntryCount int64  `json:"entry_count"`
-		Total      int64  `json:"total_size_bytes"`
-	}
+	var stats httpapi.KVStats
 	e.want(200, "GET", "/v1/kv/stats", nil).decode(t, &stats)
 	st, _ := e.kv.Store.Stats(context.Background())
-	if stats.Backend != "memory" || stats.EntryCount != 2 || stats.Total != st.TotalSizeBytes || stats.Total == 0 {
+	if stats.Backend != "memory" || stats.EntryCount != 2 || stats.TotalSizeBytes != st.TotalSizeBytes || stats.TotalSizeBytes == 0 {
 		t.Errorf("stats = %+v, KV says %+v", stats, st)
 	}
 
@@ -259,5 +256,77 @@ func TestKVStatsAndFlags(t *testing.T) {
 	r = e.want(200, "GET", "/v1/memcells/"+r.memcell(t)["event_id"].(string), nil)
 	if v := r.header.Get("Memcell-Validation"); v != "missing" {
 		t.Errorf("a MemCell written with mirroring off validates %q", v)
+	}
+}
+
+// TestRequestIDLoggedOnce checks that every line logged for a request (the
+// request line, the handler's own WARN and ERROR lines, the mirror's lines
+// logged with the request's context, a caller's lines) carries its
+// request_id exactly once, whether or not Options.Logger is wrapped in a
+// RequestIDHandler. It counts the key in the raw lines: decoding a line
+// into a map would hide a duplicate.
+func TestRequestIDLoggedOnce(t *testing.T) {
+	// want fails unless exactly one line has msg and the request id, and no
+	// line of the log has request_id twice.
+	want := func(t *testing.T, logs *memcelltest.Buffer, id string, msgs ...string) {
+		t.Helper()
+		for _, l := range logs.Lines(`"request_id":`) {
+			if n := strings.Count(l, `"request_id":`); n != 1 {
+				t.Errorf("a log line has request_id %d times: %s", n, l)
+			}
+		}
+		for _, msg := range msgs {
+			if lines := logs.Lines(`"msg":"`+msg+`"`, `"request_id":"`+id+`"`); len(lines) != 1 {
+				t.Errorf("%d lines %q with request_id %q, want 1:\n%s", len(lines), msg, id, logs)
+			}
+		}
+	}
+	notReady := errors.New("the primary is away")
+
+	t.Run("wrapped", func(t *testing.T) {
+		var e *env
+		e = newEnv(t, &httpapi.Options{Ready: func(ctx context.Context) error {
+			// A caller that logs the id itself does not get it twice.
+			log := slog.New(httpapi.RequestIDHandler(slog.NewJSONHandler(e.logs, nil)))
+			log.InfoContext(ctx, "caller explicit", "request_id", httpapi.RequestID(ctx))
+			log.With("request_id", httpapi.RequestID(ctx)).InfoContext(ctx, "caller with")
+			log.WithGroup("g").InfoContext(ctx, "caller group", "request_id", httpapi.RequestID(ctx))
+			return notReady
+		}})
+		e.want(404, "GET", "/v1/nothing", nil, "X-Request-Id", "w-404")
+		want(t, e.logs, "w-404", "http request")
+		e.want(503, "GET", "/readyz", nil, "X-Request-Id", "w-ready")
+		want(t, e.logs, "w-ready", "caller explicit", "caller with", "httpapi: not ready", "http request")
+		if lines := e.logs.Lines(`"msg":"caller group"`, `"g":{"request_id":"w-ready"}`); len(lines) != 1 {
+			t.Errorf("the caller's grouped line: %q", lines)
+		}
+
+		// The mirror's WARN for a missing KV copy, logged with the request's
+		// context.
+		if err := e.repo.SetFlags(mirror.Flags{Mirroring: false, Validation: mirror.ValidationOn}); err != nil {
+			t.Fatal(err)
+		}
+		id := e.seed(cell("alice", epoch))[0]
+		if err := e.repo.SetFlags(mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn}); err != nil {
+			t.Fatal(err)
+		}
+		e.want(200, "GET", "/v1/memcells/"+id, nil, "X-Request-Id", "w-get")
+		want(t, e.logs, "w-get", "mirror: kv copy missing", "http request")
+	})
+
+	t.Run("not wrapped", func(t *testing.T) {
+		var logs memcelltest.Buffer
+		e := newEnv(t, &httpapi.Options{
+			Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+			Ready:  func(context.Context) error { return notReady },
+		})
+		e.want(404, "GET", "/v1/nothing", nil, "X-Request-Id", "u-404")
+		want(t, &logs, "u-404", "http request")
+		e.want(503, "GET", "/readyz", nil, "X-Request-Id", "u-ready")
+		want(t, &logs, "u-ready", "httpapi: not ready", "http request")
+	})
+
+	if h := httpapi.RequestIDHandler(slog.DiscardHandler); httpapi.RequestIDHandler(h) != h {
+		t.Error("RequestIDHandler wraps its own handler again")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -122,5 +123,33 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(r.body), "openapi: 3.0.3") {
 		t.Errorf("body starts %.40q", r.body)
+	}
+}
+
+// TestOpenAPIKVStats checks that the Stats schema has the fields of
+// httpapi.KVStats, every one required: the answer of GET /v1/kv/stats and
+// what "memcell kv stats" decodes and prints.
+func TestOpenAPIKVStats(t *testing.T) {
+	doc, _ := loadSpec(t)
+	schema := doc.Components.Schemas["Stats"].Value
+	var fields []string
+	typ := reflect.TypeFor[httpapi.KVStats]()
+	for i := range typ.NumField() {
+		name, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		fields = append(fields, name)
+	}
+	var props []string
+	for name := range schema.Properties {
+		props = append(props, name)
+	}
+	required := slices.Clone(schema.Required)
+	slices.Sort(fields)
+	slices.Sort(props)
+	slices.Sort(required)
+	if d := cmp.Diff(fields, props); d != "" {
+		t.Errorf("KVStats fields (-) and Stats properties (+) differ:\n%s", d)
+	}
+	if d := cmp.Diff(fields, required); d != "" {
+		t.Errorf("KVStats fields (-) and the required Stats properties (+) differ:\n%s", d)
 	}
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"sort"
@@ -13,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mirror"
 )
@@ -20,8 +23,11 @@ import (
 // config is the service's configuration. Each value comes from, in order of
 // precedence: a flag, the environment, the config file, the default.
 //
-// The precedence is a few lines over the settings table below; a
-// configuration library would add a dozen modules and global state for it.
+// Every setting is a typed pflag flag bound to its field (bind). The
+// environment and the file are applied by setting the flags the command
+// line left alone, so a value is checked by one parser whatever its source;
+// a configuration library would add a dozen modules and global state for
+// that.
 type config struct {
 	MongoURI        string
 	MongoDatabase   string
@@ -33,100 +39,129 @@ type config struct {
 	LogFormat       string
 	EmbeddedAddr    string
 	Insecure        bool
-	Mirroring       bool
-	Validation      string
+	Mirror          mirror.Flags // --mirroring and --validation
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 }
 
-// setting is one configuration value: its flag, environment variable and
-// config-file key, its default and where it goes.
+// setting names one configuration value's flag and environment variable;
+// its config-file key is the flag with _ for - (fileKey). secret values are
+// redacted in logs.
 type setting struct {
-	flag, env, file string
-	def             string
-	help            string
-	secret          bool
-	boolean         bool
-	set             func(c *config, v string) error
-	get             func(c *config) string
+	flag, env string
+	secret    bool
 }
 
-func str(p func(*config) *string) (func(*config, string) error, func(*config) string) {
-	return func(c *config, v string) error { *p(c) = v; return nil }, func(c *config) string { return *p(c) }
+// settings are in the order bind registers them.
+var settings = []setting{
+	{"mongo-uri", "MEMCELL_MONGO_URI", true},
+	{"mongo-database", "MEMCELL_MONGO_DATABASE", false},
+	{"kv", "MEMCELL_KV_URL", true},
+	{"addr", "MEMCELL_ADDR", false},
+	{"data-dir", "MEMCELL_DATA_DIR", false},
+	{"api-token", "MEMCELL_API_TOKEN", true},
+	{"log-level", "MEMCELL_LOG_LEVEL", false},
+	{"log-format", "MEMCELL_LOG_FORMAT", false},
+	{"embedded-addr", "MEMCELL_EMBEDDED_ADDR", false},
+	{"validation", "MEMCELL_VALIDATION", false},
+	{"insecure", "MEMCELL_INSECURE", false},
+	{"mirroring", "MEMCELL_MIRRORING", false},
+	{"max-body-bytes", "MEMCELL_MAX_BODY_BYTES", false},
+	{"shutdown-timeout", "MEMCELL_SHUTDOWN_TIMEOUT", false},
 }
 
-func settings() []setting {
-	s := func(flag, env, def, help string, secret bool, p func(*config) *string) setting {
-		set, get := str(p)
-		return setting{flag: flag, env: env, file: strings.ReplaceAll(flag, "-", "_"), def: def, help: help, secret: secret, set: set, get: get}
-	}
-	return []setting{
-		s("mongo-uri", "MEMCELL_MONGO_URI", "", "MongoDB URI of the primary (MongoDB 5.0+, a replica set for transactions); empty starts the embedded primary", true, func(c *config) *string { return &c.MongoURI }),
-		s("mongo-database", "MEMCELL_MONGO_DATABASE", "memcell", "database holding the memcells collection", false, func(c *config) *string { return &c.MongoDatabase }),
-		s("kv", "MEMCELL_KV_URL", "", "KV store URL (memory://, pebble:///dir, leveldb:///dir, redis://host:6379/0, redis+cluster://...); empty means Pebble under the data directory", true, func(c *config) *string { return &c.KVURL }),
-		s("addr", "MEMCELL_ADDR", "127.0.0.1:8080", "address the API listens on; a non-loopback address needs --api-token or --insecure", false, func(c *config) *string { return &c.Addr }),
-		s("data-dir", "MEMCELL_DATA_DIR", "memcell-data", "directory of the embedded primary and the default Pebble store", false, func(c *config) *string { return &c.DataDir }),
-		s("api-token", "MEMCELL_API_TOKEN", "", "bearer token every route but /healthz requires (prefer the environment variable: flags show in ps)", true, func(c *config) *string { return &c.APIToken }),
-		s("log-level", "MEMCELL_LOG_LEVEL", "info", "debug, info, warn or error", false, func(c *config) *string { return &c.LogLevel }),
-		s("log-format", "MEMCELL_LOG_FORMAT", "auto", "text, json, or auto (text on a terminal, JSON otherwise)", false, func(c *config) *string { return &c.LogFormat }),
-		s("embedded-addr", "MEMCELL_EMBEDDED_ADDR", "127.0.0.1:27027", "loopback address the embedded primary listens on (port 0 picks a free one)", false, func(c *config) *string { return &c.EmbeddedAddr }),
-		s("validation", "MEMCELL_VALIDATION", "on", "read validation: on, off, or sample:N (validate N% of the reads that would validate)", false, func(c *config) *string { return &c.Validation }),
-		{flag: "insecure", env: "MEMCELL_INSECURE", file: "insecure", def: "false", boolean: true, help: "allow a non-loopback --addr without an API token",
-			set: func(c *config, v string) (err error) { c.Insecure, err = strconv.ParseBool(v); return }, get: func(c *config) string { return strconv.FormatBool(c.Insecure) }},
-		{flag: "mirroring", env: "MEMCELL_MIRRORING", file: "mirroring", def: "true", boolean: true, help: "mirror writes to the KV store (can change at runtime: PUT /v1/admin/flags)",
-			set: func(c *config, v string) (err error) { c.Mirroring, err = strconv.ParseBool(v); return }, get: func(c *config) string { return strconv.FormatBool(c.Mirroring) }},
-		{flag: "max-body-bytes", env: "MEMCELL_MAX_BODY_BYTES", file: "max_body_bytes", def: "1048576", help: "largest request body accepted (413 beyond)",
-			set: func(c *config, v string) (err error) {
-				c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64)
-				if err == nil && c.MaxBodyBytes <= 0 {
-					err = fmt.Errorf("must be positive")
-				}
-				return
-			}, get: func(c *config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }},
-		{flag: "shutdown-timeout", env: "MEMCELL_SHUTDOWN_TIMEOUT", file: "shutdown_timeout", def: "30s", help: "how long a shutdown waits for in-flight requests",
-			set: func(c *config, v string) (err error) { c.ShutdownTimeout, err = time.ParseDuration(v); return }, get: func(c *config) string { return c.ShutdownTimeout.String() }},
+// fileKey is a flag's key in the config file.
+func fileKey(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
+
+// bind registers every setting on fs as a flag bound to its field of c,
+// which it sets to the defaults. The usage of each names its environment
+// variable.
+func (c *config) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI of the primary (MongoDB 5.0+, a replica set for transactions); empty starts the embedded primary")
+	fs.StringVar(&c.MongoDatabase, "mongo-database", "memcell", "database holding the memcells collection")
+	fs.StringVar(&c.KVURL, "kv", "", "KV store URL (memory://, pebble:///dir, leveldb:///dir, redis://host:6379/0, redis+cluster://...); empty means Pebble under the data directory")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address the API listens on; a non-loopback address needs --api-token or --insecure")
+	fs.StringVar(&c.DataDir, "data-dir", "memcell-data", "directory of the embedded primary and the default Pebble store")
+	fs.StringVar(&c.APIToken, "api-token", "", "bearer token every route but /healthz requires (prefer the environment variable: flags show in ps)")
+	c.LogLevel = "info"
+	fs.Var(&logLevelValue{&c.LogLevel}, "log-level", "debug, info, warn or error")
+	c.LogFormat = "auto"
+	fs.Var(&enumValue{p: &c.LogFormat, allowed: []string{"text", "json", "auto"}}, "log-format", "text, json, or auto (text on a terminal, JSON otherwise)")
+	fs.StringVar(&c.EmbeddedAddr, "embedded-addr", "127.0.0.1:27027", "loopback address the embedded primary listens on (port 0 picks a free one)")
+	c.Mirror = mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn}
+	fs.Var(&validationValue{&c.Mirror}, "validation", "read validation: on, off, or sample:N (validate N% of the reads that would validate)")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback --addr without an API token")
+	fs.BoolVar(&c.Mirror.Mirroring, "mirroring", true, "mirror writes to the KV store (can change at runtime: PUT /v1/admin/flags)")
+	c.MaxBodyBytes = 1 << 20
+	fs.Var((*positiveInt64)(&c.MaxBodyBytes), "max-body-bytes", "largest request body accepted (413 beyond)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for in-flight requests")
+	for _, s := range settings {
+		f := fs.Lookup(s.flag)
+		f.Usage += " ($" + s.env + ")"
 	}
 }
+
+// configFlag is the value of --config: the file's path, and the
+// configuration the command's setting flags are bound to, so that
+// loadConfig finds everything on the command's FlagSet.
+type configFlag struct {
+	path string
+	cfg  *config
+	// all holds every setting's flag, those the command does not show too
+	// (the environment and the file still set them).
+	all *pflag.FlagSet
+}
+
+func (v *configFlag) String() string     { return v.path }
+func (v *configFlag) Set(s string) error { v.path = s; return nil }
+func (v *configFlag) Type() string       { return "string" }
 
 // addConfigFlags registers the flags of the settings (all of them, or the
 // ones named in only), plus --config.
 func addConfigFlags(fs *pflag.FlagSet, only ...string) {
-	for _, s := range settings() {
-		if len(only) > 0 && !slices.Contains(only, s.flag) {
-			continue
+	cf := &configFlag{cfg: &config{}, all: pflag.NewFlagSet("config", pflag.ContinueOnError)}
+	cf.cfg.bind(cf.all)
+	cf.all.VisitAll(func(f *pflag.Flag) {
+		if len(only) == 0 || slices.Contains(only, f.Name) {
+			fs.AddFlag(f) // the same *Flag: fs's parse marks it Changed in all
 		}
-		if s.boolean {
-			fs.Bool(s.flag, s.def == "true", s.help+" ($"+s.env+")")
-			continue
-		}
-		fs.String(s.flag, s.def, s.help+" ($"+s.env+")")
-	}
-	fs.String("config", "", "YAML config file (keys as the flags with _ for -, e.g. mongo_uri); flags and environment win over it")
+	})
+	fs.Var(cf, "config", "YAML config file (keys as the flags with _ for -, e.g. mongo_uri); flags and environment win over it")
 }
 
 // loadConfig resolves every setting: flag > environment > file > default.
+// fs must be a FlagSet addConfigFlags registered on, already parsed. A
+// value from the environment or the file is set on its flag, so a bad one
+// is refused in pflag's words, after the name of its source.
 func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*config, error) {
-	c := &config{}
+	f := fs.Lookup("config")
+	if f == nil {
+		return nil, errors.New("loadConfig: the command has no configuration flags")
+	}
+	cf := f.Value.(*configFlag)
 	file := map[string]string{}
-	if path, _ := fs.GetString("config"); path != "" {
+	if cf.path != "" {
 		var err error
-		if file, err = readConfigFile(path); err != nil {
+		if file, err = readConfigFile(cf.path); err != nil {
 			return nil, err
 		}
 	}
-	for _, s := range settings() {
-		v, from := s.def, "default"
-		if fv, ok := file[s.file]; ok {
-			v, from = fv, "config file key "+s.file
-			delete(file, s.file)
+	for _, s := range settings {
+		key := fileKey(s.flag)
+		fv, inFile := file[key]
+		delete(file, key)
+		if cf.all.Lookup(s.flag).Changed {
+			continue // given on the command line, and parsed there
 		}
+		var v, from string
 		if ev := getenv(s.env); ev != "" {
 			v, from = ev, "$"+s.env
+		} else if inFile {
+			v, from = fv, "config file key "+key
+		} else {
+			continue
 		}
-		if f := fs.Lookup(s.flag); f != nil && f.Changed {
-			v, from = f.Value.String(), "--"+s.flag
-		}
-		if err := s.set(c, v); err != nil {
+		if err := cf.all.Set(s.flag, v); err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", errUsage, from, err)
 		}
 	}
@@ -138,18 +173,7 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*config, error) 
 		sort.Strings(keys)
 		return nil, fmt.Errorf("%w: config file: unknown key(s) %s", errUsage, strings.Join(keys, ", "))
 	}
-	if _, err := c.flags(); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	switch c.LogFormat {
-	case "auto", "text", "json":
-	default:
-		return nil, fmt.Errorf("%w: log format %q: want text, json or auto", errUsage, c.LogFormat)
-	}
-	if _, err := parseLevel(c.LogLevel); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return c, nil
+	return cf.cfg, nil
 }
 
 func readConfigFile(path string) (map[string]string, error) {
@@ -159,7 +183,7 @@ func readConfigFile(path string) (map[string]string, error) {
 	}
 	var raw map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&raw); err != nil && err.Error() != "EOF" {
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
 	}
 	out := make(map[string]string, len(raw))
@@ -176,30 +200,17 @@ func readConfigFile(path string) (map[string]string, error) {
 	return out, nil
 }
 
-// flags turns the validation and mirroring settings into mirror flags.
-func (c *config) flags() (mirror.Flags, error) {
-	f := mirror.Flags{Mirroring: c.Mirroring}
-	switch v := c.Validation; {
-	case v == "on" || v == "off":
-		f.Validation = v
-	case strings.HasPrefix(v, "sample:"):
-		p, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimPrefix(v, "sample:"), "%"), 64)
-		if err != nil || p < 0 || p > 100 {
-			return f, fmt.Errorf("validation %q: the sample must be a percentage 0-100, e.g. sample:10", v)
-		}
-		f.Validation, f.SamplePercent = mirror.ValidationSample, p
-	default:
-		return f, fmt.Errorf("validation %q: want on, off or sample:N", v)
-	}
-	return f, nil
-}
-
 // redacted returns the settings with credentials hidden, for logs and for
 // the admin API.
 func (c *config) redacted() map[string]string {
+	// Flags bound to a scratch config show c's values once c is copied in.
+	var scratch config
+	fs := pflag.NewFlagSet("redacted", pflag.ContinueOnError)
+	scratch.bind(fs)
+	scratch = *c
 	out := map[string]string{}
-	for _, s := range settings() {
-		v := s.get(c)
+	for _, s := range settings {
+		v := fs.Lookup(s.flag).Value.String()
 		switch {
 		case s.flag == "api-token":
 			if v != "" {
@@ -208,7 +219,80 @@ func (c *config) redacted() map[string]string {
 		case s.secret && v != "":
 			v = kv.Redact(v)
 		}
-		out[s.file] = v
+		out[fileKey(s.flag)] = v
 	}
 	return out
+}
+
+// positiveInt64 is an int64 flag value that must be above zero. Its type
+// reads "int" in the help, as pflag's own int64 flags do.
+type positiveInt64 int64
+
+func (p *positiveInt64) String() string { return strconv.FormatInt(int64(*p), 10) }
+func (p *positiveInt64) Type() string   { return "int64" }
+
+func (p *positiveInt64) Set(s string) error {
+	v, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		return err
+	}
+	if v <= 0 {
+		return errors.New("must be positive")
+	}
+	*p = positiveInt64(v)
+	return nil
+}
+
+// enumValue is a string flag value that must be one of allowed.
+type enumValue struct {
+	p       *string
+	allowed []string
+}
+
+func (e *enumValue) String() string { return *e.p }
+func (e *enumValue) Type() string   { return "string" }
+
+func (e *enumValue) Set(s string) error {
+	if !slices.Contains(e.allowed, s) {
+		last := len(e.allowed) - 1
+		return fmt.Errorf("want %s or %s", strings.Join(e.allowed[:last], ", "), e.allowed[last])
+	}
+	*e.p = s
+	return nil
+}
+
+// logLevelValue is a log level flag value: whatever slog.Level parses
+// (debug, info, warn, error, in any case).
+type logLevelValue struct{ p *string }
+
+func (l *logLevelValue) String() string { return *l.p }
+func (l *logLevelValue) Type() string   { return "string" }
+
+func (l *logLevelValue) Set(s string) error {
+	if _, err := parseLevel(s); err != nil {
+		return errors.New("want debug, info, warn or error")
+	}
+	*l.p = s
+	return nil
+}
+
+// validationValue is the --validation flag value, on, off or sample:N,
+// parsed by mirror.Flags.SetValidation.
+type validationValue struct{ f *mirror.Flags }
+
+func (v *validationValue) Type() string { return "string" }
+
+func (v *validationValue) String() string {
+	if v.f.Validation == mirror.ValidationSample {
+		return mirror.ValidationSample + ":" + strconv.FormatFloat(v.f.SamplePercent, 'g', -1, 64)
+	}
+	return v.f.Validation
+}
+
+func (v *validationValue) Set(s string) error {
+	err := v.f.SetValidation(s)
+	if fe, ok := errors.AsType[*memcell.FieldError](err); ok {
+		return errors.New(fe.Rule) // pflag's message names the flag already
+	}
+	return err
 }

@@ -308,9 +308,26 @@ func TestEndToEndEmbedded(t *testing.T) {
 	if !strings.Contains(s.stderr.String(), "memcell stopped") {
 		t.Errorf("no clean stop in the log:\n%s", s.stderr)
 	}
+	requestIDOnce(t, s.stderr)
 	s = startServer(t, nil, args...)
 	readBack(t, s, live)
 	s.stop()
+	requestIDOnce(t, s.stderr)
+}
+
+// requestIDOnce fails the test unless the JSON log has request lines and
+// each line has request_id at most once. It counts the key in the raw
+// lines: decoding a line into a map would hide a duplicate.
+func requestIDOnce(t *testing.T, log *memcelltest.Buffer) {
+	t.Helper()
+	if len(log.Lines(`"msg":"http request"`, `"request_id":`)) == 0 {
+		t.Errorf("no request line with a request_id in the log:\n%s", log)
+	}
+	for _, l := range log.Lines(`"request_id":`) {
+		if n := strings.Count(l, `"request_id":`); n != 1 {
+			t.Errorf("a log line has request_id %d times: %s", n, l)
+		}
+	}
 }
 
 func TestEndToEndRedis(t *testing.T) {

@@ -63,11 +63,6 @@ job resume where it stopped when run again with the same file.`,
 			if o.rate < 0 {
 				return fmt.Errorf("%w: --rate must not be negative", errUsage)
 			}
-			switch o.progress {
-			case "auto", "bar", "json", "none":
-			default:
-				return fmt.Errorf("%w: --progress %q: want auto, bar, json or none", errUsage, o.progress)
-			}
 			return runJob(cmd.Context(), cfg, o, run, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -75,7 +70,8 @@ job resume where it stopped when run again with the same file.`,
 	c.Flags().StringVar(&o.report, "report", "", "write the final report as JSON to this file")
 	c.Flags().Float64Var(&o.rate, "rate", 0, "documents per second at most (0: as fast as it goes)")
 	c.Flags().StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file: an interrupted job resumes from it")
-	c.Flags().StringVar(&o.progress, "progress", "auto", "progress display: auto (bar on a terminal, JSON otherwise), bar, json or none")
+	o.progress = "auto"
+	c.Flags().Var(&enumValue{p: &o.progress, allowed: []string{"auto", "bar", "json", "none"}}, "progress", "progress display: auto (bar on a terminal, JSON otherwise), bar, json or none")
 	if extra != nil {
 		extra(c.Flags(), o)
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/memcell/memcell/httpapi"
 )
 
 func newKVCmd() *cobra.Command {
@@ -30,13 +32,6 @@ KV URLs:
 	}
 	c.AddCommand(newKVStatsCmd(), newKVSyncCmd(), newKVVerifyCmd(), newKVRepairCmd())
 	return c
-}
-
-// kvStats is what "kv stats" prints, and what GET /v1/kv/stats answers.
-type kvStats struct {
-	Backend        string `json:"backend"`
-	EntryCount     int64  `json:"entry_count"`
-	TotalSizeBytes int64  `json:"total_size_bytes"`
 }
 
 func newKVStatsCmd() *cobra.Command {
@@ -58,7 +53,7 @@ server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			var st kvStats
+			var st httpapi.KVStats // what GET /v1/kv/stats answers
 			if kvURL != "" {
 				s, err := newKVRegistry().Open(ctx, kvURL)
 				if err != nil {
@@ -69,7 +64,7 @@ server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
 				if err != nil {
 					return err
 				}
-				st = kvStats{s.Capabilities().Backend, kst.EntryCount, kst.TotalSizeBytes}
+				st = httpapi.KVStats{Backend: s.Capabilities().Backend, EntryCount: kst.EntryCount, TotalSizeBytes: kst.TotalSizeBytes}
 			} else {
 				if server == "" {
 					server = cmp.Or(os.Getenv("MEMCELL_ADDR"), "127.0.0.1:8080")

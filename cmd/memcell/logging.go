@@ -21,7 +21,7 @@ func parseLevel(s string) (slog.Level, error) {
 // newLogger builds the process logger: text on a terminal, JSON otherwise,
 // unless format says which.
 func newLogger(w io.Writer, format, level string) *slog.Logger {
-	l, _ := parseLevel(level) // checked by loadConfig
+	l, _ := parseLevel(level) // checked by the --log-level flag's value
 	opts := &slog.HandlerOptions{Level: l}
 	if format == "auto" {
 		format = "json"

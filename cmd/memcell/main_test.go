@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -89,12 +91,11 @@ func TestConfigPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Addr != "127.0.0.1:9001" || cfg.MongoDatabase != "fromenv" || cfg.LogLevel != "error" || cfg.DataDir != "memcell-data" || cfg.Mirroring {
+	if cfg.Addr != "127.0.0.1:9001" || cfg.MongoDatabase != "fromenv" || cfg.LogLevel != "error" || cfg.DataDir != "memcell-data" || cfg.Mirror.Mirroring {
 		t.Errorf("precedence wrong: %+v", cfg)
 	}
-	f, err := cfg.flags()
-	if err != nil || f.Validation != "sample" || f.SamplePercent != 25 {
-		t.Errorf("flags = %+v, %v", f, err)
+	if f := cfg.Mirror; f.Validation != "sample" || f.SamplePercent != 25 {
+		t.Errorf("mirror flags = %+v", f)
 	}
 
 	for _, bad := range []string{"colour: blue\n", "addr: [1, 2]\n", "validation: sometimes\n", "log_level: loud\n", "max_body_bytes: -1\n", ": :\n"} {
@@ -136,5 +137,116 @@ func TestCheckBind(t *testing.T) {
 		if err := checkBind(&tc.cfg); (err == nil) != tc.ok {
 			t.Errorf("checkBind(%q, token %v, insecure %v) = %v", tc.cfg.Addr, tc.cfg.APIToken != "", tc.cfg.Insecure, err)
 		}
+	}
+}
+
+// TestConfigErrors checks that a bad value is a usage error that names its
+// source and the setting, whichever source it comes from.
+func TestConfigErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "memcell.yaml")
+	for _, tc := range []struct {
+		setting, value string // flag name, and a value it refuses
+		env, key       string
+	}{
+		{"max-body-bytes", "x", "MEMCELL_MAX_BODY_BYTES", "max_body_bytes"},
+		{"max-body-bytes", "0", "MEMCELL_MAX_BODY_BYTES", "max_body_bytes"},
+		{"shutdown-timeout", "30", "MEMCELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
+		{"mirroring", "maybe", "MEMCELL_MIRRORING", "mirroring"},
+		{"insecure", "maybe", "MEMCELL_INSECURE", "insecure"},
+		{"validation", "sometimes", "MEMCELL_VALIDATION", "validation"},
+		{"validation", "sample:101", "MEMCELL_VALIDATION", "validation"},
+		{"log-level", "loud", "MEMCELL_LOG_LEVEL", "log_level"},
+		{"log-format", "xml", "MEMCELL_LOG_FORMAT", "log_format"},
+	} {
+		flagName := `"--` + tc.setting + `" flag`
+		check := func(source string, err error, wantSource string) {
+			t.Helper()
+			if !errors.Is(err, errUsage) || exitCode(err) != 2 {
+				t.Errorf("%s %s=%q: %v, want a usage error", source, tc.setting, tc.value, err)
+				return
+			}
+			for _, want := range []string{wantSource, flagName, strconv.Quote(tc.value)} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%s %s=%q: %q does not name %s", source, tc.setting, tc.value, err, want)
+				}
+			}
+		}
+
+		// The command line: pflag refuses it while parsing. (Were it
+		// accepted, the bad --addr would stop serve before it starts.)
+		flagArg := "--" + tc.setting + "=" + tc.value
+		_, err := run(t, "serve", "--addr=nonsense", flagArg)
+		check("flag", err, "") // the flag is the source
+
+		// The environment.
+		cmd := newServeCmd()
+		if err := cmd.ParseFlags(nil); err != nil {
+			t.Fatal(err)
+		}
+		_, err = loadConfig(cmd.Flags(), func(k string) string {
+			if k == tc.env {
+				return tc.value
+			}
+			return ""
+		})
+		check("environment", err, "$"+tc.env+":")
+
+		// The config file.
+		if err := os.WriteFile(file, []byte(tc.key+": "+strconv.Quote(tc.value)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd = newServeCmd()
+		if err := cmd.ParseFlags([]string{"--config", file}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = loadConfig(cmd.Flags(), func(string) string { return "" })
+		check("file", err, "config file key "+tc.key+":")
+	}
+
+	// A good flag wins over a bad environment value and a bad file value,
+	// which are not even parsed.
+	if err := os.WriteFile(file, []byte("max_body_bytes: nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--config", file, "--max-body-bytes", "2048"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(cmd.Flags(), func(k string) string { return map[string]string{"MEMCELL_MAX_BODY_BYTES": "x"}[k] })
+	if err != nil || cfg.MaxBodyBytes != 2048 {
+		t.Errorf("--max-body-bytes 2048 over bad env and file = %+v, %v", cfg, err)
+	}
+	// A job command does not show every setting, but the environment still
+	// sets them, and is checked.
+	t.Setenv("MEMCELL_MAX_BODY_BYTES", "x")
+	_, err = run(t, "kv", "verify")
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), `$MEMCELL_MAX_BODY_BYTES: invalid argument "x" for "--max-body-bytes" flag`) {
+		t.Errorf("kv verify with MEMCELL_MAX_BODY_BYTES=x: %v, want a usage error", err)
+	}
+	// The jobs' own enum flag is refused while parsing too.
+	_, err = run(t, "kv", "verify", "--progress", "fancy")
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), `invalid argument "fancy" for "--progress" flag: want auto, bar, json or none`) {
+		t.Errorf("kv verify --progress fancy: %v, want a usage error", err)
+	}
+}
+
+// TestServeHelp checks that the help shows each flag's type.
+func TestServeHelp(t *testing.T) {
+	out, err := run(t, "serve", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"--max-body-bytes int ", "(default 1048576)",
+		"--shutdown-timeout duration ", "(default 30s)",
+		"--addr string ", "--validation string ", `(default "on")`,
+		"$MEMCELL_MAX_BODY_BYTES", "--config string ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("serve --help lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^\s+--mirroring\s+mirror writes`).MatchString(out) {
+		t.Errorf("serve --help shows --mirroring with a value:\n%s", out)
 	}
 }

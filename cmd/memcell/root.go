@@ -84,7 +84,7 @@ func newKVRegistry() *kv.Registry {
 	r.Register("memory", memkv.OpenURL)
 	r.Register("pebble", pebblekv.OpenURL)
 	r.Register("leveldb", leveldbkv.OpenURL)
-	for _, scheme := range []string{"redis", "rediss", "redis+cluster", "rediss+cluster"} {
+	for _, scheme := range rediskv.Schemes() {
 		r.Register(scheme, rediskv.OpenURL)
 	}
 	return r

@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	// Lines logged with a request's context (the mirror's WARN and
 	// [DATA_INCONSISTENCY] lines among them) carry its request_id.
 	log := slog.New(httpapi.RequestIDHandler(newLogger(stderr, cfg.LogFormat, cfg.LogLevel).Handler()))
-	flags, _ := cfg.flags() // checked by loadConfig
+	flags := cfg.Mirror
 	log.Info("memcell starting", "version", versionString(), "config", cfg.redacted())
 
 	st, err := openStores(ctx, cfg, stderr, log)
