@@ -211,7 +211,6 @@ func TestEverMemOSDefectsFixed(t *testing.T) {
 
 func TestErrorPolicy(t *testing.T) {
 	ctx := context.Background()
-	counter := func(e *env, name string) float64 { return metric(t, e, name, nil) }
 
 	t.Run("kv write fails", func(t *testing.T) {
 		e := newEnv(t, memory(), nil)
@@ -233,9 +232,16 @@ func TestErrorPolicy(t *testing.T) {
 		if _, mir, err = e.repo.HardDelete(ctx, m.ID); err != nil || mir.Status != mirror.MirrorFailed {
 			t.Errorf("HardDelete = %+v, %v", mir, err)
 		}
-		if got := counter(e, "memcell_kv_write_failures_total"); got != 3 {
-			t.Errorf("memcell_kv_write_failures_total = %v, want 3", got)
-		}
+		// The three failed writes: Append's and Update's puts, HardDelete's
+		// delete.
+		memcelltest.AssertMetrics(t, e.reg, `
+# HELP memcell_kv_write_failures_total KV writes that failed after the primary write succeeded; each key is recorded for repair.
+# TYPE memcell_kv_write_failures_total counter
+memcell_kv_write_failures_total{backend="memory",op="batch_delete"} 0
+memcell_kv_write_failures_total{backend="memory",op="batch_put"} 0
+memcell_kv_write_failures_total{backend="memory",op="delete"} 1
+memcell_kv_write_failures_total{backend="memory",op="put"} 2
+`)
 		if n := len(e.logs.Lines(`"level":"WARN"`, "kv write failed")); n != 3 {
 			t.Errorf("%d WARN lines for 3 failed writes:\n%s", n, e.logs)
 		}
@@ -258,9 +264,13 @@ func TestErrorPolicy(t *testing.T) {
 		if err != nil || len(m) != 2 || bv.Outcome != mirror.Errored {
 			t.Fatalf("GetMany = %d, %+v, %v", len(m), bv, err)
 		}
-		if got := counter(e, "memcell_kv_read_failures_total"); got != 2 {
-			t.Errorf("memcell_kv_read_failures_total = %v, want 2", got)
-		}
+		// The two failed reads: Get's, and GetMany's batch read.
+		memcelltest.AssertMetrics(t, e.reg, `
+# HELP memcell_kv_read_failures_total KV reads for validation that failed; the primary's data was returned.
+# TYPE memcell_kv_read_failures_total counter
+memcell_kv_read_failures_total{backend="memory",op="batch_get"} 1
+memcell_kv_read_failures_total{backend="memory",op="get"} 1
+`)
 		if n := len(e.logs.Lines(`"level":"WARN"`, "read failed during validation")); n != 2 {
 			t.Errorf("%d WARN lines for 2 failed reads", n)
 		}
@@ -279,9 +289,15 @@ func TestErrorPolicy(t *testing.T) {
 		if len(e.logs.Lines(`"level":"WARN"`, "kv copy missing", m.ID.String())) != 1 {
 			t.Errorf("no WARN line for the missing copy:\n%s", e.logs)
 		}
-		if got := metric(t, e, "memcell_validations_total", map[string]string{"outcome": "missing"}); got != 1 {
-			t.Errorf("validations{outcome=missing} = %v", got)
-		}
+		memcelltest.AssertMetrics(t, e.reg, `
+# HELP memcell_validations_total Validation outcomes of reads (consistent, inconsistent, missing, error, skipped).
+# TYPE memcell_validations_total counter
+memcell_validations_total{backend="memory",outcome="consistent"} 0
+memcell_validations_total{backend="memory",outcome="error"} 0
+memcell_validations_total{backend="memory",outcome="inconsistent"} 0
+memcell_validations_total{backend="memory",outcome="missing"} 1
+memcell_validations_total{backend="memory",outcome="skipped"} 0
+`)
 	})
 
 	t.Run("copies differ", func(t *testing.T) {
@@ -304,9 +320,12 @@ func TestErrorPolicy(t *testing.T) {
 		if len(lines) != 1 || !strings.Contains(lines[0], `summary: primary`) || !strings.Contains(lines[0], "tampered") {
 			t.Errorf("inconsistency log lines:\n%s", strings.Join(lines, "\n"))
 		}
-		if got := counter(e, "memcell_data_inconsistencies_total"); got != 1 {
-			t.Errorf("memcell_data_inconsistencies_total = %v, want 1", got)
-		}
+		memcelltest.AssertMetrics(t, e.reg, `
+# HELP memcell_data_inconsistencies_total Validated reads whose KV copy differed from the primary.
+# TYPE memcell_data_inconsistencies_total counter
+memcell_data_inconsistencies_total{backend="memory",op="batch_get"} 0
+memcell_data_inconsistencies_total{backend="memory",op="get"} 1
+`)
 		_, bv, err := e.repo.GetMany(ctx, []memcell.ID{m.ID}, nil, mirror.Validate(true))
 		if err != nil || bv.Outcome != mirror.Inconsistent || bv.PerID[m.ID].Outcome != mirror.Inconsistent {
 			t.Errorf("batch validation = %+v, %v", bv, err)
@@ -353,31 +372,34 @@ func TestErrorPolicy(t *testing.T) {
 	})
 }
 
-// metric sums the series of a counter whose labels include want.
-func metric(t *testing.T, e *env, name string, want map[string]string) float64 {
-	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
+// TestMetricLint exercises the mirror's metrics and lints every one it
+// registers.
+func TestMetricLint(t *testing.T) {
+	e := newEnv(t, memory(), nil)
+	ctx := context.Background()
+	docs := appendN(t, e, 3, 13)
+	ids := []memcell.ID{docs[0].ID, docs[1].ID}
+	if _, _, err := e.repo.Get(ctx, docs[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	var total float64
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range mf.GetMetric() {
-			for k, v := range want {
-				found := false
-				for _, lp := range m.GetLabel() {
-					found = found || (lp.GetName() == k && lp.GetValue() == v)
-				}
-				if !found {
-					continue series
-				}
-			}
-			total += m.GetCounter().GetValue()
-		}
+	if _, _, err := e.repo.GetMany(ctx, ids, nil, mirror.Validate(true)); err != nil {
+		t.Fatal(err)
 	}
-	return total
+	bob := "bob"
+	if _, _, err := e.repo.SoftDeleteMany(ctx, memcell.Scope{UserID: &bob}, "lint"); err != nil {
+		t.Fatal(err)
+	}
+	e.kv.FailWrites.Store(true)
+	if _, _, err := e.repo.HardDelete(ctx, docs[2].ID); err != nil {
+		t.Fatal(err)
+	}
+	memcelltest.AssertLint(t, e.reg,
+		"memcell_data_inconsistencies_total",
+		"memcell_kv_operations_total",
+		"memcell_kv_read_failures_total",
+		"memcell_kv_read_latency_seconds",
+		"memcell_kv_write_failures_total",
+		"memcell_kv_write_latency_seconds",
+		"memcell_validations_total",
+	)
 }

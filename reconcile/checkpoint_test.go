@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/memcelltest"
@@ -91,7 +92,11 @@ func TestCheckpointResume(t *testing.T) {
 			if err != nil {
 				t.Fatalf("resumed Repair: %v", err)
 			}
-			scanned := metric(t, reg, "memcell_job_documents_scanned_total", "job", "repair")
+			counter, err := reconcile.ScannedCounter(reg, "repair")
+			if err != nil {
+				t.Fatal(err)
+			}
+			scanned := testutil.ToFloat64(counter)
 			t.Logf("second run read %v primary documents; report %+v", scanned, r2)
 			if !r2.Resumed {
 				t.Error("the second run did not resume")
