@@ -59,7 +59,7 @@ func TestValidationHeader(t *testing.T) {
 		t.Errorf("inconsistency log lines: %q", lines)
 	}
 
-	if err := e.kv.Store.Delete(context.Background(), e.repo.Key(mustID(t, ids[2]))); err != nil {
+	if _, err := e.kv.Store.Delete(context.Background(), e.repo.Key(mustID(t, ids[2])), kv.MaxRev); err != nil {
 		t.Fatal(err)
 	}
 	if v := get(ids[2]).header.Get("Memcell-Validation"); v != "missing" {

@@ -12,17 +12,28 @@
 // replaces it. Revision 0 is the lowest, so puts of documents that carry no
 // revision behave as plain overwrites of each other.
 //
-// A delete leaves a tombstone for the store's grace period (each backend's
-// Options.TombstoneGrace, the URL option tombstone_grace=). While
-// the tombstone lives, every put of that key is refused, so a late write
-// that raced with the delete cannot bring the key back. Tombstones are
-// invisible to Get, BatchGet, Scan and Stats; once the grace period is over
-// the key behaves as if it had never existed.
+// Deletes are guarded too: a delete carries the revision of the state it
+// removes, and a key whose live value has a higher revision keeps it (a
+// newer state, such as a re-created document, survives a late delete).
+// Otherwise the live value, if any, is removed and the key keeps a
+// tombstone for the store's grace period (each backend's
+// Options.TombstoneGrace, the URL option tombstone_grace=). The tombstone
+// remembers a revision: the delete's, or that of a tombstone still living
+// on the key when it is higher. While the tombstone lives, it refuses puts
+// of that revision or lower, so a late write that raced with the delete
+// cannot bring the key back, and admits a put of a higher revision, which
+// replaces it (the document was written again after the delete). A delete
+// with MaxRev blocks every put until the grace period is over; it is for
+// deletes that cannot know the revision they remove.
+//
+// Tombstones are invisible to Get, BatchGet, Scan and Stats; once the grace
+// period is over the key behaves as if it had never existed.
 package kv
 
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 )
 
@@ -45,12 +56,26 @@ var (
 // document just before it was deleted.
 const DefaultTombstoneGrace = 5 * time.Minute
 
+// MaxRev is the highest revision. A delete with MaxRev leaves a tombstone
+// that refuses every put of the key until the grace period is over.
+const MaxRev uint64 = math.MaxUint64
+
 // Entry is one guarded write.
 type Entry struct {
 	Key   string
 	Value []byte
 	// Rev is the revision of Value. The put is ignored when the stored value
-	// has a higher revision or the key holds a live tombstone.
+	// has a higher revision or the key holds a live tombstone of revision
+	// Rev or higher.
+	Rev uint64
+}
+
+// Deletion is one guarded delete.
+type Deletion struct {
+	Key string
+	// Rev is the revision of the state the delete removes: a live value of a
+	// higher revision is kept, and the tombstone refuses puts of revision
+	// Rev or lower. MaxRev refuses every put for the grace period.
 	Rev uint64
 }
 
@@ -88,8 +113,10 @@ type Store interface {
 	// whole batch in one round trip per server.
 	BatchGet(ctx context.Context, keys []string) (map[string][]byte, error)
 
-	// Put writes one guarded entry. It reports whether the value was stored
-	// (false when a newer revision or a tombstone refused it).
+	// Put writes one guarded entry. It reports whether the value was stored:
+	// false when the live value has a higher revision, or a live tombstone
+	// has a revision equal to or higher than e.Rev. A put admitted over a
+	// tombstone replaces it.
 	Put(ctx context.Context, e Entry) (bool, error)
 
 	// BatchPut writes guarded entries, each judged on its own as Put would.
@@ -97,13 +124,23 @@ type Store interface {
 	// entries may have been stored and others not; retrying is safe.
 	BatchPut(ctx context.Context, entries []Entry) (int, error)
 
-	// Delete removes key and leaves a tombstone. Deleting an absent key is
-	// not an error (and still leaves a tombstone).
-	Delete(ctx context.Context, key string) error
+	// Delete is a guarded delete of key at revision rev. When key holds a
+	// live value of a revision higher than rev, nothing changes and Delete
+	// returns false. Otherwise the live value, if any, is removed (Delete
+	// returns true when there was one) and key keeps, for the grace period
+	// counted from now, a tombstone of revision max(rev, the revision of a
+	// tombstone still living on key). Deleting an absent key is not an error
+	// and still leaves a tombstone, since a delete may overtake the put it
+	// follows.
+	Delete(ctx context.Context, key string, rev uint64) (bool, error)
 
-	// BatchDelete deletes keys as Delete would and returns how many of them
-	// had a live value.
-	BatchDelete(ctx context.Context, keys []string) (int, error)
+	// BatchDelete applies dels in order, each judged as Delete would judge
+	// it, and returns how many live values it removed. Duplicate keys are
+	// allowed and judged one after the other, as successive Deletes would
+	// be, so a key removes at most one live value and counts at most once.
+	// When an error is returned some deletions may have been applied and
+	// others not; retrying is safe.
+	BatchDelete(ctx context.Context, dels []Deletion) (int, error)
 
 	// Scan calls fn for every live key that starts with prefix ("" for all
 	// keys). Order is by key when Capabilities reports OrderedScan, and

@@ -59,18 +59,18 @@ func (f *FaultKV) BatchPut(ctx context.Context, entries []kv.Entry) (int, error)
 	return f.Store.BatchPut(ctx, entries)
 }
 
-func (f *FaultKV) Delete(ctx context.Context, key string) error {
+func (f *FaultKV) Delete(ctx context.Context, key string, rev uint64) (bool, error) {
 	if f.FailWrites.Load() {
-		return ErrInjected
+		return false, ErrInjected
 	}
 	f.Writes.Add(1)
-	return f.Store.Delete(ctx, key)
+	return f.Store.Delete(ctx, key, rev)
 }
 
-func (f *FaultKV) BatchDelete(ctx context.Context, keys []string) (int, error) {
+func (f *FaultKV) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, error) {
 	if f.FailWrites.Load() {
 		return 0, ErrInjected
 	}
 	f.Writes.Add(1)
-	return f.Store.BatchDelete(ctx, keys)
+	return f.Store.BatchDelete(ctx, dels)
 }

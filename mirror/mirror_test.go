@@ -279,7 +279,7 @@ memcell_kv_read_failures_total{backend="memory",op="get"} 1
 	t.Run("kv copy missing", func(t *testing.T) {
 		e := newEnv(t, memory(), nil)
 		m := appendN(t, e, 1, 10)[0]
-		if err := e.kv.Store.Delete(ctx, e.repo.Key(m.ID)); err != nil {
+		if _, err := e.kv.Store.Delete(ctx, e.repo.Key(m.ID), kv.MaxRev); err != nil {
 			t.Fatal(err)
 		}
 		got, v, err := e.repo.Get(ctx, m.ID)

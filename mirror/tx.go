@@ -15,6 +15,8 @@ type txBuffer struct {
 	ops []txOp
 }
 
+// txOp is a held put of entry, or a held delete of entry.Key at revision
+// entry.Rev.
 type txOp struct {
 	entry  kv.Entry
 	delete bool
@@ -68,14 +70,14 @@ func (r *Repository) applyHeld(ctx context.Context, ops []txOp) Mirror {
 	}
 	var (
 		puts    []kv.Entry
-		deletes []string
+		deletes []kv.Deletion
 	)
 	for i, op := range ops {
 		if last[op.entry.Key] != i {
 			continue
 		}
 		if op.delete {
-			deletes = append(deletes, op.entry.Key)
+			deletes = append(deletes, kv.Deletion{Key: op.entry.Key, Rev: op.entry.Rev})
 		} else {
 			puts = append(puts, op.entry)
 		}

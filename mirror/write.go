@@ -94,7 +94,7 @@ func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirro
 	if err != nil {
 		return false, Mirror{}, err
 	}
-	return ok, r.mirrorDeletes(ctx, "hard_delete", []memcell.ID{id}), nil
+	return ok, r.mirrorDeletes(ctx, "hard_delete", []memcell.ID{id}, nil), nil
 }
 
 // SoftDeleteMany soft-deletes every live MemCell in scope, mirrors each
@@ -128,7 +128,7 @@ func (r *Repository) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int6
 	if err != nil {
 		return n, Mirror{}, err
 	}
-	mir := r.mirrorDeletes(ctx, "hard_delete_many", ids)
+	mir := r.mirrorDeletes(ctx, "hard_delete_many", ids, nil)
 	r.log.InfoContext(ctx, "mirror: bulk hard delete", "deleted", n, "mirrored", mir.Written, "mirror", mir.Status)
 	return n, mir, nil
 }
@@ -240,51 +240,63 @@ func (r *Repository) batchPut(ctx context.Context, op string, entries []kv.Entry
 	return Mirror{Status: MirrorOK, Written: n}
 }
 
-// mirrorDeletes removes the KV copies of ids, leaving tombstones.
-func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell.ID) Mirror {
+// mirrorDeletes removes the KV copies of ids with guarded deletes, leaving
+// tombstones. revs[i] is the revision ids[i] had when it was deleted; a nil
+// revs deletes every copy with kv.MaxRev, whose tombstone refuses every put
+// for the grace period.
+func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell.ID, revs []uint64) Mirror {
 	if len(ids) == 0 || !r.flags.Load().Mirroring {
 		return Mirror{Status: MirrorSkipped}
 	}
+	dels := make([]kv.Deletion, len(ids))
+	for i, id := range ids {
+		dels[i] = kv.Deletion{Key: r.Key(id), Rev: kv.MaxRev}
+		if revs != nil {
+			dels[i].Rev = revs[i]
+		}
+	}
 	if tx := txFrom(ctx); tx != nil {
-		for _, id := range ids {
-			tx.add(kv.Entry{Key: r.Key(id)}, true)
+		for _, d := range dels {
+			tx.add(kv.Entry{Key: d.Key, Rev: d.Rev}, true)
 		}
 		return Mirror{Status: MirrorDeferred}
 	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = r.Key(id)
-	}
 	var total Mirror
-	for chunk := range slices.Chunk(keys, batchSize) {
+	for chunk := range slices.Chunk(dels, batchSize) {
 		total = merge(total, r.deleteKeys(ctx, op, chunk))
 	}
 	return total
 }
 
-func (r *Repository) deleteKeys(ctx context.Context, op string, keys []string) Mirror {
+// deleteKeys applies guarded deletes. A delete that a newer copy refused
+// is not told apart from one that found no copy: both leave the KV right.
+func (r *Repository) deleteKeys(ctx context.Context, op string, dels []kv.Deletion) Mirror {
 	m := r.delM
-	if len(keys) > 1 {
+	if len(dels) > 1 {
 		m = r.bdelM
 	}
 	kctx, cancel := r.kvContext(ctx)
 	defer cancel()
 	start := time.Now()
 	var err error
-	if len(keys) == 1 {
-		err = r.kv.Delete(kctx, keys[0])
+	if len(dels) == 1 {
+		_, err = r.kv.Delete(kctx, dels[0].Key, dels[0].Rev)
 	} else {
-		_, err = r.kv.BatchDelete(kctx, keys)
+		_, err = r.kv.BatchDelete(kctx, dels)
 	}
 	m.since(start)
 	if err != nil {
 		m.errs.Inc()
-		m.failures.Add(float64(len(keys)))
+		m.failures.Add(float64(len(dels)))
+		keys := make([]string, len(dels))
+		for i, d := range dels {
+			keys[i] = d.Key
+		}
 		return r.failed(ctx, op, err, keys...)
 	}
-	m.ok.Add(float64(len(keys)))
-	r.log.DebugContext(ctx, "mirror: kv delete", "op", op, "keys", len(keys))
-	return Mirror{Status: MirrorOK, Written: len(keys)}
+	m.ok.Add(float64(len(dels)))
+	r.log.DebugContext(ctx, "mirror: kv delete", "op", op, "keys", len(dels))
+	return Mirror{Status: MirrorOK, Written: len(dels)}
 }
 
 // failed applies the error policy to a failed KV write: WARN, record the ids

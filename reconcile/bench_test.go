@@ -47,7 +47,7 @@ func BenchmarkP6Verify(b *testing.B) {
 				if _, err := e.kv.Put(ctx, kv.Entry{Key: key, Value: []byte("{}")}); err != nil {
 					b.Fatal(err)
 				}
-				defer e.kv.Delete(ctx, key)
+				defer e.kv.Delete(ctx, key, kv.MaxRev)
 				perDoc(b, n, func() error { return verifyClean(ctx, e, n, 1) })
 			})
 		})

@@ -141,9 +141,17 @@ func (j *job) dropGarbage(ctx context.Context, keys []string) error {
 	return j.deleteKeys(ctx, keys)
 }
 
+// deleteKeys deletes keys the primary has no document for. Each delete is
+// of kv.MaxRev: there is no revision to delete at, and the tombstone must
+// refuse every put for the grace period, so that a slow job's (or a late
+// request's) write of the document's last state never brings it back.
 func (j *job) deleteKeys(ctx context.Context, keys []string) error {
 	for chunk := range slices.Chunk(keys, j.batch) {
-		n, err := j.kv.BatchDelete(ctx, chunk)
+		dels := make([]kv.Deletion, len(chunk))
+		for i, k := range chunk {
+			dels[i] = kv.Deletion{Key: k, Rev: kv.MaxRev}
+		}
+		n, err := j.kv.BatchDelete(ctx, dels)
 		if err != nil {
 			return fmt.Errorf("kv batch delete: %w", err)
 		}

@@ -56,7 +56,7 @@ func damage(t *testing.T, e *env) []string {
 	add := func(kind reconcile.Kind, id string) { want = append(want, string(kind)+" "+id) }
 
 	// A copy deleted (its tombstone expires before the repair).
-	if err := e.kv.Delete(ctx, key(d[0].ID)); err != nil {
+	if _, err := e.kv.Delete(ctx, key(d[0].ID), kv.MaxRev); err != nil {
 		t.Fatal(err)
 	}
 	add(reconcile.Missing, d[0].ID.String())
@@ -69,7 +69,7 @@ func damage(t *testing.T, e *env) []string {
 
 	// A copy replaced by an older revision of the document: d[3] was
 	// updated by populate, d[3] as appended is its revision 1.
-	if err := e.kv.Delete(ctx, key(d[3].ID)); err != nil {
+	if _, err := e.kv.Delete(ctx, key(d[3].ID), kv.MaxRev); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * grace)
@@ -254,7 +254,7 @@ func TestSwappedKey(t *testing.T) {
 	e := newEnv(t, memcelltest.KVBackends()[0], 0)
 	e.append(t, 20)
 	gone := e.docs[7]
-	if err := e.kv.Delete(ctx, e.repo.Key(gone.ID)); err != nil {
+	if _, err := e.kv.Delete(ctx, e.repo.Key(gone.ID), kv.MaxRev); err != nil {
 		t.Fatal(err)
 	}
 	ghost := *gone

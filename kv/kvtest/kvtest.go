@@ -57,6 +57,11 @@ func RunConformance(t *testing.T, open Opener) {
 		{"ConcurrentRevisions", testConcurrentRevisions},
 		{"ConcurrentMixed", testConcurrentMixed},
 		{"TombstoneBlocks", testTombstoneBlocks},
+		{"DeleteRefusedByNewer", testDeleteRefusedByNewer},
+		{"TombstoneRevision", testTombstoneRevision},
+		{"TombstoneRevisionMax", testTombstoneRevisionMax},
+		{"TombstoneMaxRev", testTombstoneMaxRev},
+		{"BatchDeleteRevisions", testBatchDeleteRevisions},
 		{"TombstoneInvisible", testTombstoneInvisible},
 		{"TombstoneExpires", testTombstoneExpires},
 		{"UseAfterClose", testUseAfterClose},
@@ -76,6 +81,27 @@ func mustPut(t testing.TB, s kv.Store, key, value string, rev uint64) {
 	if !ok {
 		t.Fatalf("Put(%q, rev %d) was refused, want stored", key, rev)
 	}
+}
+
+// mustDelete deletes key at rev and wants removed as the result.
+func mustDelete(t testing.TB, s kv.Store, key string, rev uint64, removed bool) {
+	t.Helper()
+	ok, err := s.Delete(context.Background(), key, rev)
+	if err != nil {
+		t.Fatalf("Delete(%q, rev %d): %v", key, rev, err)
+	}
+	if ok != removed {
+		t.Fatalf("Delete(%q, rev %d) = %v, want %v", key, rev, ok, removed)
+	}
+}
+
+// dels returns deletions of keys, all at rev.
+func dels(rev uint64, keys ...string) []kv.Deletion {
+	out := make([]kv.Deletion, len(keys))
+	for i, k := range keys {
+		out[i] = kv.Deletion{Key: k, Rev: rev}
+	}
+	return out
 }
 
 func mustGet(t testing.TB, s kv.Store, key string) string {
@@ -201,10 +227,10 @@ func testCallerOwnsBuffers(t *testing.T, open Opener) {
 
 func testDeleteAbsent(t *testing.T, open Opener) {
 	s := open(t, longGrace)
-	if err := s.Delete(context.Background(), "never-there"); err != nil {
-		t.Fatalf("Delete of an absent key: %v, want nil", err)
+	if ok, err := s.Delete(context.Background(), "never-there", 1); err != nil || ok {
+		t.Fatalf("Delete of an absent key = %v, %v; want false, nil", ok, err)
 	}
-	n, err := s.BatchDelete(context.Background(), []string{"x", "y"})
+	n, err := s.BatchDelete(context.Background(), dels(1, "x", "y"))
 	if err != nil || n != 0 {
 		t.Fatalf("BatchDelete of absent keys = %d, %v; want 0, nil", n, err)
 	}
@@ -256,7 +282,7 @@ func testBatchDelete(t *testing.T, open Opener) {
 	for _, k := range []string{"a", "b", "c"} {
 		mustPut(t, s, k, k, 1)
 	}
-	n, err := s.BatchDelete(ctx, []string{"a", "missing", "c"})
+	n, err := s.BatchDelete(ctx, dels(1, "a", "missing", "c"))
 	if err != nil || n != 2 {
 		t.Fatalf("BatchDelete = %d, %v; want 2, nil", n, err)
 	}
@@ -265,7 +291,7 @@ func testBatchDelete(t *testing.T, open Opener) {
 	if got := mustGet(t, s, "b"); got != "b" {
 		t.Errorf("Get(b) = %q, want b", got)
 	}
-	n, err = s.BatchDelete(ctx, []string{"a", "c"})
+	n, err = s.BatchDelete(ctx, dels(1, "a", "c"))
 	if err != nil || n != 0 {
 		t.Fatalf("second BatchDelete = %d, %v; want 0, nil", n, err)
 	}
@@ -412,9 +438,7 @@ func testStats(t *testing.T, open Opener) {
 	if _, err := s.Put(ctx, kv.Entry{Key: "a", Value: []byte("older and longer"), Rev: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Delete(ctx, "b"); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s, "b", 1, true)
 	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 1, TotalSizeBytes: 3}) {
 		t.Errorf("Stats after a refused put and a delete = %+v, want 1 entry, 3 bytes", st)
 	}
@@ -496,7 +520,7 @@ func testConcurrentMixed(t *testing.T, open Opener) {
 						err = nil
 					}
 				case 2:
-					err = s.Delete(ctx, key)
+					_, err = s.Delete(ctx, key, uint64(r.IntN(60)))
 				case 3:
 					_, err = s.BatchGet(ctx, []string{key, "m00", "m01"})
 				case 4:
@@ -531,21 +555,19 @@ func testTombstoneBlocks(t *testing.T, open Opener) {
 	ctx := context.Background()
 	mustPut(t, s, "k", "v1", 1)
 	mustPut(t, s, "j", "v1", 1)
-	if err := s.Delete(ctx, "k"); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.BatchDelete(ctx, []string{"j", "never"}); err != nil || n != 1 {
+	mustDelete(t, s, "k", 5, true)
+	if n, err := s.BatchDelete(ctx, dels(5, "j", "never")); err != nil || n != 1 {
 		t.Fatalf("BatchDelete = %d, %v; want 1, nil", n, err)
 	}
-	for _, rev := range []uint64{0, 1, 2, 1 << 50} {
+	for _, rev := range []uint64{0, 1, 4, 5} {
 		ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("late"), Rev: rev})
 		if err != nil || ok {
-			t.Errorf("Put(rev %d) over a tombstone = %v, %v; want refused", rev, ok, err)
+			t.Errorf("Put(rev %d) over a tombstone of revision 5 = %v, %v; want refused", rev, ok, err)
 		}
 	}
 	n, err := s.BatchPut(ctx, []kv.Entry{
 		{Key: "j", Value: []byte("late"), Rev: 5},
-		{Key: "never", Value: []byte("late"), Rev: 5}, // deleted while absent: still a tombstone
+		{Key: "never", Value: []byte("late"), Rev: 3}, // deleted while absent: still a tombstone
 		{Key: "fresh", Value: []byte("ok"), Rev: 5},
 	})
 	if err != nil || n != 1 {
@@ -555,8 +577,179 @@ func testTombstoneBlocks(t *testing.T, open Opener) {
 	wantNotFound(t, s, "j")
 	wantNotFound(t, s, "never")
 	// Deleting again keeps the key deleted and reports it absent.
-	if n, err := s.BatchDelete(ctx, []string{"k"}); err != nil || n != 0 {
+	if n, err := s.BatchDelete(ctx, dels(5, "k")); err != nil || n != 0 {
 		t.Errorf("BatchDelete of a tombstoned key = %d, %v; want 0, nil", n, err)
+	}
+	// A put of a higher revision replaces the tombstone: the document was
+	// written again after the delete.
+	mustPut(t, s, "k", "v6", 6)
+	mustPut(t, s, "never", "v6", 6)
+	n, err = s.BatchPut(ctx, []kv.Entry{{Key: "j", Value: []byte("v6"), Rev: 6}})
+	if err != nil || n != 1 {
+		t.Errorf("BatchPut above a tombstone's revision stored %d, %v; want 1", n, err)
+	}
+	for _, k := range []string{"k", "j", "never"} {
+		if got := mustGet(t, s, k); got != "v6" {
+			t.Errorf("Get(%q) = %q after re-creation, want v6", k, got)
+		}
+	}
+	// The re-created value is live like any other: a delete removes it.
+	mustDelete(t, s, "k", 6, true)
+	wantNotFound(t, s, "k")
+}
+
+// testDeleteRefusedByNewer: a delete of a revision lower than the live
+// value's changes nothing, and an equal revision deletes.
+func testDeleteRefusedByNewer(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "k", "v5", 5)
+	mustDelete(t, s, "k", 4, false)
+	if got := mustGet(t, s, "k"); got != "v5" {
+		t.Fatalf("Get after a refused delete = %q, want v5", got)
+	}
+	// The refused delete left no tombstone: the key takes puts as before.
+	mustPut(t, s, "k", "v5b", 5)
+	mustPut(t, s, "j", "v9", 9)
+	n, err := s.BatchDelete(ctx, []kv.Deletion{{Key: "k", Rev: 1}, {Key: "j", Rev: 8}})
+	if err != nil || n != 0 {
+		t.Fatalf("BatchDelete with older revisions = %d, %v; want 0, nil", n, err)
+	}
+	if got := mustGet(t, s, "j"); got != "v9" {
+		t.Errorf("Get(j) = %q, want v9", got)
+	}
+	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 2, TotalSizeBytes: 5}) {
+		t.Errorf("Stats = %+v, want 2 entries, 5 bytes", st)
+	}
+	mustDelete(t, s, "k", 5, true)
+	wantNotFound(t, s, "k")
+	if ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("late"), Rev: 5}); err != nil || ok {
+		t.Errorf("Put(rev 5) after a delete of revision 5 = %v, %v; want refused", ok, err)
+	}
+	mustDelete(t, s, "j", kv.MaxRev, true)
+	wantNotFound(t, s, "j")
+}
+
+// testTombstoneRevision: a tombstone refuses puts of its revision and
+// older, whether the deleted key was live or absent, and admits a newer one.
+func testTombstoneRevision(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "live", "v2", 2)
+	mustDelete(t, s, "live", 7, true) // the delete may be of a later revision
+	mustDelete(t, s, "absent", 7, false)
+	for _, k := range []string{"live", "absent"} {
+		for _, rev := range []uint64{0, 2, 6, 7} {
+			if ok, err := s.Put(ctx, kv.Entry{Key: k, Value: []byte("old"), Rev: rev}); err != nil || ok {
+				t.Errorf("Put(%q, rev %d) over a tombstone of revision 7 = %v, %v; want refused", k, rev, ok, err)
+			}
+		}
+		wantNotFound(t, s, k)
+		mustPut(t, s, k, "v8", 8)
+		if got := mustGet(t, s, k); got != "v8" {
+			t.Errorf("Get(%q) = %q, want v8", k, got)
+		}
+	}
+	// Revisions past 2^53 compare exactly.
+	const big = 1<<53 + 1
+	mustDelete(t, s, "big", big, false)
+	if ok, err := s.Put(ctx, kv.Entry{Key: "big", Value: []byte("x"), Rev: big}); err != nil || ok {
+		t.Errorf("Put(rev 2^53+1) over a tombstone of that revision = %v, %v; want refused", ok, err)
+	}
+	mustPut(t, s, "big", "y", big+1)
+}
+
+// testTombstoneRevisionMax: a tombstone keeps the highest revision of the
+// deletes that met it while it lived.
+func testTombstoneRevisionMax(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "k", "v3", 3)
+	mustDelete(t, s, "k", 9, true)
+	mustDelete(t, s, "k", 4, false) // a late delete does not lower the tombstone
+	if ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("x"), Rev: 9}); err != nil || ok {
+		t.Errorf("Put(rev 9) after deletes of revisions 9 then 4 = %v, %v; want refused", ok, err)
+	}
+	mustDelete(t, s, "j", 2, false)
+	mustDelete(t, s, "j", 6, false) // a newer delete raises it
+	if ok, err := s.Put(ctx, kv.Entry{Key: "j", Value: []byte("x"), Rev: 6}); err != nil || ok {
+		t.Errorf("Put(rev 6) after deletes of revisions 2 then 6 = %v, %v; want refused", ok, err)
+	}
+	mustPut(t, s, "k", "v10", 10)
+	mustPut(t, s, "j", "v7", 7)
+}
+
+// testTombstoneMaxRev: a delete with kv.MaxRev refuses every put, and it
+// deletes a live value of any revision.
+func testTombstoneMaxRev(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "k", "top", kv.MaxRev)
+	mustDelete(t, s, "k", kv.MaxRev, true)
+	mustDelete(t, s, "j", 3, false)
+	mustDelete(t, s, "j", kv.MaxRev, false)
+	if n, err := s.BatchDelete(ctx, dels(kv.MaxRev, "b")); err != nil || n != 0 {
+		t.Fatalf("BatchDelete(MaxRev) of an absent key = %d, %v; want 0, nil", n, err)
+	}
+	for _, k := range []string{"k", "j", "b"} {
+		for _, rev := range []uint64{0, 1, 1 << 60, kv.MaxRev - 1, kv.MaxRev} {
+			if ok, err := s.Put(ctx, kv.Entry{Key: k, Value: []byte("late"), Rev: rev}); err != nil || ok {
+				t.Errorf("Put(%q, rev %d) over a MaxRev tombstone = %v, %v; want refused", k, rev, ok, err)
+			}
+		}
+		if n, err := s.BatchPut(ctx, []kv.Entry{{Key: k, Value: []byte("late"), Rev: kv.MaxRev}}); err != nil || n != 0 {
+			t.Errorf("BatchPut(%q, MaxRev) over a MaxRev tombstone stored %d, %v; want 0", k, n, err)
+		}
+		wantNotFound(t, s, k)
+	}
+}
+
+// testBatchDeleteRevisions: a batch judges each deletion as Delete would,
+// and duplicates one after the other.
+func testBatchDeleteRevisions(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	mustPut(t, s, "newer", "v9", 9)
+	mustPut(t, s, "equal", "v4", 4)
+	mustPut(t, s, "older", "v2", 2)
+	mustPut(t, s, "dup", "v5", 5)
+	mustPut(t, s, "dup2", "v5", 5)
+	n, err := s.BatchDelete(ctx, []kv.Deletion{
+		{Key: "newer", Rev: 4},
+		{Key: "equal", Rev: 4},
+		{Key: "older", Rev: 4},
+		{Key: "absent", Rev: 4},
+		{Key: "dup", Rev: 3}, // refused: the live value is newer
+		{Key: "dup", Rev: 6}, // removes it
+		{Key: "dup", Rev: 5}, // meets the tombstone of revision 6
+		{Key: "dup2", Rev: 8},
+		{Key: "dup2", Rev: 8},
+	})
+	if err != nil || n != 4 {
+		t.Fatalf("BatchDelete = %d, %v; want 4 (equal, older, dup, dup2), nil", n, err)
+	}
+	if got := mustGet(t, s, "newer"); got != "v9" {
+		t.Errorf("Get(newer) = %q, want v9", got)
+	}
+	for _, k := range []string{"equal", "older", "absent", "dup", "dup2"} {
+		wantNotFound(t, s, k)
+	}
+	n, err = s.BatchPut(ctx, []kv.Entry{
+		{Key: "equal", Value: []byte("x"), Rev: 4},  // refused
+		{Key: "older", Value: []byte("x"), Rev: 5},  // stored
+		{Key: "absent", Value: []byte("x"), Rev: 4}, // refused
+		{Key: "dup", Value: []byte("x"), Rev: 6},    // refused: revision 6 kept
+		{Key: "dup", Value: []byte("y"), Rev: 7},    // stored
+		{Key: "dup2", Value: []byte("x"), Rev: 8},   // refused
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("BatchPut after BatchDelete stored %d, %v; want 2", n, err)
+	}
+	if got := mustGet(t, s, "dup"); got != "y" {
+		t.Errorf("Get(dup) = %q, want y", got)
+	}
+	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 3, TotalSizeBytes: 4}) {
+		t.Errorf("Stats = %+v, want 3 entries (newer, older, dup), 4 bytes", st)
 	}
 }
 
@@ -565,12 +758,11 @@ func testTombstoneInvisible(t *testing.T, open Opener) {
 	ctx := context.Background()
 	mustPut(t, s, "p:live", "live", 1)
 	mustPut(t, s, "p:dead", "dead-value", 1)
-	if err := s.Delete(ctx, "p:dead"); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Delete(ctx, "p:never"); err != nil {
-		t.Fatal(err)
-	}
+	mustDelete(t, s, "p:dead", 1, true)
+	mustDelete(t, s, "p:never", kv.MaxRev, false)
+	mustDelete(t, s, "p:newer", 3, false)
+	mustPut(t, s, "p:newer", "v4", 4) // replaces a tombstone: visible
+	mustDelete(t, s, "p:newer", 9, true)
 	m, err := s.BatchGet(ctx, []string{"p:live", "p:dead", "p:never"})
 	if err != nil {
 		t.Fatal(err)
@@ -590,11 +782,15 @@ func testTombstoneExpires(t *testing.T, open Opener) {
 	s := open(t, shortGrace)
 	ctx := context.Background()
 	mustPut(t, s, "k", "v1", 3)
-	if err := s.Delete(ctx, "k"); err != nil {
-		t.Fatal(err)
+	mustDelete(t, s, "k", kv.MaxRev, true)
+	if n, err := s.BatchDelete(ctx, dels(5, "b")); err != nil || n != 0 {
+		t.Fatalf("BatchDelete of an absent key = %d, %v; want 0, nil", n, err)
 	}
 	if ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("early"), Rev: 4}); err != nil || ok {
 		t.Fatalf("Put inside the grace period = %v, %v; want refused", ok, err)
+	}
+	if ok, err := s.Put(ctx, kv.Entry{Key: "b", Value: []byte("early"), Rev: 5}); err != nil || ok {
+		t.Fatalf("Put(b) inside the grace period = %v, %v; want refused", ok, err)
 	}
 	deadline := time.Now().Add(shortGrace + 5*time.Second)
 	for {
@@ -614,8 +810,11 @@ func testTombstoneExpires(t *testing.T, open Opener) {
 	if got := mustGet(t, s, "k"); got != "after" {
 		t.Errorf("Get = %q, want after", got)
 	}
-	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 1, TotalSizeBytes: 5}) {
-		t.Errorf("Stats = %+v, want 1 entry, 5 bytes", st)
+	if n, err := s.BatchPut(ctx, []kv.Entry{{Key: "b", Value: []byte("x"), Rev: 0}}); err != nil || n != 1 {
+		t.Errorf("BatchPut(b, rev 0) after the grace period stored %d, %v; want 1", n, err)
+	}
+	if st := mustStats(t, s); st != (kv.Stats{EntryCount: 2, TotalSizeBytes: 6}) {
+		t.Errorf("Stats = %+v, want 2 entries, 6 bytes", st)
 	}
 }
 
@@ -655,8 +854,8 @@ func checkAll(t *testing.T, s kv.Store, ctx context.Context, want error) {
 		"BatchGet":    func() error { _, err := s.BatchGet(ctx, []string{"k"}); return err },
 		"Put":         func() error { _, err := s.Put(ctx, e); return err },
 		"BatchPut":    func() error { _, err := s.BatchPut(ctx, []kv.Entry{e}); return err },
-		"Delete":      func() error { return s.Delete(ctx, "k") },
-		"BatchDelete": func() error { _, err := s.BatchDelete(ctx, []string{"k"}); return err },
+		"Delete":      func() error { _, err := s.Delete(ctx, "k", kv.MaxRev); return err },
+		"BatchDelete": func() error { _, err := s.BatchDelete(ctx, dels(kv.MaxRev, "k")); return err },
 		"Scan":        func() error { return s.Scan(ctx, "", func(kv.Item) error { return nil }) },
 		"Stats":       func() error { _, err := s.Stats(ctx); return err },
 	}

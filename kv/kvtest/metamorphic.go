@@ -82,18 +82,19 @@ func RunMetamorphic(t *testing.T, open Opener, opts MetamorphicOptions) {
 // and every opts.CheckEvery operations the whole visible state.
 //
 // The keys come from a small set that shares prefixes, so that operations
-// meet often: revision-guarded puts with older, equal and newer revisions,
-// deletes of live and absent keys, puts over tombstones and after they
-// expire, batches with repeated keys, scans by prefix, empty and binary
-// values, and calls with a cancelled context.
+// meet often: revision-guarded puts and deletes with older, equal and newer
+// revisions (and kv.MaxRev for deletes), deletes of live and absent keys,
+// puts over tombstones of lower and higher revisions and after they expire,
+// deletes over tombstones, batches with repeated keys, scans by prefix,
+// empty and binary values, and calls with a cancelled context.
 //
 // Whether a tombstone has expired depends on the clock, and the two stores
-// read it at slightly different times. The test never compares a put whose
-// key's tombstone is near its expiry: it waits until the tombstone has
-// surely expired in both stores. Should a put run so long that it still
-// meets such a tombstone, its results are not compared and the keys
-// concerned are deleted from both stores, which makes them equal again;
-// the test logs it.
+// read it at slightly different times. The test never compares a put or a
+// delete whose key's tombstone is near its expiry: it waits until the
+// tombstone has surely expired in both stores. Should a write run so long
+// that it still meets such a tombstone, its results are not compared and
+// the keys concerned are deleted with kv.MaxRev from both stores, which
+// makes them equal again; the test logs it.
 func Metamorphic(t *testing.T, reference, store kv.Store, opts MetamorphicOptions) {
 	t.Helper()
 	if opts.TombstoneGrace <= 0 {
@@ -245,11 +246,12 @@ var opNames = [...]string{"Get", "BatchGet", "Put", "BatchPut", "Delete", "Batch
 // op is one drawn operation. Which fields matter depends on kind.
 type op struct {
 	kind    opKind
-	keys    []string   // Get, Delete: keys[0]; BatchGet, BatchDelete
-	entries []kv.Entry // Put: entries[0]; BatchPut
-	prefix  string     // Scan, ScanStop
-	stopAt  int        // ScanStop: the callback fails at this call
-	inner   *op        // Cancelled: the operation run with a done context
+	keys    []string      // Get: keys[0]; BatchGet
+	entries []kv.Entry    // Put: entries[0]; BatchPut
+	dels    []kv.Deletion // Delete: dels[0]; BatchDelete
+	prefix  string        // Scan, ScanStop
+	stopAt  int           // ScanStop: the callback fails at this call
+	inner   *op           // Cancelled: the operation run with a done context
 	sleep   time.Duration
 }
 
@@ -257,8 +259,17 @@ func (o op) String() string {
 	var b strings.Builder
 	b.WriteString(opNames[o.kind])
 	switch o.kind {
-	case opGet, opDelete, opBatchGet, opBatchDelete:
+	case opGet, opBatchGet:
 		fmt.Fprintf(&b, "%q", o.keys)
+	case opDelete, opBatchDelete:
+		b.WriteString("[")
+		for i, d := range o.dels {
+			if i > 0 {
+				b.WriteString(" ")
+			}
+			fmt.Fprintf(&b, "{%q rev %d}", d.Key, d.Rev)
+		}
+		b.WriteString("]")
 	case opPut, opBatchPut:
 		b.WriteString("[")
 		for i, e := range o.entries {
@@ -313,9 +324,17 @@ func (m *metamorphic) next() op {
 		}
 		return op{kind: opBatchPut, entries: entries}
 	case n < 68:
-		return op{kind: opDelete, keys: []string{m.key()}}
+		return op{kind: opDelete, dels: []kv.Deletion{m.deletion(m.key())}}
 	case n < 75:
-		return op{kind: opBatchDelete, keys: m.keyList()}
+		keys := m.keyList()
+		if keys == nil {
+			return op{kind: opBatchDelete} // nil batch
+		}
+		dels := make([]kv.Deletion, len(keys))
+		for i, k := range keys {
+			dels[i] = m.deletion(k)
+		}
+		return op{kind: opBatchDelete, dels: dels}
 	case n < 85:
 		return op{kind: opScan, prefix: m.prefix()}
 	case n < 89:
@@ -399,6 +418,34 @@ func (m *metamorphic) entry() kv.Entry {
 		m.lastRev[key] = rev
 	}
 	return kv.Entry{Key: key, Value: m.value(), Rev: rev}
+}
+
+// deletion draws a delete of key: a revision older than, equal to or newer
+// than the last one drawn for the key, or kv.MaxRev. A newer revision
+// becomes the key's last, so later puts meet its tombstone with equal and
+// newer revisions too.
+func (m *metamorphic) deletion(key string) kv.Deletion {
+	last := m.lastRev[key]
+	var rev uint64
+	switch m.r.IntN(8) {
+	case 0:
+		rev = kv.MaxRev
+	case 1, 2:
+		rev = last
+	case 3, 4:
+		if last > 0 {
+			rev = last - 1 - m.r.Uint64N(min(last, 3))
+		}
+	default:
+		rev = last + 1 + m.r.Uint64N(3)
+		if rev < last { // wrapped
+			rev = last
+		}
+		if rev != kv.MaxRev {
+			m.lastRev[key] = rev
+		}
+	}
+	return kv.Deletion{Key: key, Rev: rev}
 }
 
 func (m *metamorphic) value() []byte {
@@ -551,8 +598,8 @@ func (m *metamorphic) apply(o op) {
 			m.fail(o, "with a cancelled context: reference error %s, store error %s; want context.Canceled from both", want.Err, got.Err)
 		}
 		return
-	case opPut, opBatchPut:
-		m.waitOutTombstones(o.entries)
+	case opPut, opBatchPut, opDelete, opBatchDelete:
+		m.waitOutTombstones(o.writtenKeys())
 	}
 
 	ctx := context.Background()
@@ -563,11 +610,20 @@ func (m *metamorphic) apply(o op) {
 
 	switch o.kind {
 	case opDelete, opBatchDelete:
-		for _, k := range o.keys {
-			m.tombs[k] = tombWindow{begin, end}
+		// A delete's result depends only on the live value, but the
+		// tombstone it leaves takes the revision of the one it met.
+		unsure := m.unsure(o.writtenKeys(), begin, end)
+		for _, d := range o.dels {
+			m.tombs[d.Key] = tombWindow{begin, end}
+		}
+		if len(unsure) > 0 {
+			m.skipped++
+			m.t.Logf("operation %d %s took %v and met tombstones expiring meanwhile; deleting %q from both stores",
+				m.step, o, end.Sub(begin), unsure)
+			m.forget(unsure)
 		}
 	case opPut, opBatchPut:
-		if unsure := m.unsure(o.entries, begin, end); len(unsure) > 0 {
+		if unsure := m.unsure(o.writtenKeys(), begin, end); len(unsure) > 0 {
 			m.skipped++
 			m.t.Logf("operation %d %s took %v and met tombstones expiring meanwhile; not compared, deleting %q from both stores",
 				m.step, o, end.Sub(begin), unsure)
@@ -632,9 +688,9 @@ func (m *metamorphic) run(ctx context.Context, s kv.Store, o op) result {
 	case opBatchPut:
 		res.N, err = s.BatchPut(ctx, o.entries)
 	case opDelete:
-		err = s.Delete(ctx, o.keys[0])
+		res.OK, err = s.Delete(ctx, o.dels[0].Key, o.dels[0].Rev)
 	case opBatchDelete:
-		res.N, err = s.BatchDelete(ctx, o.keys)
+		res.N, err = s.BatchDelete(ctx, o.dels)
 	case opScan:
 		err = s.Scan(ctx, o.prefix, func(it kv.Item) error {
 			res.Items = append(res.Items, kv.Item{Key: it.Key, Value: bytes.Clone(it.Value), Rev: it.Rev})
@@ -658,14 +714,26 @@ func (m *metamorphic) run(ctx context.Context, s kv.Store, o op) result {
 	return res
 }
 
-// waitOutTombstones sleeps until no key of entries has a tombstone that
-// might expire while the put runs, in either store.
-func (m *metamorphic) waitOutTombstones(entries []kv.Entry) {
+// writtenKeys returns the keys a put or delete writes, repeats included.
+func (o op) writtenKeys() []string {
+	keys := make([]string, 0, len(o.entries)+len(o.dels))
+	for _, e := range o.entries {
+		keys = append(keys, e.Key)
+	}
+	for _, d := range o.dels {
+		keys = append(keys, d.Key)
+	}
+	return keys
+}
+
+// waitOutTombstones sleeps until no key of keys has a tombstone that might
+// expire while the write runs, in either store.
+func (m *metamorphic) waitOutTombstones(keys []string) {
 	for {
 		var until time.Time
 		now := time.Now()
-		for _, e := range entries {
-			w, ok := m.tombs[e.Key]
+		for _, k := range keys {
+			w, ok := m.tombs[k]
 			if !ok {
 				continue
 			}
@@ -687,13 +755,13 @@ func (m *metamorphic) waitOutTombstones(entries []kv.Entry) {
 	}
 }
 
-// unsure returns the keys of entries whose tombstone may have expired in
-// one store and not in the other during [begin, end]. It forgets the
-// tombstones that have surely expired.
-func (m *metamorphic) unsure(entries []kv.Entry, begin, end time.Time) []string {
+// unsure returns those of written whose tombstone may have expired in one
+// store and not in the other during [begin, end]. It forgets the tombstones
+// that have surely expired.
+func (m *metamorphic) unsure(written []string, begin, end time.Time) []string {
 	var keys []string
-	for _, e := range entries {
-		w, ok := m.tombs[e.Key]
+	for _, k := range written {
+		w, ok := m.tombs[k]
 		if !ok {
 			continue
 		}
@@ -701,22 +769,27 @@ func (m *metamorphic) unsure(entries []kv.Entry, begin, end time.Time) []string 
 		case end.Before(w.from.Add(m.grace - m.margin)):
 			// alive in both
 		case begin.After(w.to.Add(m.grace + m.margin)):
-			delete(m.tombs, e.Key) // expired in both
+			delete(m.tombs, k) // expired in both
 		default:
-			if !contains(keys, e.Key) {
-				keys = append(keys, e.Key)
+			if !contains(keys, k) {
+				keys = append(keys, k)
 			}
 		}
 	}
 	return keys
 }
 
-// forget deletes keys from both stores without comparing the answers, which
-// a put whose outcome was left to the clock may have made differ; after it
-// the keys are alike in both: no value, and a tombstone.
+// forget deletes keys with kv.MaxRev from both stores without comparing the
+// answers, which a write whose outcome was left to the clock may have made
+// differ; after it the keys are alike in both: no value, and a tombstone
+// that refuses every put.
 func (m *metamorphic) forget(keys []string) {
 	m.t.Helper()
-	o := op{kind: opBatchDelete, keys: keys}
+	dels := make([]kv.Deletion, len(keys))
+	for i, k := range keys {
+		dels[i] = kv.Deletion{Key: k, Rev: kv.MaxRev}
+	}
+	o := op{kind: opBatchDelete, dels: dels}
 	m.record(o)
 	begin := time.Now()
 	for _, s := range []kv.Store{m.ref, m.store} {

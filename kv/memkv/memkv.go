@@ -3,9 +3,10 @@
 // meet.
 //
 // Values are immutable once stored: Put stores a copy and Get returns a copy,
-// so neither side can change the other's bytes. Tombstones live in a map of
-// their own per shard and are swept lazily as deletes accumulate, so reads of
-// live keys never look at them.
+// so neither side can change the other's bytes. Tombstones (an expiry and
+// the revision they refuse puts up to) live in a map of their own per shard
+// and are swept lazily as deletes accumulate, so reads of live keys never
+// look at them.
 //
 // The store lives and dies with its process and cannot be shared between
 // processes; it suits tests, development and small single-process
@@ -53,10 +54,16 @@ type entry struct {
 	rev uint64
 }
 
+// tomb is a tombstone: it refuses puts of revision rev or lower until exp.
+type tomb struct {
+	exp int64 // Unix nanoseconds
+	rev uint64
+}
+
 type shard struct {
 	mu    sync.RWMutex
 	live  map[string]entry
-	tombs map[string]int64 // key -> expiry, Unix nanoseconds
+	tombs map[string]tomb
 	// nextSweep is the tombstone count at which the next sweep runs.
 	nextSweep int
 	count     int64
@@ -87,7 +94,7 @@ func New(opts *Options) (*Store, error) {
 	s := &Store{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n), grace: o.TombstoneGrace}
 	for i := range s.shards {
 		s.shards[i].live = make(map[string]entry)
-		s.shards[i].tombs = make(map[string]int64)
+		s.shards[i].tombs = make(map[string]tomb)
 		s.shards[i].nextSweep = minSweep
 	}
 	return s, nil
@@ -183,12 +190,12 @@ func (s *Store) Put(ctx context.Context, e kv.Entry) (bool, error) {
 	return sh.put(e.Key, val, e.Rev, now), nil
 }
 
-// put stores val under key unless a newer revision or a live tombstone
-// refuses it. The caller holds sh.mu.
+// put stores val under key unless a newer revision or a live tombstone of
+// revision rev or higher refuses it. The caller holds sh.mu.
 func (sh *shard) put(key string, val []byte, rev uint64, now int64) bool {
 	if len(sh.tombs) > 0 {
-		if exp, ok := sh.tombs[key]; ok {
-			if now < exp {
+		if t, ok := sh.tombs[key]; ok {
+			if now < t.exp && t.rev >= rev {
 				return false
 			}
 			delete(sh.tombs, key)
@@ -235,46 +242,72 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 }
 
 // Delete implements kv.Store.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	_, err := s.BatchDelete(ctx, []string{key})
-	return err
+func (s *Store) Delete(ctx context.Context, key string, rev uint64) (bool, error) {
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	now := time.Now().UnixNano()
+	sh := s.shard(key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return false, kv.ErrClosed
+	}
+	return sh.del(key, rev, now, now+int64(s.grace)), nil
 }
 
 // BatchDelete implements kv.Store.
-func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
+func (s *Store) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, error) {
 	if err := s.check(ctx); err != nil {
 		return 0, err
 	}
 	now := time.Now().UnixNano()
 	exp := now + int64(s.grace)
-	deleted := 0
-	for _, key := range keys {
-		sh := s.shard(key)
+	removed := 0
+	for _, d := range dels {
+		sh := s.shard(d.Key)
 		sh.mu.Lock()
 		if s.closed.Load() {
 			sh.mu.Unlock()
-			return deleted, kv.ErrClosed
+			return removed, kv.ErrClosed
 		}
-		if old, ok := sh.live[key]; ok {
-			delete(sh.live, key)
-			sh.count--
-			sh.bytes -= int64(len(old.val))
-			deleted++
-		}
-		sh.tombs[key] = exp
-		if len(sh.tombs) >= sh.nextSweep {
-			sh.sweep(now)
+		if sh.del(d.Key, d.Rev, now, exp) {
+			removed++
 		}
 		sh.mu.Unlock()
 	}
-	return deleted, nil
+	return removed, nil
+}
+
+// del is the guarded delete of key at revision rev, leaving a tombstone
+// that expires at exp. It reports whether it removed a live value; a live
+// value of a higher revision refuses it and nothing changes. The caller
+// holds sh.mu.
+func (sh *shard) del(key string, rev uint64, now, exp int64) bool {
+	removed := false
+	if old, ok := sh.live[key]; ok {
+		if old.rev > rev {
+			return false
+		}
+		delete(sh.live, key)
+		sh.count--
+		sh.bytes -= int64(len(old.val))
+		removed = true
+	} else if t, ok := sh.tombs[key]; ok && now < t.exp && t.rev > rev {
+		rev = t.rev
+	}
+	sh.tombs[key] = tomb{exp: exp, rev: rev}
+	if len(sh.tombs) >= sh.nextSweep {
+		sh.sweep(now)
+	}
+	return removed
 }
 
 // sweep drops expired tombstones. The caller holds sh.mu. The next sweep is
 // set at twice the survivors, so sweeping costs O(1) per delete amortised.
 func (sh *shard) sweep(now int64) {
-	for k, exp := range sh.tombs {
-		if now >= exp {
+	for k, t := range sh.tombs {
+		if now >= t.exp {
 			delete(sh.tombs, k)
 		}
 	}

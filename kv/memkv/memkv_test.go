@@ -78,7 +78,11 @@ func TestTombstoneSweep(t *testing.T) {
 		}
 	}
 	time.Sleep(2 * time.Millisecond)
-	if n, err := s.BatchDelete(ctx, keys); err != nil || n != len(keys) {
+	dels := make([]kv.Deletion, len(keys))
+	for i, k := range keys {
+		dels[i] = kv.Deletion{Key: k, Rev: kv.MaxRev}
+	}
+	if n, err := s.BatchDelete(ctx, dels); err != nil || n != len(keys) {
 		t.Fatalf("BatchDelete = %d, %v", n, err)
 	}
 	time.Sleep(2 * time.Millisecond)

@@ -17,17 +17,27 @@
 //
 //	redis-cli HGET <prefix><key> v
 //
-// A tombstone is the hash {t: "1"} with a server-side expiry (PEXPIRE) of the
-// tombstone grace period; Redis removes it when the grace period is over, so
-// the store needs no garbage collection of its own.
+// A tombstone is the hash
+//
+//	d  the tombstone's revision, as an unsigned decimal
+//
+// with a server-side expiry (PEXPIRE) of the tombstone grace period; Redis
+// removes it when the grace period is over, so the store needs no garbage
+// collection of its own. A put admitted over a tombstone replaces the whole
+// hash, expiry included. The hash {t: "1"}, the tombstone of earlier
+// versions, is still honoured as a tombstone that refuses every put
+// (revision kv.MaxRev) until it expires; it is no longer written.
 //
 // # Invariants
 //
 // Guarded puts and deletes run as Lua scripts, so each is atomic on the server
 // and correct between any number of processes that share the prefix (the
 // store reports Capabilities.Shared). A put is refused when the key holds a
-// tombstone or a revision higher than the new one; revisions are compared as
-// exact unsigned 64-bit decimals, never as Lua numbers, which lose precision
+// live revision higher than the new one, or a tombstone of a revision equal
+// to or higher than the new one; a delete is refused (changes nothing) when
+// the key holds a live revision higher than the delete's. Revisions are
+// compared as exact unsigned 64-bit decimals, never as Lua numbers, which
+// lose precision
 // above 2^53. A key in the namespace that is not such a hash makes every
 // operation touching it fail with an error that says so (it is never
 // overwritten).

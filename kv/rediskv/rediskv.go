@@ -16,9 +16,8 @@ import (
 
 // Hash fields of a stored key; see the package documentation.
 const (
-	fieldValue     = "v"
-	fieldRev       = "r"
-	fieldTombstone = "t"
+	fieldValue = "v"
+	fieldRev   = "r"
 )
 
 // Options configures a Store. The zero value (and a nil *Options) is valid.
@@ -217,45 +216,48 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 	return stored, nil
 }
 
-// Delete removes key and leaves a tombstone for the grace period.
-func (s *Store) Delete(ctx context.Context, key string) error {
+// Delete is the guarded delete of key at revision rev; see the package
+// documentation.
+func (s *Store) Delete(ctx context.Context, key string, rev uint64) (bool, error) {
 	if err := s.begin(ctx, "delete"); err != nil {
-		return err
+		return false, err
 	}
-	if err := deleteScript.Run(ctx, s.client, []string{s.key(key)}, s.graceMS).Err(); err != nil {
-		return s.mapErr("delete", key, err)
+	n, err := deleteScript.Run(ctx, s.client, []string{s.key(key)}, s.graceMS, strconv.FormatUint(rev, 10)).Int64()
+	if err != nil {
+		return false, s.mapErr("delete", key, err)
 	}
-	return nil
+	return n == 1, nil
 }
 
-// BatchDelete deletes keys in one pipeline (one round trip per server) and
-// returns how many had a live value. A key listed twice counts once.
-func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
+// BatchDelete applies dels in one pipeline (one round trip per server) and
+// returns how many live values it removed. The commands of one key go to
+// one server in order, so a key listed twice is judged as two Deletes in
+// a row would be, and counts at most once.
+func (s *Store) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, error) {
 	if err := s.begin(ctx, "batch delete"); err != nil {
 		return 0, err
 	}
-	if len(keys) == 0 {
+	if len(dels) == 0 {
 		return 0, nil
 	}
-	rkeys := make([]string, len(keys))
-	args := make([][]any, len(keys))
-	grace := []any{s.graceMS}
-	for i, k := range keys {
-		rkeys[i] = s.key(k)
-		args[i] = grace
+	rkeys := make([]string, len(dels))
+	args := make([][]any, len(dels))
+	for i, d := range dels {
+		rkeys[i] = s.key(d.Key)
+		args[i] = []any{s.graceMS, strconv.FormatUint(d.Rev, 10)}
 	}
 	cmds := s.evalAll(ctx, deleteScript, rkeys, args)
-	existed := 0
+	removed := 0
 	for i, cmd := range cmds {
 		n, err := cmd.Int64()
 		if err != nil {
-			return existed, s.mapErr("batch delete", keys[i], err)
+			return removed, s.mapErr("batch delete", dels[i].Key, err)
 		}
 		if n == 1 {
-			existed++
+			removed++
 		}
 	}
-	return existed, nil
+	return removed, nil
 }
 
 // Capabilities reports backend "redis" or "redis-cluster", unordered scans,

@@ -110,19 +110,58 @@ func TestLayout(t *testing.T) {
 	if diff := cmp.Diff(map[string]string{"v": "value", "r": "9223372036854775809"}, got); diff != "" {
 		t.Errorf("HGETALL of a live key (-want +got):\n%s", diff)
 	}
-	if err := s.Delete(ctx, "doc"); err != nil {
-		t.Fatal(err)
+	if ok, err := s.Delete(ctx, "doc", 1<<63+2); err != nil || !ok {
+		t.Fatalf("Delete = %v, %v; want true, nil", ok, err)
 	}
 	got, err = s.client.HGetAll(ctx, prefix+"doc").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"t": "1"}, got); diff != "" {
+	if diff := cmp.Diff(map[string]string{"d": "9223372036854775810"}, got); diff != "" {
 		t.Errorf("HGETALL of a tombstone (-want +got):\n%s", diff)
 	}
 	ttl, err := s.client.PTTL(ctx, prefix+"doc").Result()
 	if err != nil || ttl <= 0 || ttl > time.Minute {
 		t.Errorf("tombstone PTTL = %v, %v; want within the one-minute grace", ttl, err)
+	}
+}
+
+// TestLegacyTombstone checks that the tombstone of earlier versions, the
+// hash {t: "1"}, still refuses every put until it expires, and that a
+// delete over it leaves a tombstone of revision kv.MaxRev.
+func TestLegacyTombstone(t *testing.T) {
+	for _, tg := range targets() {
+		t.Run(tg.Name, func(t *testing.T) {
+			prefix := redistest.UniquePrefix()
+			s := tg.openPrefix(t, prefix, time.Minute)
+			ctx := context.Background()
+			for _, k := range []string{"old", "old2"} {
+				if err := s.client.HSet(ctx, prefix+k, "t", "1").Err(); err != nil {
+					t.Fatal(err)
+				}
+				if err := s.client.PExpire(ctx, prefix+k, time.Minute).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, rev := range []uint64{0, 1, 2, kv.MaxRev} {
+				if ok, err := s.Put(ctx, kv.Entry{Key: "old", Value: []byte("late"), Rev: rev}); err != nil || ok {
+					t.Errorf("Put(rev %d) over a legacy tombstone = %v, %v; want refused", rev, ok, err)
+				}
+			}
+			if ok, err := s.Delete(ctx, "old2", 5); err != nil || ok {
+				t.Fatalf("Delete over a legacy tombstone = %v, %v; want false, nil", ok, err)
+			}
+			got, err := s.client.HGetAll(ctx, prefix+"old2").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(map[string]string{"d": "18446744073709551615"}, got); diff != "" {
+				t.Errorf("HGETALL after a delete over a legacy tombstone (-want +got):\n%s", diff)
+			}
+			if n, err := s.BatchPut(ctx, []kv.Entry{{Key: "old2", Value: []byte("x"), Rev: 6}}); err != nil || n != 0 {
+				t.Errorf("BatchPut over it = %d, %v; want 0", n, err)
+			}
+		})
 	}
 }
 
@@ -151,6 +190,22 @@ func TestRevisionCompare(t *testing.T) {
 		got, err := s.Put(ctx, kv.Entry{Key: key, Value: []byte("new"), Rev: tc.put})
 		if err != nil || got != tc.want {
 			t.Errorf("Put(rev %d) over rev %d = %v, %v; want %v", tc.put, tc.stored, got, err, tc.want)
+		}
+		// A delete of revision put is refused by the same live revisions.
+		mustPut(t, s, "d"+key, "old", tc.stored)
+		if got, err := s.Delete(ctx, "d"+key, tc.put); err != nil || got != tc.want {
+			t.Errorf("Delete(rev %d) over rev %d = %v, %v; want %v", tc.put, tc.stored, got, err, tc.want)
+		}
+		// A tombstone of revision stored admits only higher revisions; a
+		// second delete keeps the higher of the two revisions.
+		if _, err := s.Delete(ctx, "t"+key, tc.stored); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Delete(ctx, "t"+key, tc.stored/2); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Put(ctx, kv.Entry{Key: "t" + key, Value: []byte("new"), Rev: tc.put}); err != nil || got != (tc.put > tc.stored) {
+			t.Errorf("Put(rev %d) over a tombstone of rev %d = %v, %v; want %v", tc.put, tc.stored, got, err, tc.put > tc.stored)
 		}
 	}
 }
@@ -190,7 +245,7 @@ func TestClusterBatchAcrossSlots(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("BatchGet across slots (-want +got):\n%s", diff)
 	}
-	if n, err := s.BatchDelete(ctx, keys); err != nil || n != len(keys) {
+	if n, err := s.BatchDelete(ctx, deletions(1, keys...)); err != nil || n != len(keys) {
 		t.Fatalf("BatchDelete across slots = %d, %v", n, err)
 	}
 	if got, err := s.BatchGet(ctx, keys); err != nil || len(got) != 0 {
@@ -308,7 +363,7 @@ func TestClusterRoundTrips(t *testing.T) {
 		return err
 	})
 	check("BatchDelete", func() error {
-		n, err := s.BatchDelete(ctx, keys)
+		n, err := s.BatchDelete(ctx, deletions(kv.MaxRev, keys...))
 		if err == nil && n != len(keys) {
 			err = fmt.Errorf("deleted %d", n)
 		}
@@ -336,14 +391,14 @@ func TestScriptCacheFlushed(t *testing.T) {
 				t.Fatalf("BatchPut after SCRIPT FLUSH = %d, %v; want 2, nil", n, err)
 			}
 			flush()
-			if n, err := s.BatchDelete(ctx, []string{"a", "c"}); err != nil || n != 1 {
+			if n, err := s.BatchDelete(ctx, deletions(1, "a", "c")); err != nil || n != 1 {
 				t.Fatalf("BatchDelete after SCRIPT FLUSH = %d, %v; want 1, nil", n, err)
 			}
 			flush()
 			mustPut(t, s, "d", "D", 1)
 			flush()
-			if err := s.Delete(ctx, "d"); err != nil {
-				t.Fatalf("Delete after SCRIPT FLUSH: %v", err)
+			if ok, err := s.Delete(ctx, "d", 1); err != nil || !ok {
+				t.Fatalf("Delete after SCRIPT FLUSH = %v, %v; want true, nil", ok, err)
 			}
 			got, err := s.BatchGet(ctx, []string{"a", "b", "c", "d"})
 			if err != nil {
@@ -373,8 +428,8 @@ func TestWrongType(t *testing.T) {
 				"BatchGet":    func() error { _, err := s.BatchGet(ctx, []string{"ours", "foreign"}); return err },
 				"Put":         func() error { _, err := s.Put(ctx, kv.Entry{Key: "foreign", Value: []byte("x")}); return err },
 				"BatchPut":    func() error { _, err := s.BatchPut(ctx, []kv.Entry{{Key: "foreign", Value: []byte("x")}}); return err },
-				"Delete":      func() error { return s.Delete(ctx, "foreign") },
-				"BatchDelete": func() error { _, err := s.BatchDelete(ctx, []string{"foreign"}); return err },
+				"Delete":      func() error { _, err := s.Delete(ctx, "foreign", 1); return err },
+				"BatchDelete": func() error { _, err := s.BatchDelete(ctx, deletions(1, "foreign")); return err },
 				"Scan":        func() error { return s.Scan(ctx, "", func(kv.Item) error { return nil }) },
 				"Stats":       func() error { _, err := s.Stats(ctx); return err },
 			}
@@ -516,4 +571,13 @@ func mustGet(t testing.TB, s kv.Store, key string) string {
 		t.Fatalf("Get(%q): %v", key, err)
 	}
 	return string(v)
+}
+
+// deletions returns deletions of keys, all at rev.
+func deletions(rev uint64, keys ...string) []kv.Deletion {
+	out := make([]kv.Deletion, len(keys))
+	for i, k := range keys {
+		out[i] = kv.Deletion{Key: k, Rev: rev}
+	}
+	return out
 }

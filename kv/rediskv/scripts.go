@@ -7,36 +7,62 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// The scripts compare revisions as strings, shorter first (the local
+// function gt), because Lua numbers are doubles and cannot tell 2^53 from
+// 2^53+1; every revision is a decimal without leading zeros.
+//
+// A tombstone is the hash {d: rev}. The legacy tombstone {t: "1"}, written
+// before tombstones carried a revision, stands for one of revision
+// 18446744073709551615 (kv.MaxRev): it refuses every put until it expires.
+
 // putScript is the guarded put. KEYS[1] is the Redis key, ARGV[1] the value,
-// ARGV[2] the revision as a decimal without leading zeros. It returns 1 when
-// the value was stored and 0 when a tombstone or a higher revision refused
-// it. Revisions are compared as strings, shorter first, because Lua numbers
-// are doubles and cannot tell 2^53 from 2^53+1.
+// ARGV[2] the revision. It returns 1 when the value was stored and 0 when a
+// higher live revision, or a tombstone of an equal or higher revision,
+// refused it. A put admitted over a tombstone replaces it, expiry included.
 var putScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], 't') == 1 then
-	return 0
-end
-local old = redis.call('HGET', KEYS[1], 'r')
-if old then
-	local new = ARGV[2]
-	if #old > #new or (#old == #new and old > new) then
+local function gt(a, b) return #a > #b or (#a == #b and a > b) end
+local f = redis.call('HMGET', KEYS[1], 'r', 'd', 't')
+local new = ARGV[2]
+if f[1] then
+	if gt(f[1], new) then
 		return 0
 	end
+elseif f[3] then
+	return 0
+elseif f[2] then
+	if not gt(new, f[2]) then
+		return 0
+	end
+	redis.call('DEL', KEYS[1])
 end
-redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', ARGV[2])
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', new)
 return 1
 `)
 
-// deleteScript deletes KEYS[1] and leaves the tombstone {t: 1} that expires
-// after ARGV[1] milliseconds. It returns 1 when the key had a live value.
+// deleteScript is the guarded delete of KEYS[1] at revision ARGV[2]. When
+// the key holds a live value of a higher revision it changes nothing and
+// returns 0. Otherwise it replaces the key with the tombstone {d: rev} that
+// expires after ARGV[1] milliseconds, where rev is the higher of ARGV[2] and
+// the revision of the tombstone the key held, and returns 1 when the key had
+// a live value.
 var deleteScript = redis.NewScript(`
-local existed = redis.call('HEXISTS', KEYS[1], 'v')
-redis.call('DEL', KEYS[1])
-local grace = tonumber(ARGV[1])
-if grace > 0 then
-	redis.call('HSET', KEYS[1], 't', '1')
-	redis.call('PEXPIRE', KEYS[1], grace)
+local function gt(a, b) return #a > #b or (#a == #b and a > b) end
+local f = redis.call('HMGET', KEYS[1], 'r', 'd', 't')
+local rev = ARGV[2]
+local existed = 0
+if f[1] then
+	if gt(f[1], rev) then
+		return 0
+	end
+	existed = 1
+elseif f[3] then
+	rev = '18446744073709551615'
+elseif f[2] and gt(f[2], rev) then
+	rev = f[2]
 end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'd', rev)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return existed
 `)
 

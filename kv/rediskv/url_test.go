@@ -60,7 +60,7 @@ func TestOpenURL(t *testing.T) {
 		tg.DeleteNamespace(t, prefix)
 	})
 	mustPut(t, s, "k", "v", 1)
-	if err := s.Delete(context.Background(), "k"); err != nil {
+	if _, err := s.Delete(context.Background(), "k", 1); err != nil {
 		t.Fatal(err)
 	}
 	rs := s.(*Store)

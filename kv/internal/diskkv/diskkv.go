@@ -12,8 +12,10 @@
 // order and commit in one engine batch. The guard is only as strong as that
 // mutex, which is why a database must not be opened by two processes.
 //
-// A delete writes a tombstone that expires after the grace period. Expired
-// tombstones mean the same as no record. They are removed lazily: Scan and
+// A delete is guarded like a put (record.Record.Deleted): unless the key
+// holds a newer live value, it writes a tombstone that remembers the
+// revision it refuses puts up to and expires after the grace period.
+// Expired tombstones mean the same as no record. They are removed lazily: Scan and
 // Stats delete the expired tombstones they walk over (re-checking each under
 // its stripe lock first).
 //

@@ -98,60 +98,76 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 }
 
 // Delete implements kv.Store.
-func (s *Store) Delete(ctx context.Context, key string) error {
-	_, err := s.BatchDelete(ctx, []string{key})
-	return err
+func (s *Store) Delete(ctx context.Context, key string, rev uint64) (bool, error) {
+	n, err := s.BatchDelete(ctx, []kv.Deletion{{Key: key, Rev: rev}})
+	return n == 1, err
 }
 
 // BatchDelete implements kv.Store. The tombstones are written in one engine
 // batch. A key whose stored record is corrupt counts as having no live
-// value and gets its tombstone like any other.
-func (s *Store) BatchDelete(ctx context.Context, keys []string) (int, error) {
+// value and gets its tombstone like an absent key.
+func (s *Store) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, error) {
 	if err := s.acquire(ctx); err != nil {
 		return 0, err
 	}
 	defer s.mu.RUnlock()
-	if len(keys) == 0 {
+	if len(dels) == 0 {
 		return 0, nil
 	}
 	set := s.locks.Set()
-	for _, k := range keys {
-		set.Add(k)
+	for _, d := range dels {
+		set.Add(d.Key)
 	}
 	set.Lock()
 	defer set.Unlock()
 
-	// revs holds the revision each key's tombstone keeps; a key repeated in
-	// keys is deleted once.
-	revs := make(map[string]uint64, len(keys))
-	live := 0
-	for i, k := range keys {
+	// recs holds the record this batch leaves on each key it changes, so
+	// that a key repeated in dels is judged as a sequence of Deletes would
+	// judge it; order lists those keys once each.
+	recs := make(map[string]record.Record, len(dels))
+	order := make([]string, 0, len(dels))
+	now := record.Now()
+	expiry := record.ExpiryAfter(s.grace)
+	removed := 0
+	for i, d := range dels {
 		if i%checkEvery == checkEvery-1 {
 			if err := ctx.Err(); err != nil {
 				return 0, fmt.Errorf("%s: %w", s.name, err)
 			}
 		}
-		if _, dup := revs[k]; dup {
+		cur, seen := recs[d.Key]
+		if !seen {
+			var err error
+			cur, err = s.load(d.Key, false)
+			if errors.Is(err, record.ErrCorrupt) {
+				cur = record.Record{}
+			} else if err != nil {
+				return 0, err
+			}
+		}
+		tomb, gone, ok := cur.Deleted(d.Rev, expiry, now)
+		if !ok {
 			continue
 		}
-		cur, err := s.load(k, false)
-		if err != nil && !errors.Is(err, record.ErrCorrupt) {
-			return 0, err
+		if gone {
+			removed++
 		}
-		if cur.Kind == record.Live {
-			live++
+		if _, written := recs[d.Key]; !written {
+			order = append(order, d.Key)
 		}
-		revs[k] = cur.Rev
+		recs[d.Key] = tomb
 	}
-	expiry := record.ExpiryAfter(s.grace)
+	if len(order) == 0 {
+		return 0, nil
+	}
 	b := s.eng.NewBatch()
-	for k, rev := range revs {
-		b.Set(k, record.Record{Kind: record.Tombstone, Rev: rev, Expiry: expiry})
+	for _, k := range order {
+		b.Set(k, recs[k])
 	}
 	if err := s.commit(b); err != nil {
 		return 0, err
 	}
-	return live, nil
+	return removed, nil
 }
 
 // commit commits b with the store's sync option.

@@ -13,6 +13,7 @@ package disktest
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"net/url"
@@ -106,6 +107,7 @@ func Run(t *testing.T, b Backend) {
 		{"OpenCreatesDirAndLocksIt", testOpenCreatesDirAndLocksIt},
 		{"Reopen", testReopen},
 		{"CorruptRecord", testCorruptRecord},
+		{"LegacyTombstone", testLegacyTombstone},
 		{"ScanRemovesExpiredTombstones", testScanRemovesExpiredTombstones},
 		{"ScanInChunks", testScanInChunks},
 		{"CloseWhileBusy", testCloseWhileBusy},
@@ -204,8 +206,8 @@ func testReopen(t *testing.T, b Backend) {
 	s := b.OpenDir(t, dir, time.Hour)
 	mustPut(t, s, "a", "A", 5)
 	mustPut(t, s, "gone", "G", 1)
-	if err := s.Delete(ctx, "gone"); err != nil {
-		t.Fatal(err)
+	if ok, err := s.Delete(ctx, "gone", 4); err != nil || !ok {
+		t.Fatalf("Delete = %v, %v; want true, nil", ok, err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -218,8 +220,8 @@ func testReopen(t *testing.T, b Backend) {
 	if ok, err := s.Put(ctx, kv.Entry{Key: "a", Value: []byte("old"), Rev: 4}); err != nil || ok {
 		t.Errorf("Put of an older revision after reopen = %v, %v; want refused", ok, err)
 	}
-	if ok, err := s.Put(ctx, kv.Entry{Key: "gone", Value: []byte("late"), Rev: 9}); err != nil || ok {
-		t.Errorf("Put over a tombstone after reopen = %v, %v; want refused", ok, err)
+	if ok, err := s.Put(ctx, kv.Entry{Key: "gone", Value: []byte("late"), Rev: 4}); err != nil || ok {
+		t.Errorf("Put over a tombstone of its revision after reopen = %v, %v; want refused", ok, err)
 	}
 	var revs []uint64
 	if err := s.Scan(ctx, "", func(it kv.Item) error { revs = append(revs, it.Rev); return nil }); err != nil {
@@ -261,7 +263,7 @@ func testCorruptRecord(t *testing.T, b Backend) {
 	if _, err := s.Stats(ctx); !errors.Is(err, record.ErrCorrupt) {
 		t.Errorf("Stats = %v, want record.ErrCorrupt", err)
 	}
-	if n, err := s.BatchDelete(ctx, []string{"bad", "cut"}); err != nil || n != 0 {
+	if n, err := s.BatchDelete(ctx, []kv.Deletion{{Key: "bad", Rev: 1}, {Key: "cut", Rev: 1}}); err != nil || n != 0 {
 		t.Errorf("BatchDelete of corrupt records = %d, %v; want 0, nil", n, err)
 	}
 	if _, err := s.Get(ctx, "bad"); !errors.Is(err, kv.ErrNotFound) {
@@ -269,6 +271,42 @@ func testCorruptRecord(t *testing.T, b Backend) {
 	}
 	if st, err := s.Stats(ctx); err != nil || st != (kv.Stats{EntryCount: 2, TotalSizeBytes: 2}) {
 		t.Errorf("Stats after Delete = %+v, %v; want 2 entries of 1 byte", st, err)
+	}
+}
+
+// testLegacyTombstone checks that a tombstone of the legacy form (kind
+// 0x02, written before tombstones carried the revision they refuse) still
+// refuses every put until it expires, whatever its stored revision, and is
+// then removed like any other.
+func testLegacyTombstone(t *testing.T, b Backend) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	legacy := func(rev uint64, expiry int64) []byte {
+		return binary.AppendVarint(binary.AppendUvarint([]byte{0x02}, rev), expiry)
+	}
+	b.RawSet(t, dir, map[string][]byte{
+		"alive":   legacy(3, time.Now().Add(time.Hour).UnixMilli()),
+		"expired": legacy(3, time.Now().Add(-time.Second).UnixMilli()),
+		"deleted": legacy(3, time.Now().Add(time.Hour).UnixMilli()),
+	})
+	s := b.OpenDir(t, dir, time.Hour)
+	for _, rev := range []uint64{0, 3, 4, kv.MaxRev} {
+		if ok, err := s.Put(ctx, kv.Entry{Key: "alive", Value: []byte("late"), Rev: rev}); err != nil || ok {
+			t.Errorf("Put(rev %d) over a living legacy tombstone = %v, %v; want refused", rev, ok, err)
+		}
+	}
+	// A delete over it keeps refusing everything.
+	if ok, err := s.Delete(ctx, "deleted", 1); err != nil || ok {
+		t.Errorf("Delete over a legacy tombstone = %v, %v; want false, nil", ok, err)
+	}
+	if n, err := s.BatchPut(ctx, []kv.Entry{{Key: "deleted", Value: []byte("x"), Rev: 2}, {Key: "expired", Value: []byte("new"), Rev: 1}}); err != nil || n != 1 {
+		t.Errorf("BatchPut = %d, %v; want 1 (only over the expired legacy tombstone)", n, err)
+	}
+	if v, err := s.Get(ctx, "expired"); err != nil || string(v) != "new" {
+		t.Errorf("Get(expired) = %q, %v; want new", v, err)
+	}
+	if st, err := s.Stats(ctx); err != nil || st != (kv.Stats{EntryCount: 1, TotalSizeBytes: 3}) {
+		t.Errorf("Stats = %+v, %v; want 1 entry of 3 bytes", st, err)
 	}
 }
 
@@ -281,13 +319,13 @@ func testScanRemovesExpiredTombstones(t *testing.T, b Backend) {
 	for _, k := range []string{"p:old", "p:live", "q:old"} {
 		mustPut(t, s, k, "v", 1)
 	}
-	if _, err := s.BatchDelete(ctx, []string{"p:old", "q:old"}); err != nil {
+	if _, err := s.BatchDelete(ctx, []kv.Deletion{{Key: "p:old", Rev: 1}, {Key: "q:old", Rev: kv.MaxRev}}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
 	s.Close()
 	s = b.OpenDir(t, dir, time.Hour)
-	if err := s.Delete(ctx, "p:fresh"); err != nil { // a live tombstone
+	if _, err := s.Delete(ctx, "p:fresh", 1); err != nil { // a live tombstone
 		t.Fatal(err)
 	}
 	if err := s.Scan(ctx, "p:", func(kv.Item) error { return nil }); err != nil {
@@ -366,7 +404,7 @@ func testCloseWhileBusy(t *testing.T, b Backend) {
 				case 1:
 					_, err = s.Get(ctx, key)
 				case 2:
-					err = s.Delete(ctx, key)
+					_, err = s.Delete(ctx, key, uint64(i))
 				case 3:
 					err = s.Scan(ctx, "", func(kv.Item) error { return nil })
 				}

@@ -6,30 +6,47 @@
 // A stored value is a small header followed by the user's bytes:
 //
 //	live value: 0x01 uvarint(rev) value...
-//	tombstone:  0x02 uvarint(rev) varint(expiry in Unix milliseconds)
+//	tombstone:  0x03 uvarint(rev) varint(expiry in Unix milliseconds)
 //
-// A tombstone keeps the revision of the record it replaced (0 when there was
-// none) for debugging; the guard only looks at its expiry. Decode never
-// panics: anything that is not exactly one of the two forms is ErrCorrupt.
+// A tombstone's revision is the highest revision it refuses puts of (see
+// Admits).
+//
+// Stores written before tombstones had a meaningful revision hold the
+// legacy tombstone, 0x02 uvarint(rev) varint(expiry), whose revision was
+// that of the record it replaced and which refused every put until it
+// expired. Decode still reads it, as a Tombstone of revision
+// math.MaxUint64, so it keeps that meaning; it is never written any more.
+// A store that holds tombstones of the current form cannot be read by a
+// program that knows only the legacy form (it reports them as corrupt)
+// until they expire and are removed.
+//
+// Decode never panics: anything that is not exactly one of these forms is
+// ErrCorrupt.
 package record
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
 // Kind says what a stored record is.
 type Kind byte
 
-// The kinds of records. Absent is never stored: it is the zero Record, which
-// stands for a key with no record at all.
+// The kinds of records, which are also their first stored byte. Absent is
+// never stored: it is the zero Record, which stands for a key with no record
+// at all.
 const (
 	Absent    Kind = 0
 	Live      Kind = 1
-	Tombstone Kind = 2
+	Tombstone Kind = 3
 )
+
+// legacyTombstone is the first byte of a tombstone of the legacy form, which
+// refuses every put until it expires.
+const legacyTombstone = 0x02
 
 // ErrCorrupt reports a stored value that is not a valid record.
 var ErrCorrupt = errors.New("corrupt record")
@@ -37,7 +54,9 @@ var ErrCorrupt = errors.New("corrupt record")
 // Record is a decoded stored value.
 type Record struct {
 	Kind Kind
-	Rev  uint64
+	// Rev is the revision of a live value, or the highest revision a
+	// tombstone refuses.
+	Rev uint64
 	// Expiry is when a tombstone stops blocking puts, in Unix milliseconds.
 	Expiry int64
 	// Value is the user's value of a live record. Decode makes it alias its
@@ -59,19 +78,41 @@ func (r Record) Expired(now int64) bool {
 }
 
 // Admits reports whether a put of revision rev may replace r: always when r
-// is absent or an expired tombstone, never while a tombstone lives, and when
-// rev is at least r.Rev for a live value. now gives the current time (see
-// Now); it is called only for tombstones, since reading the clock costs more
-// than the rest of the decision.
+// is absent or an expired tombstone, when rev is above r.Rev for a living
+// tombstone, and when rev is at least r.Rev for a live value. now gives the
+// current time (see Now); it is called only for tombstones of revision rev
+// or higher, since reading the clock costs more than the rest of the
+// decision.
 func (r Record) Admits(rev uint64, now func() int64) bool {
 	switch r.Kind {
 	case Live:
 		return rev >= r.Rev
 	case Tombstone:
-		return now() >= r.Expiry
+		return rev > r.Rev || now() >= r.Expiry
 	default:
 		return true
 	}
+}
+
+// Deleted returns the record a guarded delete of revision rev leaves on r,
+// with a tombstone that expires at expiry, and whether r held a live value
+// that the delete removes. ok is false when r is a live value of a higher
+// revision, which the delete leaves alone. The tombstone's revision is the
+// higher of rev and that of a tombstone r still is at now. A corrupt record
+// should be passed as the zero Record: the delete replaces it.
+func (r Record) Deleted(rev uint64, expiry, now int64) (tomb Record, removed, ok bool) {
+	switch r.Kind {
+	case Live:
+		if r.Rev > rev {
+			return Record{}, false, false
+		}
+		removed = true
+	case Tombstone:
+		if r.Rev > rev && !r.Expired(now) {
+			rev = r.Rev
+		}
+	}
+	return Record{Kind: Tombstone, Rev: rev, Expiry: expiry}, removed, true
 }
 
 // MaxTombstoneSize is the largest encoded length of a tombstone.
@@ -133,10 +174,13 @@ func Decode(b []byte) (Record, error) {
 	switch kind {
 	case Live:
 		return Record{Kind: Live, Rev: rev, Value: rest}, nil
-	case Tombstone:
+	case Tombstone, legacyTombstone:
 		expiry, m := binary.Varint(rest)
 		if m <= 0 || m != len(rest) {
 			return Record{}, fmt.Errorf("%w: bad tombstone expiry", ErrCorrupt)
+		}
+		if kind == legacyTombstone {
+			rev = math.MaxUint64
 		}
 		return Record{Kind: Tombstone, Rev: rev, Expiry: expiry}, nil
 	default:

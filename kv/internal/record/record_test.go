@@ -21,6 +21,7 @@ func TestRoundTrip(t *testing.T) {
 		{"live max rev", AppendLive(nil, math.MaxUint64, []byte{0}), Record{Kind: Live, Rev: math.MaxUint64, Value: []byte{0}}},
 		{"tombstone", AppendTombstone(nil, 3, 1_700_000_000_123), Record{Kind: Tombstone, Rev: 3, Expiry: 1_700_000_000_123}},
 		{"tombstone negative expiry", AppendTombstone(nil, 0, -5), Record{Kind: Tombstone, Expiry: -5}},
+		{"legacy tombstone", []byte{0x02, 3, 0x02}, Record{Kind: Tombstone, Rev: math.MaxUint64, Expiry: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Decode(tc.enc)
@@ -31,6 +32,14 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("Decode mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestTombstoneIsNotLegacy checks that tombstones are written in the form
+// whose revision limits what they refuse, never in the legacy one.
+func TestTombstoneIsNotLegacy(t *testing.T) {
+	if b := AppendTombstone(nil, 1, 2); b[0] != 0x03 {
+		t.Errorf("a tombstone starts with 0x%02x, want 0x03", b[0])
 	}
 }
 
@@ -84,6 +93,8 @@ func TestDecodeCorrupt(t *testing.T) {
 		"revision too big": append([]byte{byte(Live)}, bytes.Repeat([]byte{0xff}, 11)...),
 		"no expiry":        {byte(Tombstone), 1},
 		"expiry cut":       {byte(Tombstone), 1, 0x80},
+		"legacy no expiry": {0x02, 1},
+		"legacy trailing":  {0x02, 1, 2, 'x'},
 		"trailing bytes":   append(tomb, 'x'),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -106,12 +117,42 @@ func TestAdmits(t *testing.T) {
 		{"older", Record{Kind: Live, Rev: 5}, 4, false},
 		{"equal", Record{Kind: Live, Rev: 5}, 5, true},
 		{"newer", Record{Kind: Live, Rev: 5}, 6, true},
-		{"live tombstone", Record{Kind: Tombstone, Rev: 1, Expiry: now + 1}, 9, false},
+		{"live tombstone, older put", Record{Kind: Tombstone, Rev: 9, Expiry: now + 1}, 8, false},
+		{"live tombstone, equal put", Record{Kind: Tombstone, Rev: 9, Expiry: now + 1}, 9, false},
+		{"live tombstone, newer put", Record{Kind: Tombstone, Rev: 9, Expiry: now + 1}, 10, true},
+		{"live max tombstone", Record{Kind: Tombstone, Rev: math.MaxUint64, Expiry: now + 1}, math.MaxUint64, false},
 		{"tombstone expiring now", Record{Kind: Tombstone, Rev: 9, Expiry: now}, 0, true},
 		{"expired tombstone", Record{Kind: Tombstone, Rev: 9, Expiry: now - 1}, 0, true},
 	} {
 		if got := tc.rec.Admits(tc.rev, func() int64 { return now }); got != tc.want {
 			t.Errorf("%s: Admits(%d) = %v, want %v", tc.name, tc.rev, got, tc.want)
+		}
+	}
+}
+
+func TestDeleted(t *testing.T) {
+	const now, exp = 1000, 5000
+	tomb := func(rev uint64) Record { return Record{Kind: Tombstone, Rev: rev, Expiry: exp} }
+	for _, tc := range []struct {
+		name    string
+		rec     Record
+		rev     uint64
+		want    Record
+		removed bool
+		ok      bool
+	}{
+		{"absent", Record{}, 4, tomb(4), false, true},
+		{"older live", Record{Kind: Live, Rev: 3, Value: []byte("v")}, 4, tomb(4), true, true},
+		{"equal live", Record{Kind: Live, Rev: 4}, 4, tomb(4), true, true},
+		{"newer live", Record{Kind: Live, Rev: 5}, 4, Record{}, false, false},
+		{"lower tombstone", Record{Kind: Tombstone, Rev: 2, Expiry: now + 1}, 4, tomb(4), false, true},
+		{"higher tombstone", Record{Kind: Tombstone, Rev: 7, Expiry: now + 1}, 4, tomb(7), false, true},
+		{"higher expired tombstone", Record{Kind: Tombstone, Rev: 7, Expiry: now}, 4, tomb(4), false, true},
+		{"max", Record{Kind: Live, Rev: math.MaxUint64}, math.MaxUint64, tomb(math.MaxUint64), true, true},
+	} {
+		got, removed, ok := tc.rec.Deleted(tc.rev, exp, now)
+		if !cmp.Equal(got, tc.want) || removed != tc.removed || ok != tc.ok {
+			t.Errorf("%s: Deleted(%d) = %+v, %v, %v; want %+v, %v, %v", tc.name, tc.rev, got, removed, ok, tc.want, tc.removed, tc.ok)
 		}
 	}
 }
