@@ -31,14 +31,16 @@ type Primary interface {
 	SoftDelete(ctx context.Context, id ID, by string) (*MemCell, error)
 	Restore(ctx context.Context, id ID) (*MemCell, error)
 	// HardDelete removes the document, live or not, and reports whether
-	// there was one.
-	HardDelete(ctx context.Context, id ID) (bool, error)
+	// there was one and, read atomically with the removal, the revision it
+	// had: 0 when it had none, -1 when its revision field was unreadable.
+	HardDelete(ctx context.Context, id ID) (deleted bool, rev int64, err error)
 	// SoftDeleteMany and RestoreMany change every document in scope and
 	// return the count and their new states.
 	SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkResult, error)
 	RestoreMany(ctx context.Context, sc Scope) (BulkResult, error)
 	// HardDeleteMany removes every document in scope and returns how many
-	// it removed and exactly their ids.
+	// it removed and exactly their ids (not their revisions, which a bulk
+	// removal cannot read atomically).
 	HardDeleteMany(ctx context.Context, sc Scope) (int64, []ID, error)
 	// Find returns the live documents the query selects, sorted by
 	// timestamp then id; Count counts them (sort, limit and skip ignored).

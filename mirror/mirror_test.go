@@ -104,6 +104,87 @@ func TestOperationsMirrored(t *testing.T) {
 	})
 }
 
+// TestHardDeleteTombstones checks what a hard delete leaves in the KV: a
+// tombstone of the document's revision when the primary had the document,
+// and nothing when it did not.
+func TestHardDeleteTombstones(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b memcelltest.KVBackend) {
+		e := newEnv(t, b, nil)
+		ctx := context.Background()
+
+		// An id the primary never had: the KV is not touched, so a later
+		// put of revision 1 of that key is stored.
+		absent := memcell.NewID()
+		writes := e.kv.Writes.Load()
+		ok, mir, err := e.repo.HardDelete(ctx, absent)
+		if ok || err != nil || mir.Status != mirror.MirrorSkipped {
+			t.Fatalf("HardDelete(absent) = %v, %+v, %v; want false, skipped, nil", ok, mir, err)
+		}
+		if n := e.kv.Writes.Load() - writes; n != 0 {
+			t.Errorf("HardDelete(absent) made %d KV writes, want none", n)
+		}
+		if ok, err := e.kv.Store.Put(ctx, kv.Entry{Key: e.repo.Key(absent), Value: []byte("{}"), Rev: 1}); err != nil || !ok {
+			t.Errorf("Put(rev 1) after a hard delete of an absent id = %v, %v; want stored", ok, err)
+		}
+
+		// A document at revision 3: the tombstone refuses revisions up to 3
+		// and admits 4.
+		m := appendN(t, e, 1, 30)[0]
+		for range 2 {
+			if _, _, err := e.repo.Update(ctx, m.ID, map[string]any{"summary": "again"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ok, mir, err = e.repo.HardDelete(ctx, m.ID)
+		if !ok || err != nil || mir.Status != mirror.MirrorOK || mir.Written != 1 {
+			t.Fatalf("HardDelete = %v, %+v, %v; want true, ok, nil", ok, mir, err)
+		}
+		key := e.repo.Key(m.ID)
+		if _, err := e.kv.Store.Get(ctx, key); !errors.Is(err, kv.ErrNotFound) {
+			t.Fatalf("Get after HardDelete = %v, want kv.ErrNotFound", err)
+		}
+		for _, rev := range []uint64{1, 3} {
+			if ok, err := e.kv.Store.Put(ctx, kv.Entry{Key: key, Value: []byte("{}"), Rev: rev}); err != nil || ok {
+				t.Errorf("Put(rev %d) over the tombstone of revision 3 = %v, %v; want refused", rev, ok, err)
+			}
+		}
+		if ok, err := e.kv.Store.Put(ctx, kv.Entry{Key: key, Value: []byte("{}"), Rev: 4}); err != nil || !ok {
+			t.Errorf("Put(rev 4) over the tombstone of revision 3 = %v, %v; want stored", ok, err)
+		}
+
+		// A second hard delete of the gone id leaves that copy alone.
+		ok, mir, err = e.repo.HardDelete(ctx, m.ID)
+		if ok || err != nil || mir.Status != mirror.MirrorSkipped {
+			t.Fatalf("second HardDelete = %v, %+v, %v; want false, skipped, nil", ok, mir, err)
+		}
+		if _, err := e.kv.Store.Get(ctx, key); err != nil {
+			t.Errorf("Get after a second hard delete = %v; want the copy untouched", err)
+		}
+
+		// A bulk hard delete cannot know the revisions: its tombstones
+		// refuse every put.
+		bob := "bob"
+		docs := appendN(t, e, 10, 31)
+		n, mir, err := e.repo.HardDeleteMany(ctx, memcell.Scope{UserID: &bob})
+		if err != nil || n == 0 || mir.Status != mirror.MirrorOK {
+			t.Fatalf("HardDeleteMany = %d, %+v, %v", n, mir, err)
+		}
+		refused := 0
+		for _, d := range docs {
+			if d.UserID == nil || *d.UserID != bob {
+				continue
+			}
+			if ok, err := e.kv.Store.Put(ctx, kv.Entry{Key: e.repo.Key(d.ID), Value: []byte("{}"), Rev: 1 << 62}); err != nil || ok {
+				t.Errorf("Put(rev 2^62) after a bulk hard delete = %v, %v; want refused", ok, err)
+			}
+			refused++
+		}
+		if refused != int(n) {
+			t.Errorf("checked %d copies, the bulk delete removed %d", refused, n)
+		}
+	})
+}
+
 // TestEverMemOSDefectsFixed has one case per known defect of EverMemOS's
 // first MemCell repository, each proving it gone.
 func TestEverMemOSDefectsFixed(t *testing.T) {

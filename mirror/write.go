@@ -87,14 +87,27 @@ func (r *Repository) Restore(ctx context.Context, id memcell.ID) (bool, Mirror, 
 	return true, r.mirrorDocs(ctx, "restore", []*memcell.MemCell{m}), nil
 }
 
-// HardDelete removes a MemCell and its KV copy (leaving a tombstone). It
-// reports whether the primary had it; the KV copy is deleted either way.
+// HardDelete removes a MemCell and its KV copy, and reports whether the
+// primary had it. The copy is deleted at the revision the document had when
+// the primary removed it, so its tombstone refuses late writes of that
+// revision and older, while a copy of a newer revision (the document made
+// again with that id since) survives. When the primary had no such
+// document the KV is not touched (MirrorSkipped): there is no revision to
+// delete at, and a tombstone would refuse a document later created with
+// the id.
 func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirror, error) {
-	ok, err := r.primary.HardDelete(ctx, id)
+	ok, rev, err := r.primary.HardDelete(ctx, id)
 	if err != nil {
 		return false, Mirror{}, err
 	}
-	return ok, r.mirrorDeletes(ctx, "hard_delete", []memcell.ID{id}, nil), nil
+	if !ok {
+		return false, Mirror{Status: MirrorSkipped}, nil
+	}
+	krev := kv.MaxRev // the revision could not be read: refuse every put
+	if rev >= 0 {
+		krev = uint64(rev)
+	}
+	return true, r.mirrorDeletes(ctx, "hard_delete", []memcell.ID{id}, []uint64{krev}), nil
 }
 
 // SoftDeleteMany soft-deletes every live MemCell in scope, mirrors each
@@ -128,6 +141,10 @@ func (r *Repository) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int6
 	if err != nil {
 		return n, Mirror{}, err
 	}
+	// The primary collects the ids, then deletes them: MongoDB cannot return
+	// each removed document's final revision atomically, so the copies are
+	// deleted with kv.MaxRev, whose tombstones refuse every put for the
+	// grace period.
 	mir := r.mirrorDeletes(ctx, "hard_delete_many", ids, nil)
 	r.log.InfoContext(ctx, "mirror: bulk hard delete", "deleted", n, "mirrored", mir.Written, "mirror", mir.Status)
 	return n, mir, nil

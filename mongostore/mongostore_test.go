@@ -247,11 +247,57 @@ func TestSoftDeleteRestoreHardDelete(t *testing.T) {
 	if _, err := s.Restore(ctx, m.ID); !errors.Is(err, memcell.ErrNotFound) {
 		t.Errorf("restore of a live document = %v, want ErrNotFound", err)
 	}
-	if ok, err := s.HardDelete(ctx, m.ID); !ok || err != nil {
-		t.Errorf("HardDelete = %v, %v", ok, err)
+	if ok, rev, err := s.HardDelete(ctx, m.ID); !ok || rev != 3 || err != nil {
+		t.Errorf("HardDelete = %v, rev %d, %v; want true, rev 3, nil", ok, rev, err)
 	}
-	if ok, err := s.HardDelete(ctx, m.ID); ok || err != nil {
-		t.Errorf("second HardDelete = %v, %v; want false, nil", ok, err)
+	if ok, rev, err := s.HardDelete(ctx, m.ID); ok || rev != 0 || err != nil {
+		t.Errorf("second HardDelete = %v, rev %d, %v; want false, 0, nil", ok, rev, err)
+	}
+	if _, err := s.Lookup(ctx, m.ID); !errors.Is(err, memcell.ErrNotFound) {
+		t.Errorf("Lookup after HardDelete = %v, want ErrNotFound", err)
+	}
+}
+
+// TestHardDeleteRevision checks the revision HardDelete reads from the
+// document it removes, whatever wrote it.
+func TestHardDeleteRevision(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	coll := memcelltest.Collection(t, s.Namespace())
+	for _, tc := range []struct {
+		name string
+		rev  any // nil: no revision field
+		want int64
+	}{
+		{"none", nil, 0},
+		{"int32", int32(7), 7},
+		{"int64", int64(1 << 40), 1 << 40},
+		{"double", 12.0, 12},
+		{"fractional", 1.5, -1},
+		{"negative", int64(-2), -1},
+		{"string", "3", -1},
+	} {
+		oid := bson.NewObjectID()
+		doc := bson.D{{Key: "_id", Value: oid}, {Key: "user_id", Value: "u1"}}
+		if tc.rev != nil {
+			doc = append(doc, bson.E{Key: memcell.RevisionField, Value: tc.rev})
+		}
+		if _, err := coll.InsertOne(ctx, doc); err != nil {
+			t.Fatal(err)
+		}
+		ok, rev, err := s.HardDelete(ctx, memcell.ID(oid))
+		if !ok || rev != tc.want || err != nil {
+			t.Errorf("%s: HardDelete = %v, rev %d, %v; want true, rev %d, nil", tc.name, ok, rev, err, tc.want)
+		}
+	}
+	// A document written through the store: revision 1, then one more
+	// per write.
+	m := mustAppend(t, s, memcelltest.NewMemCell(rand.New(rand.NewPCG(5, 5)), 0))
+	if _, err := s.Update(ctx, m.ID, map[string]any{"summary": "changed"}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, rev, err := s.HardDelete(ctx, m.ID); !ok || rev != 2 || err != nil {
+		t.Errorf("HardDelete of an updated document = %v, rev %d, %v; want true, rev 2, nil", ok, rev, err)
 	}
 }
 

@@ -58,6 +58,9 @@ type Store struct {
 	log    *slog.Logger
 	tx     txSupport
 	locks  writeLocks
+	// ferret is set when the server is FerretDB, whose findAndModify takes
+	// no projection.
+	ferret bool
 }
 
 // Connect connects to uri and opens database's collection; the store owns
@@ -100,14 +103,12 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts *Opti
 	if err := client.Ping(ctx, nil); err != nil {
 		return nil, fmt.Errorf("mongostore: ping: %w", mapErr(err))
 	}
-	s.locks.enabled = o.SerializeWrites
-	if !s.locks.enabled {
-		ferret, err := s.isFerretDB(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("mongostore: buildInfo: %w", err)
-		}
-		s.locks.enabled = ferret
+	ferret, err := s.isFerretDB(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: buildInfo: %w", err)
 	}
+	s.ferret = ferret
+	s.locks.enabled = o.SerializeWrites || ferret
 	s.locks.seed = maphash.MakeSeed()
 	if s.locks.enabled {
 		s.log.InfoContext(ctx, "mongostore: the server's updates are not atomic (FerretDB); this process serialises its writes per document")

@@ -2,7 +2,9 @@ package mongostore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -173,14 +175,58 @@ func (s *Store) Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, e
 }
 
 // HardDelete removes a document, live or soft-deleted. It reports whether
-// one was removed.
-func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, error) {
+// one was removed and the revision it had, read in the same atomic
+// operation (findAndModify with remove, on the exact {_id} filter, returning
+// only the revision field; the whole document on FerretDB, which takes no
+// projection there), so no write can slip in between. The revision is 0
+// when the document had none and -1 when its revision field was not a
+// non-negative integer.
+func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, int64, error) {
 	defer s.locks.one(id)()
-	res, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}})
-	if err != nil {
-		return false, fmt.Errorf("mongostore: hard delete: %w", mapErr(err))
+	opts := options.FindOneAndDelete()
+	if !s.ferret {
+		opts.SetProjection(bson.D{{Key: memcell.RevisionField, Value: 1}})
 	}
-	return res.DeletedCount > 0, nil
+	raw, err := s.coll.FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}}, opts).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, 0, nil
+	}
+	if err != nil {
+		return false, 0, fmt.Errorf("mongostore: hard delete: %w", mapErr(err))
+	}
+	return true, revisionOf(raw), nil
+}
+
+// revisionOf reads the revision field of a stored document as
+// memcell.Decode would: absent or null is 0, an integer (or a double with
+// an integer value) is itself. Anything else, negative numbers included,
+// gives -1.
+func revisionOf(raw bson.Raw) int64 {
+	v, err := raw.LookupErr(memcell.RevisionField)
+	if err != nil {
+		return 0
+	}
+	var rev int64
+	switch v.Type {
+	case bson.TypeNull, bson.TypeUndefined:
+		return 0
+	case bson.TypeInt32:
+		rev = int64(v.Int32())
+	case bson.TypeInt64:
+		rev = v.Int64()
+	case bson.TypeDouble:
+		f := v.Double()
+		if f != math.Trunc(f) || f < 0 || f >= 1<<63 {
+			return -1
+		}
+		rev = int64(f)
+	default:
+		return -1
+	}
+	if rev < 0 {
+		return -1
+	}
+	return rev
 }
 
 // scopeFilter is the filter of a scope, or the *memcell.FieldError of one

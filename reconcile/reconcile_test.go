@@ -86,7 +86,7 @@ func damage(t *testing.T, e *env) []string {
 		t.Fatal(err)
 	}
 	add(reconcile.Stale, d[8].ID.String())
-	if ok, err := e.primary.HardDelete(ctx, d[6].ID); err != nil || !ok {
+	if ok, _, err := e.primary.HardDelete(ctx, d[6].ID); err != nil || !ok {
 		t.Fatalf("HardDelete = %v, %v", ok, err)
 	}
 	add(reconcile.Extra, d[6].ID.String())
