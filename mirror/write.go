@@ -25,7 +25,8 @@ const (
 	// MirrorFailed: the KV write failed; Err says why and the ids were
 	// recorded for repair.
 	MirrorFailed MirrorStatus = "failed"
-	// MirrorSkipped: mirroring is switched off, or nothing needed writing.
+	// MirrorSkipped: nothing needed writing, or mirroring is switched off
+	// (then the ids were recorded for repair).
 	MirrorSkipped MirrorStatus = "skipped"
 	// MirrorDeferred: the write waits for the enclosing transaction to
 	// commit.
@@ -139,8 +140,19 @@ const batchSize = 500
 // mirrorDocs writes the canonical encodings of docs, guarded by their
 // revisions.
 func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.MemCell) Mirror {
-	if len(docs) == 0 || !r.flags.Load().Mirroring {
+	if len(docs) == 0 {
 		return Mirror{Status: MirrorSkipped}
+	}
+	if !r.flags.Load().Mirroring {
+		ids := make([]memcell.ID, len(docs))
+		for i, d := range docs {
+			ids[i] = d.ID
+		}
+		m := r.putM
+		if len(docs) > 1 {
+			m = r.batchM
+		}
+		return r.skipped(ctx, op, m, ids)
 	}
 	if len(docs) == 1 && txFrom(ctx) == nil {
 		// The common case: one document, encoded into a pooled buffer that
@@ -242,8 +254,15 @@ func (r *Repository) batchPut(ctx context.Context, op string, entries []kv.Entry
 
 // mirrorDeletes removes the KV copies of ids, leaving tombstones.
 func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell.ID) Mirror {
-	if len(ids) == 0 || !r.flags.Load().Mirroring {
+	if len(ids) == 0 {
 		return Mirror{Status: MirrorSkipped}
+	}
+	if !r.flags.Load().Mirroring {
+		m := r.delM
+		if len(ids) > 1 {
+			m = r.bdelM
+		}
+		return r.skipped(ctx, op, m, ids)
 	}
 	if tx := txFrom(ctx); tx != nil {
 		for _, id := range ids {
@@ -304,6 +323,20 @@ func (r *Repository) failed(ctx context.Context, op string, err error, keys ...s
 		r.log.WarnContext(ctx, "mirror: could not record the failed keys for repair", "op", op, "keys", len(ids), "error", perr)
 	}
 	return Mirror{Status: MirrorFailed, Err: err}
+}
+
+// skipped applies the policy to writes made while mirroring is switched
+// off: the KV is not touched, the keys are counted and their ids recorded
+// for repair like failed writes (in the enclosing transaction, if any), so
+// that the KV can be brought back without a full scan.
+func (r *Repository) skipped(ctx context.Context, op string, m *opMetrics, ids []memcell.ID) Mirror {
+	m.skipped.Add(float64(len(ids)))
+	pctx, cancel := r.kvContext(ctx)
+	defer cancel()
+	if err := r.primary.RecordPending(pctx, ids, op+": mirroring off"); err != nil {
+		r.log.WarnContext(ctx, "mirror: could not record the unmirrored keys for repair", "op", op, "keys", len(ids), "error", err)
+	}
+	return Mirror{Status: MirrorSkipped}
 }
 
 // merge combines the outcomes of the batches of one operation: the worst
