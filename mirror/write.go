@@ -103,6 +103,7 @@ func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirro
 func (r *Repository) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string) (int64, Mirror, error) {
 	res, err := r.primary.SoftDeleteMany(ctx, sc, by)
 	if err != nil {
+		r.partial(ctx, "soft_delete_many", res, err)
 		return 0, Mirror{}, err
 	}
 	mir := r.mirrorDocs(ctx, "soft_delete_many", res.Docs)
@@ -115,11 +116,30 @@ func (r *Repository) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by st
 func (r *Repository) RestoreMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
 	res, err := r.primary.RestoreMany(ctx, sc)
 	if err != nil {
+		r.partial(ctx, "restore_many", res, err)
 		return 0, Mirror{}, err
 	}
 	mir := r.mirrorDocs(ctx, "restore_many", res.Docs)
 	r.log.InfoContext(ctx, "mirror: bulk restore", "restored", res.Count, "mirrored", mir.Written, "mirror", mir.Status)
 	return res.Count, mir, nil
+}
+
+// partial mirrors what a bulk operation that failed part-way did before it
+// failed: the documents it changed and read back. Changed documents it
+// could not read back cannot be named; the ERROR line says how many, and a
+// repair finds them.
+func (r *Repository) partial(ctx context.Context, op string, res memcell.BulkResult, err error) {
+	if res.Count == 0 && len(res.Docs) == 0 {
+		return
+	}
+	mir := r.mirrorDocs(ctx, op, res.Docs)
+	if unknown := res.Count - int64(len(res.Docs)); unknown > 0 {
+		r.log.ErrorContext(ctx, "mirror: a bulk operation failed part-way; some changed documents could not be mirrored: run memcell kv repair",
+			"op", op, "changed", res.Count, "mirrored", mir.Written, "unknown", unknown, "error", err)
+		return
+	}
+	r.log.WarnContext(ctx, "mirror: a bulk operation failed part-way; the documents it changed were mirrored",
+		"op", op, "changed", res.Count, "mirrored", mir.Written, "mirror", mir.Status, "error", err)
 }
 
 // HardDeleteMany removes every MemCell in scope and their KV copies, and
