@@ -169,10 +169,16 @@ func TestJobsConflictAndCancel(t *testing.T) {
 		t.Errorf("sync beside a verify ended %+v", sync)
 	}
 
+	// Its first progress report comes after about a second.
 	var running httpapi.Job
-	e.want(http.StatusOK, "GET", "/v1/admin/jobs/"+slow.ID, nil).decode(t, &running)
-	if running.State != httpapi.JobRunning || running.Finished != nil {
+	for deadline := time.Now().Add(10 * time.Second); running.Progress == nil && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		e.want(http.StatusOK, "GET", "/v1/admin/jobs/"+slow.ID, nil).decode(t, &running)
+	}
+	if running.State != httpapi.JobRunning || running.Finished != nil || running.Started == nil {
 		t.Errorf("slow verify is %+v, want running", running)
+	}
+	if p := running.Progress; p == nil || p.Phase != "primary" || p.Total != 4 || p.Rate <= 0 || p.ETASeconds == nil || *p.ETASeconds <= 0 {
+		t.Errorf("slow verify's progress %+v, want the primary phase with a rate and an ETA", p)
 	}
 	var cancelling httpapi.Job
 	e.want(http.StatusAccepted, "DELETE", "/v1/admin/jobs/"+slow.ID, nil).decode(t, &cancelling)
@@ -272,4 +278,35 @@ func TestJobsNotServed(t *testing.T) {
 	e.want(http.StatusNotFound, "GET", "/v1/admin/jobs", nil)
 	e.want(http.StatusNotFound, "GET", "/v1/admin/jobs/0123456789abcdef", nil)
 	e.want(http.StatusNotFound, "DELETE", "/v1/admin/jobs/0123456789abcdef", nil)
+}
+
+// TestJobsHistory checks that the runner keeps the last finished jobs only,
+// newest first.
+func TestJobsHistory(t *testing.T) {
+	done := func(_ context.Context, kind string, _ *reconcile.Options) (*reconcile.Report, error) {
+		return &reconcile.Report{Job: kind}, nil
+	}
+	r := httpapi.NewJobRunner(done, &httpapi.JobRunnerOptions{History: 2})
+	defer r.Close(context.Background())
+	var ids []string
+	for range 4 {
+		j, err := r.Start(httpapi.JobSync, false, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); !j.Done() && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			j, _ = r.Get(j.ID)
+		}
+		ids = append(ids, j.ID)
+	}
+	list := r.List()
+	if len(list) != 2 || list[0].ID != ids[3] || list[1].ID != ids[2] {
+		t.Errorf("kept %+v, want the last two of %v, newest first", list, ids)
+	}
+	if _, ok := r.Get(ids[0]); ok {
+		t.Error("the oldest job is still kept")
+	}
+	if _, err := r.Start("backup", false, 0); err == nil {
+		t.Error("Start accepted an unknown kind")
+	}
 }

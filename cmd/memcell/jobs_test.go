@@ -275,3 +275,22 @@ func TestEndToEndJobsInServer(t *testing.T) {
 		t.Errorf("kv verify --server with nothing there exit %d:\n%s", code, out)
 	}
 }
+
+func TestServerBase(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080":        "http://127.0.0.1:8080",
+		":8080":                 "http://127.0.0.1:8080",
+		"0.0.0.0:9000":          "http://127.0.0.1:9000",
+		"[::]:9000":             "http://[::1]:9000",
+		"db.example:80":         "http://db.example:80",
+		"https://memcell.host/": "https://memcell.host",
+		"http://10.0.0.5:8080":  "http://10.0.0.5:8080",
+	} {
+		if got, err := serverBase(in); err != nil || got != want {
+			t.Errorf("serverBase(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := serverBase("no-port"); !errors.Is(err, errUsage) {
+		t.Errorf("serverBase(no-port) = %v, want a usage error", err)
+	}
+}
