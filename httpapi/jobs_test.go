@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/reconcile"
 )
@@ -152,6 +155,47 @@ func TestJobsConcurrentKinds(t *testing.T) {
 		if want := fmt.Sprintf(`memcell_job_documents_scanned_total{job=%q} 2`, kind); !strings.Contains(page, want+"\n") {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestJobsSharedRegistry starts a job of every kind at once on fresh
+// registries, many times: whichever registers the job metrics first, the
+// others must find its collectors and run.
+func TestJobsSharedRegistry(t *testing.T) {
+	e := newEnv(t, nil)
+	for i := range 10 {
+		reg := prometheus.NewRegistry()
+		run := func(ctx context.Context, kind string, o *reconcile.Options) (*reconcile.Report, error) {
+			switch kind {
+			case httpapi.JobSync:
+				return reconcile.Sync(ctx, e.primary, e.kv, o)
+			case httpapi.JobVerify:
+				return reconcile.Verify(ctx, e.primary, e.kv, o)
+			}
+			return reconcile.Repair(ctx, e.primary, e.kv, o)
+		}
+		r := httpapi.NewJobRunner(run, &httpapi.JobRunnerOptions{Registerer: reg})
+		var ids []string
+		for _, kind := range []string{"sync", "verify", "repair"} {
+			j, err := r.Start(kind, false, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, j.ID)
+		}
+		for _, id := range ids {
+			j, _ := r.Get(id)
+			for deadline := time.Now().Add(time.Minute); !j.Done() && time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				j, _ = r.Get(id)
+			}
+			if j.State != httpapi.JobSucceeded {
+				t.Fatalf("round %d: %s ended %+v", i, j.Kind, j)
+			}
+		}
+		if n, err := testutil.GatherAndCount(reg, "memcell_job_documents_scanned_total"); err != nil || n != 3 {
+			t.Fatalf("round %d: %d scanned series, %v; want one per kind", i, n, err)
+		}
+		_ = r.Close(context.Background())
 	}
 }
 

@@ -263,7 +263,14 @@ func TestEndToEndJobsInServer(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// A shutdown cancels a running job and waits for it.
+	if resp, body := s.call("POST", "/v1/admin/jobs", token, map[string]any{"kind": "repair", "rate": 5}, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/admin/jobs: %d %s", resp.StatusCode, body)
+	}
 	s.stop()
+	if logs := s.stderr.String(); !strings.Contains(logs, `"msg":"job ended"`) || !strings.Contains(logs, `"state":"cancelled"`) {
+		t.Errorf("no log line of the cancelled repair at shutdown:\n%s", logs)
+	}
 
 	// With nothing serving, kv verify opens the stores itself.
 	code, out = runCLIEnv(t, env, append([]string{"kv", "verify"}, store...)...)
