@@ -35,7 +35,10 @@ type Primary interface {
 	// had: 0 when it had none, -1 when its revision field was unreadable.
 	HardDelete(ctx context.Context, id ID) (deleted bool, rev int64, err error)
 	// SoftDeleteMany and RestoreMany change every document in scope and
-	// return the count and their new states.
+	// return the count and their new states. When they fail part-way, the
+	// result returned with the error holds what was done before it: the
+	// count of documents changed and the states of those it could read
+	// back, so that the caller can mirror them.
 	SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkResult, error)
 	RestoreMany(ctx context.Context, sc Scope) (BulkResult, error)
 	// HardDeleteMany removes every document in scope and returns how many

@@ -43,6 +43,13 @@ type env struct {
 // env's registry; a nil Logger or Gatherer means the env's.
 func newEnv(t testing.TB, opts *httpapi.Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, nil)
+}
+
+// newEnvWith is newEnv with Options.Jobs set to what jobs returns for the
+// env, when jobs is not nil.
+func newEnvWith(t testing.TB, opts *httpapi.Options, jobs func(e *env) *httpapi.JobRunner) *env {
+	t.Helper()
 	ctx := context.Background()
 	primary, err := mongostore.Open(ctx, memcelltest.Client(t), memcelltest.Database(t), nil)
 	if err != nil {
@@ -70,6 +77,9 @@ func newEnv(t testing.TB, opts *httpapi.Options) *env {
 		o.Gatherer = e.reg
 	}
 	o.Registerer = e.reg
+	if jobs != nil {
+		o.Jobs = jobs(e)
+	}
 	e.token = o.Token
 	e.h, err = httpapi.New(e.repo, &o)
 	if err != nil {

@@ -66,6 +66,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// Version is reported by GET /readyz.
 	Version string
+	// Jobs runs the reconcile jobs of /v1/admin/jobs; nil makes those
+	// routes answer 404. The caller closes it.
+	Jobs *JobRunner
 }
 
 // Route is one route the handler serves. Its ServeMux pattern is
@@ -107,6 +110,10 @@ func (s *server) routes() []route {
 		r(http.MethodGet, "/v1/kv/stats", s.kvStats),
 		r(http.MethodGet, "/v1/admin/flags", s.getFlags),
 		r(http.MethodPut, "/v1/admin/flags", s.putFlags),
+		r(http.MethodPost, "/v1/admin/jobs", s.startJob),
+		r(http.MethodGet, "/v1/admin/jobs", s.listJobs),
+		r(http.MethodGet, "/v1/admin/jobs/{id}", s.getJob),
+		r(http.MethodDelete, "/v1/admin/jobs/{id}", s.cancelJob),
 		r(http.MethodGet, "/metrics", s.metricsPage),
 		public(r(http.MethodGet, "/healthz", s.healthz)),
 		r(http.MethodGet, "/readyz", s.readyz),
@@ -148,6 +155,7 @@ type server struct {
 	mux      *http.ServeMux
 	public   map[string]bool // patterns that need no token
 	metrics  *httpMetrics
+	jobs     *JobRunner
 }
 
 // New returns the API handler over repo. It does no I/O; it fails only when
@@ -182,7 +190,7 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	s := &server{
 		repo: repo, log: o.Logger, gatherer: o.Gatherer, ready: o.Ready,
 		version: o.Version, maxBody: o.MaxBodyBytes,
-		mux: http.NewServeMux(), public: map[string]bool{}, metrics: m,
+		mux: http.NewServeMux(), public: map[string]bool{}, metrics: m, jobs: o.Jobs,
 	}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))

@@ -17,6 +17,7 @@ type metrics struct {
 	readLatency     *prometheus.HistogramVec
 	validations     *prometheus.CounterVec
 	operations      *prometheus.CounterVec
+	writesSkipped   *prometheus.CounterVec
 }
 
 // kvBuckets span 50µs to ~1.6s: in-process stores answer in microseconds,
@@ -53,9 +54,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "memcell", Name: "kv_operations_total",
 			Help: "KV operations made by the mirror, by result (ok, stale, error).",
 		}, []string{"backend", "op", "result"}),
+		writesSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "kv_writes_skipped_total",
+			Help: "KV writes not made because mirroring was switched off; each key is recorded for repair.",
+		}, []string{"backend", "op"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations} {
+		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations, m.writesSkipped} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -72,6 +77,7 @@ type opMetrics struct {
 	ok       prometheus.Counter
 	stale    prometheus.Counter
 	errs     prometheus.Counter
+	skipped  prometheus.Counter // writes only
 }
 
 func (m *metrics) write(backend, op string) *opMetrics {
@@ -81,6 +87,7 @@ func (m *metrics) write(backend, op string) *opMetrics {
 		ok:       m.operations.WithLabelValues(backend, op, "ok"),
 		stale:    m.operations.WithLabelValues(backend, op, "stale"),
 		errs:     m.operations.WithLabelValues(backend, op, "error"),
+		skipped:  m.writesSkipped.WithLabelValues(backend, op),
 	}
 }
 

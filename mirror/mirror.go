@@ -78,7 +78,9 @@ const (
 // Flags are the feature flags that can change at runtime.
 type Flags struct {
 	// Mirroring turns KV writes on or off. While off, writes report
-	// MirrorSkipped and the KV falls behind until a sync or repair.
+	// MirrorSkipped and the KV falls behind until a repair; the ids they
+	// touched are recorded as pending (memcell.Primary.RecordPending) and
+	// counted in memcell_kv_writes_skipped_total, as failed writes are.
 	Mirroring bool `json:"mirroring"`
 	// Validation is ValidationOn, ValidationOff or ValidationSample.
 	Validation string `json:"validation"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -483,4 +484,62 @@ func TestMetricLint(t *testing.T) {
 		"memcell_kv_write_latency_seconds",
 		"memcell_validations_total",
 	)
+}
+
+// failingBulk is a primary whose bulk soft delete and restore do their work
+// and then report an error, as an operation that failed part-way does.
+type failingBulk struct {
+	mirror.Primary
+}
+
+var errPartWay = errors.New("connection lost part-way")
+
+func (p failingBulk) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string) (memcell.BulkResult, error) {
+	res, err := p.Primary.SoftDeleteMany(ctx, sc, by)
+	if err != nil {
+		return res, err
+	}
+	return res, errPartWay
+}
+
+func (p failingBulk) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
+	res, err := p.Primary.RestoreMany(ctx, sc)
+	if err != nil {
+		return res, err
+	}
+	// The changes were made, but only the first document was read back.
+	res.Docs = res.Docs[:1]
+	return res, errPartWay
+}
+
+// TestBulkFailedPartWay checks that a bulk operation that fails after
+// changing documents still mirrors those it can name, and says how many it
+// could not.
+func TestBulkFailedPartWay(t *testing.T) {
+	e := newEnv(t, memory(), nil)
+	ctx := context.Background()
+	user := "bulk-user"
+	r := rand.New(rand.NewPCG(40, 40))
+	for range 3 {
+		m := memcelltest.NewMemCell(r, 0)
+		m.UserID = &user
+		if _, _, err := e.repo.Append(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	repo, err := mirror.New(failingBulk{e.primary}, e.kv, &mirror.Options{Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := repo.SoftDeleteMany(ctx, memcell.Scope{UserID: &user}, "tester"); !errors.Is(err, errPartWay) {
+		t.Fatalf("SoftDeleteMany = %v, want the primary's error", err)
+	}
+	e.assertMirrored(t, "after a soft delete that failed part-way")
+
+	if _, _, err := repo.RestoreMany(ctx, memcell.Scope{UserID: &user}); !errors.Is(err, errPartWay) {
+		t.Fatalf("RestoreMany = %v, want the primary's error", err)
+	}
+	if got := e.logs.Lines("could not be mirrored", `"unknown":`); len(got) != 1 {
+		t.Errorf("ERROR lines about unnamed documents: %q, want one", got)
+	}
 }

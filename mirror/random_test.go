@@ -6,8 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/memcelltest"
@@ -181,7 +184,8 @@ func TestTransactions(t *testing.T) {
 func TestFlags(t *testing.T) {
 	e := newEnv(t, memory(), nil)
 	ctx := context.Background()
-	m := appendN(t, e, 1, 30)[0]
+	docs := appendN(t, e, 2, 30)
+	m, gone := docs[0], docs[1]
 
 	if err := e.repo.SetFlags(mirror.Flags{Mirroring: false, Validation: mirror.ValidationOn}); err != nil {
 		t.Fatal(err)
@@ -190,9 +194,35 @@ func TestFlags(t *testing.T) {
 	if _, mir, err := e.repo.Update(ctx, m.ID, map[string]any{"summary": "unmirrored"}); err != nil || mir.Status != mirror.MirrorSkipped {
 		t.Errorf("Update with mirroring off = %+v, %v", mir, err)
 	}
+	if _, mir, err := e.repo.HardDelete(ctx, gone.ID); err != nil || mir.Status != mirror.MirrorSkipped {
+		t.Errorf("HardDelete with mirroring off = %+v, %v", mir, err)
+	}
 	if e.kv.Writes.Load() != writes {
 		t.Error("the KV was written with mirroring off")
 	}
+	// The writes left a trace: a repair finds them without a full scan.
+	pending, err := e.repo.Pending(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, id := range pending {
+		got = append(got, id.String())
+	}
+	want := []string{m.ID.String(), gone.ID.String()}
+	slices.Sort(got)
+	slices.Sort(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("pending after writes with mirroring off (-want +got):\n%s", diff)
+	}
+	memcelltest.AssertMetrics(t, e.reg, `
+		# HELP memcell_kv_writes_skipped_total KV writes not made because mirroring was switched off; each key is recorded for repair.
+		# TYPE memcell_kv_writes_skipped_total counter
+		memcell_kv_writes_skipped_total{backend="memory",op="batch_delete"} 0
+		memcell_kv_writes_skipped_total{backend="memory",op="batch_put"} 0
+		memcell_kv_writes_skipped_total{backend="memory",op="delete"} 1
+		memcell_kv_writes_skipped_total{backend="memory",op="put"} 1
+	`)
 	if _, v, _ := e.repo.Get(ctx, m.ID); v.Outcome != mirror.Inconsistent {
 		t.Errorf("validation after an unmirrored update = %s, want inconsistent", v.Outcome)
 	}

@@ -25,7 +25,8 @@ const (
 	// MirrorFailed: the KV write failed; Err says why and the ids were
 	// recorded for repair.
 	MirrorFailed MirrorStatus = "failed"
-	// MirrorSkipped: mirroring is switched off, or nothing needed writing.
+	// MirrorSkipped: nothing needed writing, or mirroring is switched off
+	// (then the ids were recorded for repair).
 	MirrorSkipped MirrorStatus = "skipped"
 	// MirrorDeferred: the write waits for the enclosing transaction to
 	// commit.
@@ -115,6 +116,7 @@ func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirro
 func (r *Repository) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string) (int64, Mirror, error) {
 	res, err := r.primary.SoftDeleteMany(ctx, sc, by)
 	if err != nil {
+		r.partial(ctx, "soft_delete_many", res, err)
 		return 0, Mirror{}, err
 	}
 	mir := r.mirrorDocs(ctx, "soft_delete_many", res.Docs)
@@ -127,11 +129,30 @@ func (r *Repository) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by st
 func (r *Repository) RestoreMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
 	res, err := r.primary.RestoreMany(ctx, sc)
 	if err != nil {
+		r.partial(ctx, "restore_many", res, err)
 		return 0, Mirror{}, err
 	}
 	mir := r.mirrorDocs(ctx, "restore_many", res.Docs)
 	r.log.InfoContext(ctx, "mirror: bulk restore", "restored", res.Count, "mirrored", mir.Written, "mirror", mir.Status)
 	return res.Count, mir, nil
+}
+
+// partial mirrors what a bulk operation that failed part-way did before it
+// failed: the documents it changed and read back. Changed documents it
+// could not read back cannot be named; the ERROR line says how many, and a
+// repair finds them.
+func (r *Repository) partial(ctx context.Context, op string, res memcell.BulkResult, err error) {
+	if res.Count == 0 && len(res.Docs) == 0 {
+		return
+	}
+	mir := r.mirrorDocs(ctx, op, res.Docs)
+	if unknown := res.Count - int64(len(res.Docs)); unknown > 0 {
+		r.log.ErrorContext(ctx, "mirror: a bulk operation failed part-way; some changed documents could not be mirrored: run memcell kv repair",
+			"op", op, "changed", res.Count, "mirrored", mir.Written, "unknown", unknown, "error", err)
+		return
+	}
+	r.log.WarnContext(ctx, "mirror: a bulk operation failed part-way; the documents it changed were mirrored",
+		"op", op, "changed", res.Count, "mirrored", mir.Written, "mirror", mir.Status, "error", err)
 }
 
 // HardDeleteMany removes every MemCell in scope and their KV copies, and
@@ -156,8 +177,19 @@ const batchSize = 500
 // mirrorDocs writes the canonical encodings of docs, guarded by their
 // revisions.
 func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.MemCell) Mirror {
-	if len(docs) == 0 || !r.flags.Load().Mirroring {
+	if len(docs) == 0 {
 		return Mirror{Status: MirrorSkipped}
+	}
+	if !r.flags.Load().Mirroring {
+		ids := make([]memcell.ID, len(docs))
+		for i, d := range docs {
+			ids[i] = d.ID
+		}
+		m := r.putM
+		if len(docs) > 1 {
+			m = r.batchM
+		}
+		return r.skipped(ctx, op, m, ids)
 	}
 	if len(docs) == 1 && txFrom(ctx) == nil {
 		// The common case: one document, encoded into a pooled buffer that
@@ -262,8 +294,15 @@ func (r *Repository) batchPut(ctx context.Context, op string, entries []kv.Entry
 // revs deletes every copy with kv.MaxRev, whose tombstone refuses every put
 // for the grace period.
 func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell.ID, revs []uint64) Mirror {
-	if len(ids) == 0 || !r.flags.Load().Mirroring {
+	if len(ids) == 0 {
 		return Mirror{Status: MirrorSkipped}
+	}
+	if !r.flags.Load().Mirroring {
+		m := r.delM
+		if len(ids) > 1 {
+			m = r.bdelM
+		}
+		return r.skipped(ctx, op, m, ids)
 	}
 	dels := make([]kv.Deletion, len(ids))
 	for i, id := range ids {
@@ -333,6 +372,20 @@ func (r *Repository) failed(ctx context.Context, op string, err error, keys ...s
 		r.log.WarnContext(ctx, "mirror: could not record the failed keys for repair", "op", op, "keys", len(ids), "error", perr)
 	}
 	return Mirror{Status: MirrorFailed, Err: err}
+}
+
+// skipped applies the policy to writes made while mirroring is switched
+// off: the KV is not touched, the keys are counted and their ids recorded
+// for repair like failed writes (in the enclosing transaction, if any), so
+// that the KV can be brought back without a full scan.
+func (r *Repository) skipped(ctx context.Context, op string, m *opMetrics, ids []memcell.ID) Mirror {
+	m.skipped.Add(float64(len(ids)))
+	pctx, cancel := r.kvContext(ctx)
+	defer cancel()
+	if err := r.primary.RecordPending(pctx, ids, op+": mirroring off"); err != nil {
+		r.log.WarnContext(ctx, "mirror: could not record the unmirrored keys for repair", "op", op, "keys", len(ids), "error", err)
+	}
+	return Mirror{Status: MirrorSkipped}
 }
 
 // merge combines the outcomes of the batches of one operation: the worst

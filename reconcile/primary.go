@@ -24,10 +24,19 @@ type doc struct {
 type batch struct {
 	docs  []doc
 	arena []byte
+	// since is no later than the primary read of any document in the
+	// batch: the cursor fetched them at or after the first document of the
+	// batch before was handed out (the scan's start for the first batch).
+	since time.Time
+	// first is when the batch's first document was handed out.
+	first time.Time
 }
 
 func (b *batch) reset() {
 	b.docs, b.arena = b.docs[:0], b.arena[:0]
+	if !b.first.IsZero() {
+		b.since, b.first = b.first, time.Time{}
+	}
 }
 
 // add encodes m into the arena and appends it.
@@ -53,8 +62,11 @@ func (j *job) primaryPass(ctx context.Context) error {
 	if j.ckpt != nil && j.ckpt.LastID != "" {
 		after, _ = memcell.ParseID(j.ckpt.LastID) // checked at load
 	}
-	b := &batch{docs: make([]doc, 0, j.batch), arena: make([]byte, 0, min(j.batch*2048, 1<<20))}
+	b := &batch{docs: make([]doc, 0, j.batch), arena: make([]byte, 0, min(j.batch*2048, 1<<20)), since: time.Now()}
 	for m, err := range j.primary.Scan(ctx, j.ckpt != nil, after, j.batch) {
+		if b.first.IsZero() {
+			b.first = time.Now()
+		}
 		if bad, ok := errors.AsType[*memcell.UnreadableError](err); ok {
 			j.scanned()
 			j.unreadable(ctx, bad)
@@ -96,7 +108,7 @@ func (j *job) flush(ctx context.Context, b *batch, last bool) error {
 	if len(b.docs) > 0 {
 		var err error
 		if j.write {
-			err = j.syncBatch(ctx, b.docs)
+			err = j.syncBatch(ctx, b)
 		} else {
 			err = j.compareBatch(ctx, b.docs)
 		}
@@ -131,11 +143,54 @@ func entries(docs []doc) []kv.Entry {
 	return es
 }
 
-func (j *job) syncBatch(ctx context.Context, docs []doc) error {
+// maxHold bounds how long sync writes a document it read from the primary
+// without reading it again. A document hard-deleted meanwhile left a KV
+// tombstone that refuses the late write only for the KV's grace period
+// (minutes by default); a sync held up longer (by its rate limit, or a slow
+// store) must not bring the document back, nor write a state that has
+// changed since.
+const maxHold = time.Second
+
+// syncBatch writes the documents of b, guarded by their revisions. When they
+// were read more than maxHold ago, they are read again first (one Stream of
+// their ids): documents gone since are not written, changed ones are
+// written as they are now.
+func (j *job) syncBatch(ctx context.Context, b *batch) error {
+	docs := b.docs
+	if time.Since(b.since) > maxHold {
+		var err error
+		if docs, err = j.reread(ctx, docs); err != nil {
+			return err
+		}
+	}
 	n, err := j.kv.BatchPut(ctx, entries(docs))
 	if err != nil {
 		return fmt.Errorf("kv batch put: %w", err)
 	}
 	j.repaired(n)
 	return nil
+}
+
+// reread returns the current states of docs from the primary, without the
+// documents it no longer has.
+func (j *job) reread(ctx context.Context, docs []doc) ([]doc, error) {
+	ids := make([]memcell.ID, len(docs))
+	for i, d := range docs {
+		ids[i] = d.id
+	}
+	fresh := &batch{docs: make([]doc, 0, len(docs))}
+	for m, err := range j.primary.Stream(ctx, ids, j.batch) {
+		if bad, ok := errors.AsType[*memcell.UnreadableError](err); ok {
+			// Readable a moment ago, changed since by another program.
+			j.unreadable(ctx, bad)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("primary re-read: %w", err)
+		}
+		if err := fresh.add(j.keys.Key(m.ID), m); err != nil {
+			j.unreadable(ctx, &memcell.UnreadableError{ID: m.ID.String(), Err: err})
+		}
+	}
+	return fresh.docs, nil
 }

@@ -26,6 +26,12 @@
 // is looked up in the primary again just before it is deleted, and the
 // delete leaves a tombstone like any other.
 //
+// Sync writes each batch as soon as it is read, and reads a batch again
+// before writing it when it was read more than a second earlier (a rate
+// limit, a slow store): a document hard-deleted meanwhile is not written
+// back once the delete's tombstone has expired, however slowly the job
+// runs.
+//
 // Verify writes to neither store. Sync writes only KV copies. Repair writes
 // KV copies, deletes extras, and clears the primary's pending record
 // (memcell.Primary.RecordPending) of the documents it leaves consistent.

@@ -2,7 +2,10 @@ package reconcile_test
 
 import (
 	"context"
+	"errors"
+	"iter"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -84,4 +87,75 @@ func TestSyncEmpty(t *testing.T) {
 		t.Fatalf("Sync of nothing = %+v, %v", s, err)
 	}
 	e.assertConsistent(t, "empty")
+}
+
+// hookedPrimary calls onFirst once, after its scan has handed out the first
+// document.
+type hookedPrimary struct {
+	reconcile.Primary
+	onFirst func()
+}
+
+func (p *hookedPrimary) Scan(ctx context.Context, ordered bool, after memcell.ID, batch int) iter.Seq2[*memcell.MemCell, error] {
+	return func(yield func(*memcell.MemCell, error) bool) {
+		first := true
+		for m, err := range p.Primary.Scan(ctx, ordered, after, batch) {
+			if !yield(m, err) {
+				return
+			}
+			if first {
+				first = false
+				p.onFirst()
+			}
+		}
+	}
+}
+
+// TestSlowSyncKeepsDeletes checks that a sync slowed down by its rate limit
+// does not bring back a document hard-deleted after the sync read it, even
+// once the delete's tombstone has expired, and writes an update made
+// meanwhile as it now is: the documents it held for longer than a second
+// are read again before they are written.
+func TestSlowSyncKeepsDeletes(t *testing.T) {
+	for _, backend := range memcelltest.KVBackends() {
+		t.Run(backend.Name, func(t *testing.T) {
+			ctx := context.Background()
+			const grace = 300 * time.Millisecond
+			e := newEnv(t, backend, grace)
+			e.append(t, 20)
+			gone, changed := e.docs[3], e.docs[11]
+			var expired time.Time
+			primary := &hookedPrimary{Primary: e.primary, onFirst: func() {
+				// The cursor has read the whole batch by now.
+				if _, _, err := e.repo.HardDelete(ctx, gone.ID); err != nil {
+					t.Error(err)
+				}
+				if _, _, err := e.repo.Update(ctx, changed.ID, map[string]any{"summary": "changed during the sync"}); err != nil {
+					t.Error(err)
+				}
+				expired = time.Now().Add(grace)
+			}}
+			// 20 documents at 10 a second: the batch of 20, read at once,
+			// is written about two seconds later, well after the tombstone
+			// expired.
+			opts := e.opts()
+			opts.BatchSize, opts.Rate = 20, 10
+			s, err := reconcile.Sync(ctx, primary, e.kv, opts)
+			if err != nil {
+				t.Fatalf("Sync: %v", err)
+			}
+			if time.Now().Before(expired) {
+				t.Fatalf("the sync ended before the tombstone expired: the test proves nothing")
+			}
+			if s.Scanned != 20 || s.Repaired != 19 {
+				// Every document but the deleted one, rewritten at the
+				// revision its copy holds.
+				t.Errorf("Sync report: %d scanned, %d written; want 20, 19", s.Scanned, s.Repaired)
+			}
+			if _, err := e.kv.Get(ctx, e.repo.Key(gone.ID)); !errors.Is(err, kv.ErrNotFound) {
+				t.Errorf("the sync brought back a hard-deleted document (Get: %v)", err)
+			}
+			e.assertConsistent(t, "after the slow sync")
+		})
+	}
 }

@@ -25,7 +25,8 @@ var errDifferences = errors.New("differences found")
 var errCouldNotRun = errors.New("could not run")
 
 // jobFlags are the settings a job reads: where the stores are and how to log.
-var jobFlags = []string{"mongo-uri", "mongo-database", "kv", "data-dir", "embedded-addr", "log-level", "log-format"}
+// addr is where a server that would run the job listens.
+var jobFlags = []string{"mongo-uri", "mongo-database", "kv", "data-dir", "embedded-addr", "addr", "log-level", "log-format"}
 
 type jobOptions struct {
 	report     string
@@ -33,6 +34,7 @@ type jobOptions struct {
 	checkpoint string
 	dryRun     bool
 	progress   string
+	server     string
 }
 
 type jobRun func(ctx context.Context, primary reconcile.Primary, store kv.Store, opts *reconcile.Options) (*reconcile.Report, error)
@@ -45,15 +47,24 @@ func newJobCmd(use, short, long string, run jobRun, extra func(fs *pflag.FlagSet
 		Short: short,
 		Long: long + `
 
-The stores are the ones the configuration names (--mongo-uri, --kv, or their
-environment variables and config file keys, as for "memcell serve"), else the
-embedded default under --data-dir. Pebble and LevelDB allow one process at a
-time: stop "memcell serve" before running a job on them.
+When a memcell server answers at --server, or else at the address the same
+settings give "memcell serve" (--addr, $MEMCELL_ADDR, the config file, else
+127.0.0.1:8080), the job runs inside that server, on the stores it has
+open, through POST /v1/admin/jobs ($MEMCELL_API_TOKEN is sent as the bearer
+token): this is how a job runs on Pebble or LevelDB, which allow one process
+at a time, while the server runs. Ctrl-C cancels the job in the server.
+
+When nothing answers there, the command opens the stores itself: the ones
+the configuration names (--mongo-uri, --kv, or their environment variables
+and config file keys, as for "memcell serve"), else the embedded default
+under --data-dir.
 
 On a terminal a progress bar shows the rate and the time left; otherwise a
-JSON progress line goes to stderr every few seconds (--progress chooses).
---report writes the final report as JSON; --checkpoint makes an interrupted
-job resume where it stopped when run again with the same file.`,
+JSON progress line goes to stderr every few seconds and when the job moves
+from the primary pass to the KV pass (--progress chooses). --report writes
+the final report as JSON; --checkpoint makes an interrupted job resume where
+it stopped when run again with the same file (only when the command opens
+the stores itself).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd.Flags(), os.Getenv)
@@ -63,13 +74,24 @@ job resume where it stopped when run again with the same file.`,
 			if o.rate < 0 {
 				return fmt.Errorf("%w: --rate must not be negative", errUsage)
 			}
+			base, err := findServer(cmd.Context(), o.server, cfg)
+			if err != nil {
+				return err
+			}
+			if base != "" {
+				if o.checkpoint != "" {
+					return fmt.Errorf("%w: --checkpoint is not supported when the job runs in the memcell server at %s (the server keeps no checkpoint file); drop --checkpoint, or stop the server to run the job here", errUsage, base)
+				}
+				return runRemoteJob(cmd.Context(), base, cfg.APIToken, use, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			}
 			return runJob(cmd.Context(), cfg, o, run, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	addConfigFlags(c.Flags(), jobFlags...)
 	c.Flags().StringVar(&o.report, "report", "", "write the final report as JSON to this file")
 	c.Flags().Float64Var(&o.rate, "rate", 0, "documents per second at most (0: as fast as it goes)")
-	c.Flags().StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file: an interrupted job resumes from it")
+	c.Flags().StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file: an interrupted job resumes from it (not with a server)")
+	c.Flags().StringVar(&o.server, "server", "", "run the job in the memcell server at this address or URL (default: the server at --addr, if one answers)")
 	o.progress = "auto"
 	c.Flags().Var(&enumValue{p: &o.progress, allowed: []string{"auto", "bar", "json", "none"}}, "progress", "progress display: auto (bar on a terminal, JSON otherwise), bar, json or none")
 	if extra != nil {
@@ -121,6 +143,12 @@ func runJob(ctx context.Context, cfg *config, o *jobOptions, run jobRun, stdout,
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
+	return finishJob(rep, o, stdout)
+}
+
+// finishJob writes the report file and the summary line of a job that ran,
+// and returns the error that sets the exit status.
+func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
 	if o.report != "" {
 		b, err := json.MarshalIndent(rep, "", "  ")
 		if err == nil {
@@ -155,10 +183,15 @@ func progressReporter(mode string, w io.Writer) (func(reconcile.Progress), func(
 	switch mode {
 	case "bar":
 		var bar *progressbar.ProgressBar
+		var phase string
 		return func(p reconcile.Progress) {
+				if bar != nil && p.Phase != phase {
+					bar.Describe(p.Job + " (" + p.Phase + ")")
+				}
+				phase = p.Phase
 				if bar == nil {
 					bar = progressbar.NewOptions64(max(p.Total, -1),
-						progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(p.Job),
+						progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(p.Job+" ("+p.Phase+")"),
 						progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("docs"),
 						progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond))
 				}
@@ -172,14 +205,26 @@ func progressReporter(mode string, w io.Writer) (func(reconcile.Progress), func(
 	case "json":
 		enc := json.NewEncoder(w)
 		var last time.Time
+		var phase string
+		var pending *reconcile.Progress // the last report not written
+		emit := func(p reconcile.Progress) {
+			last, phase, pending = time.Now(), p.Phase, nil
+			_ = enc.Encode(map[string]any{"progress": p.Job, "phase": p.Phase, "scanned": p.Scanned, "kv_scanned": p.KVScanned,
+				"total": p.Total, "differences": p.Differences, "repaired": p.Repaired, "elapsed_seconds": p.Elapsed.Seconds()})
+		}
 		return func(p reconcile.Progress) {
-			if time.Since(last) < 5*time.Second {
-				return
+				// A new phase is written at once, the rest every few
+				// seconds; the last report is written at the end.
+				if p.Phase == phase && time.Since(last) < 5*time.Second {
+					pending = &p
+					return
+				}
+				emit(p)
+			}, func() {
+				if pending != nil {
+					emit(*pending)
+				}
 			}
-			last = time.Now()
-			_ = enc.Encode(map[string]any{"progress": p.Job, "scanned": p.Scanned, "total": p.Total,
-				"differences": p.Differences, "repaired": p.Repaired, "elapsed_seconds": p.Elapsed.Seconds()})
-		}, func() {}
 	}
 	return nil, func() {}
 }

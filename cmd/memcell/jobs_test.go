@@ -4,10 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/memcell/memcell/memcelltest"
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/pebblekv"
@@ -42,7 +51,8 @@ func TestEndToEndJobs(t *testing.T) {
 	}
 	s.stop()
 
-	store := []string{"--data-dir", dir, "--embedded-addr", "127.0.0.1:0", "--progress", "json"}
+	// --addr names where no server listens: the jobs open the stores.
+	store := []string{"--data-dir", dir, "--embedded-addr", "127.0.0.1:0", "--progress", "json", "--addr", freeAddr(t)}
 	report := filepath.Join(t.TempDir(), "report.json")
 	verify := func(wantCode int) map[string]any {
 		t.Helper()
@@ -95,7 +105,199 @@ func TestEndToEndJobs(t *testing.T) {
 	verify(0)
 
 	// Could not run: exit 2.
-	if code, out := runCLI(t, "kv", "verify", "--data-dir", dir, "--embedded-addr", "127.0.0.1:0", "--kv", "nosuch://x"); code != 2 {
+	if code, out := runCLI(t, "kv", "verify", "--data-dir", dir, "--embedded-addr", "127.0.0.1:0", "--addr", freeAddr(t), "--kv", "nosuch://x"); code != 2 {
 		t.Errorf("verify with a bad KV URL exit %d, want 2:\n%s", code, out)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on (a port the
+// system just gave out and took back).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// runCLIEnv is runCLI with env added to the environment.
+func runCLIEnv(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &ee):
+		return ee.ExitCode(), string(out)
+	}
+	t.Fatalf("%v: %v", args, err)
+	return -1, ""
+}
+
+// TestEndToEndJobsInServer runs kv verify, repair and sync while memcell
+// serve holds the embedded default (Pebble, which allows one process):
+// they run in the server, beside writes through the API.
+func TestEndToEndJobsInServer(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	const token = "s3cret"
+	s := startServer(t, []string{"MEMCELL_API_TOKEN=" + token}, "--data-dir", dir, "--addr", addr, "--embedded-addr", "127.0.0.1:0")
+	post := func() error {
+		req, err := http.NewRequest("POST", s.url+"/v1/memcells", strings.NewReader(`{"user_id":"alice","timestamp":"2026-01-12T10:30:00Z"}`))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			return fmt.Errorf("POST /v1/memcells: %s", resp.Status)
+		}
+		return nil
+	}
+	for range 300 {
+		if err := post(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Writes go on while the verify runs.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var writes atomic.Int64
+	var writeErr atomic.Value
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := post(); err != nil {
+				writeErr.Store(err)
+				return
+			}
+			writes.Add(1)
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	env := []string{"MEMCELL_API_TOKEN=" + token}
+	store := []string{"--data-dir", dir, "--embedded-addr", "127.0.0.1:0", "--progress", "json"}
+	report := filepath.Join(t.TempDir(), "report.json")
+	code, out := runCLIEnv(t, env, append([]string{"kv", "verify", "--addr", addr, "--rate", "100", "--report", report}, store...)...)
+	close(stop)
+	wg.Wait()
+	if err, _ := writeErr.Load().(error); err != nil {
+		t.Fatal(err)
+	}
+	if code != 0 {
+		t.Fatalf("kv verify beside the server exit %d:\n%s\n%s", code, out, s.stderr)
+	}
+	for _, want := range []string{"runs in the memcell server at http://" + addr, `"phase":"primary"`, `"phase":"kv"`, "verify: ", " 0 differences"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kv verify output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("kv verify beside %d writes:\n%s", writes.Load(), out)
+	if strings.Contains(out, "resource temporarily unavailable") || writes.Load() == 0 {
+		t.Errorf("%d writes during the verify; output:\n%s", writes.Load(), out)
+	}
+	var rep map[string]any
+	if b, err := os.ReadFile(report); err != nil || json.Unmarshal(b, &rep) != nil || rep["job"] != "verify" || rep["scanned"].(float64) < 300 {
+		t.Errorf("report %v (%v)", rep, err)
+	}
+
+	// The address from the environment, and the other kinds.
+	env = append(env, "MEMCELL_ADDR="+addr)
+	for _, args := range [][]string{{"kv", "repair", "--dry-run"}, {"kv", "repair"}, {"kv", "sync"}} {
+		if code, out := runCLIEnv(t, env, append(args, store...)...); code != 0 || !strings.Contains(out, "runs in the memcell server") {
+			t.Errorf("%v exit %d:\n%s", args, code, out)
+		}
+	}
+	// Without the token the server refuses, and the command says why.
+	if code, out := runCLI(t, append([]string{"kv", "verify", "--server", "http://" + addr}, store...)...); code != 2 || !strings.Contains(out, "MEMCELL_API_TOKEN") {
+		t.Errorf("kv verify without the token exit %d:\n%s", code, out)
+	}
+	if code, out := runCLIEnv(t, env, append([]string{"kv", "verify", "--checkpoint", filepath.Join(t.TempDir(), "cp")}, store...)...); code != 2 || !strings.Contains(out, "--checkpoint is not supported") {
+		t.Errorf("kv verify --checkpoint beside the server exit %d:\n%s", code, out)
+	}
+
+	// Ctrl-C cancels the job in the server.
+	cmd := exec.Command(binary(t), append([]string{"kv", "verify", "--rate", "20"}, store...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var cliOut memcelltest.Buffer
+	cmd.Stdout, cmd.Stderr = &cliOut, &cliOut
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(cliOut.String(), "runs in the memcell server"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("kv verify did not start a job:\n%s", cliOut.String())
+		}
+	}
+	_ = cmd.Process.Signal(os.Interrupt)
+	var ee *exec.ExitError
+	if err := cmd.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Errorf("kv verify after Ctrl-C: %v, want exit 2:\n%s", err, cliOut.String())
+	}
+	var list struct {
+		Jobs []struct{ Kind, State string }
+	}
+	resp, body := s.call("GET", "/v1/admin/jobs", token, nil, &list)
+	if resp.StatusCode != http.StatusOK || len(list.Jobs) != 5 || list.Jobs[0].Kind != "verify" || list.Jobs[0].State != "cancelled" {
+		t.Errorf("jobs after Ctrl-C: %s", body)
+	}
+	_, page := s.call("GET", "/metrics", token, nil, nil)
+	for _, want := range []string{`memcell_job_documents_scanned_total{job="verify"}`, `memcell_job_repaired_total{job="sync"}`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	// A shutdown cancels a running job and waits for it.
+	if resp, body := s.call("POST", "/v1/admin/jobs", token, map[string]any{"kind": "repair", "rate": 5}, nil); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /v1/admin/jobs: %d %s", resp.StatusCode, body)
+	}
+	s.stop()
+	if logs := s.stderr.String(); !strings.Contains(logs, `"msg":"job ended"`) || !strings.Contains(logs, `"state":"cancelled"`) {
+		t.Errorf("no log line of the cancelled repair at shutdown:\n%s", logs)
+	}
+
+	// With nothing serving, kv verify opens the stores itself.
+	code, out = runCLIEnv(t, env, append([]string{"kv", "verify"}, store...)...)
+	if code != 0 || strings.Contains(out, "runs in the memcell server") || !strings.Contains(out, "verify: ") {
+		t.Errorf("kv verify with no server exit %d:\n%s", code, out)
+	}
+	// An explicit --server must answer.
+	if code, out := runCLI(t, append([]string{"kv", "verify", "--server", addr}, store...)...); code != 2 || !strings.Contains(out, "no memcell server answers") {
+		t.Errorf("kv verify --server with nothing there exit %d:\n%s", code, out)
+	}
+}
+
+func TestServerBase(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080":        "http://127.0.0.1:8080",
+		":8080":                 "http://127.0.0.1:8080",
+		"0.0.0.0:9000":          "http://127.0.0.1:9000",
+		"[::]:9000":             "http://[::1]:9000",
+		"db.example:80":         "http://db.example:80",
+		"https://memcell.host/": "https://memcell.host",
+		"http://10.0.0.5:8080":  "http://10.0.0.5:8080",
+	} {
+		if got, err := serverBase(in); err != nil || got != want {
+			t.Errorf("serverBase(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := serverBase("no-port"); !errors.Is(err, errUsage) {
+		t.Errorf("serverBase(no-port) = %v, want a usage error", err)
 	}
 }

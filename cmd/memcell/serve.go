@@ -19,6 +19,7 @@ import (
 	"github.com/memcell/memcell/internal/netaddr"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/reconcile"
 )
 
 func newServeCmd() *cobra.Command {
@@ -97,9 +98,23 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	// Jobs started through /v1/admin/jobs run on the stores this process
+	// holds open: Pebble and LevelDB allow no second process.
+	jobs := httpapi.NewJobRunner(func(ctx context.Context, kind string, opts *reconcile.Options) (*reconcile.Report, error) {
+		switch kind {
+		case httpapi.JobSync:
+			return reconcile.Sync(ctx, primary, store, opts)
+		case httpapi.JobVerify:
+			return reconcile.Verify(ctx, primary, store, opts)
+		case httpapi.JobRepair:
+			return reconcile.Repair(ctx, primary, store, opts)
+		}
+		return nil, fmt.Errorf("unknown job %q", kind)
+	}, &httpapi.JobRunnerOptions{Logger: log, Registerer: reg})
 	handler, err := httpapi.New(repo, &httpapi.Options{
 		Logger: log, Registerer: reg, Gatherer: reg,
 		Token: cfg.APIToken, MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),
+		Jobs: jobs,
 	})
 	if err != nil {
 		return err
@@ -126,6 +141,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	go func() { served <- httpSrv.Serve(ln) }()
 	select {
 	case err := <-served:
+		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		_ = jobs.Close(cctx)
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -134,6 +152,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	defer cancel()
 	if err := httpSrv.Shutdown(sctx); err != nil {
 		log.Warn("shutdown did not finish every request", "error", err)
+	}
+	// Running jobs are cancelled; they stop at their next batch, before
+	// the stores close.
+	if err := jobs.Close(sctx); err != nil {
+		log.Warn("shutdown did not wait for every job to stop", "error", err)
 	}
 	return nil
 }
