@@ -51,7 +51,8 @@ var (
 )
 
 // DefaultTombstoneGrace is how long a delete blocks later puts of the same key
-// when a backend is opened without an explicit grace period. It is long
+// (of its revision or older) when a backend is opened without an explicit
+// grace period. It is long
 // enough to cover a slow request, a retry or a repair pass that read the
 // document just before it was deleted.
 const DefaultTombstoneGrace = 5 * time.Minute

@@ -152,7 +152,7 @@ func (s *Store) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, error
 		if gone {
 			removed++
 		}
-		if _, written := recs[d.Key]; !written {
+		if !seen {
 			order = append(order, d.Key)
 		}
 		recs[d.Key] = tomb
