@@ -43,7 +43,8 @@ type Primary interface {
 	RestoreMany(ctx context.Context, sc Scope) (BulkResult, error)
 	// HardDeleteMany removes every document in scope and returns how many
 	// it removed and exactly their ids (not their revisions, which a bulk
-	// removal cannot read atomically).
+	// removal cannot read atomically). When it fails part-way, the count
+	// and the ids returned with the error are those removed before it.
 	HardDeleteMany(ctx context.Context, sc Scope) (int64, []ID, error)
 	// Find returns the live documents the query selects, sorted by
 	// timestamp then id; Count counts them (sort, limit and skip ignored).

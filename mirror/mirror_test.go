@@ -486,8 +486,8 @@ func TestMetricLint(t *testing.T) {
 	)
 }
 
-// failingBulk is a primary whose bulk soft delete and restore do their work
-// and then report an error, as an operation that failed part-way does.
+// failingBulk is a primary whose bulk operations do their work and then
+// report an error, as an operation that failed part-way does.
 type failingBulk struct {
 	mirror.Primary
 }
@@ -500,6 +500,14 @@ func (p failingBulk) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by st
 		return res, err
 	}
 	return res, errPartWay
+}
+
+func (p failingBulk) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, []memcell.ID, error) {
+	n, ids, err := p.Primary.HardDeleteMany(ctx, sc)
+	if err != nil {
+		return n, ids, err
+	}
+	return n, ids, errPartWay
 }
 
 func (p failingBulk) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
@@ -542,4 +550,11 @@ func TestBulkFailedPartWay(t *testing.T) {
 	if got := e.logs.Lines("could not be mirrored", `"unknown":`); len(got) != 1 {
 		t.Errorf("ERROR lines about unnamed documents: %q, want one", got)
 	}
+
+	// A hard delete that fails part-way must not leave the copies of the
+	// documents it removed.
+	if _, _, err := repo.HardDeleteMany(ctx, memcell.Scope{UserID: &user}); !errors.Is(err, errPartWay) {
+		t.Fatalf("HardDeleteMany = %v, want the primary's error", err)
+	}
+	e.assertMirrored(t, "after a hard delete that failed part-way")
 }

@@ -146,13 +146,19 @@ func (r *Repository) partial(ctx context.Context, op string, res memcell.BulkRes
 		return
 	}
 	mir := r.mirrorDocs(ctx, op, res.Docs)
-	if unknown := res.Count - int64(len(res.Docs)); unknown > 0 {
+	r.partialLog(ctx, op, res.Count, int64(len(res.Docs)), mir, err)
+}
+
+// partialLog logs the outcome of mirroring a bulk operation that failed
+// part-way after changing changed documents, of which it could name named.
+func (r *Repository) partialLog(ctx context.Context, op string, changed, named int64, mir Mirror, err error) {
+	if unknown := changed - named; unknown > 0 {
 		r.log.ErrorContext(ctx, "mirror: a bulk operation failed part-way; some changed documents could not be mirrored: run memcell kv repair",
-			"op", op, "changed", res.Count, "mirrored", mir.Written, "unknown", unknown, "error", err)
+			"op", op, "changed", changed, "mirrored", mir.Written, "unknown", unknown, "error", err)
 		return
 	}
 	r.log.WarnContext(ctx, "mirror: a bulk operation failed part-way; the documents it changed were mirrored",
-		"op", op, "changed", res.Count, "mirrored", mir.Written, "mirror", mir.Status, "error", err)
+		"op", op, "changed", changed, "mirrored", mir.Written, "mirror", mir.Status, "error", err)
 }
 
 // HardDeleteMany removes every MemCell in scope and their KV copies, and
@@ -160,6 +166,12 @@ func (r *Repository) partial(ctx context.Context, op string, res memcell.BulkRes
 func (r *Repository) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
 	n, ids, err := r.primary.HardDeleteMany(ctx, sc)
 	if err != nil {
+		if n > 0 || len(ids) > 0 {
+			// Failed part-way: the copies of the documents already gone
+			// must go too.
+			mir := r.mirrorDeletes(ctx, "hard_delete_many", ids, nil)
+			r.partialLog(ctx, "hard_delete_many", n, int64(len(ids)), mir, err)
+		}
 		return n, Mirror{}, err
 	}
 	// The primary collects the ids, then deletes them: MongoDB cannot return
