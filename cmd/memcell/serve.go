@@ -113,7 +113,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}, &httpapi.JobRunnerOptions{Logger: log, Registerer: reg})
 	// The replayer redoes the KV writes the primary recorded as missed (a
 	// KV outage, mirroring switched off), at start and every few seconds.
-	replayer, err := reconcile.NewReplayer(primary, store, &reconcile.ReplayerOptions{Options: reconcile.Options{Logger: log, Registerer: reg}})
+	replayer, err := reconcile.NewReplayer(primary, store, &reconcile.ReplayerOptions{Options: reconcile.Options{Logger: log, Registerer: reg}, Interval: cfg.ReplayInterval})
 	if err != nil {
 		return err
 	}
