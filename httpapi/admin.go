@@ -125,3 +125,22 @@ func (s *server) openAPI(w http.ResponseWriter, _ *http.Request) error {
 	_, _ = w.Write(openAPIDoc)
 	return nil
 }
+
+var errNoReplayer = &apiError{http.StatusNotFound, codeNotFound, "this server runs no replayer"}
+
+// pending serves GET /v1/admin/pending: the size and age of the primary's
+// record of KV writes to redo, and the replayer's state.
+func (s *server) pending(w http.ResponseWriter, r *http.Request) error {
+	if _, err := parseQuery(r); err != nil {
+		return err
+	}
+	if s.replayer == nil {
+		return errNoReplayer
+	}
+	st, err := s.replayer.Status(r.Context())
+	if err != nil {
+		return err
+	}
+	writeValue(w, http.StatusOK, st)
+	return nil
+}

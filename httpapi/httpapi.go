@@ -39,6 +39,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/reconcile"
 )
 
 // DefaultMaxBodyBytes bounds request bodies when Options.MaxBodyBytes is 0.
@@ -69,6 +70,9 @@ type Options struct {
 	// Jobs runs the reconcile jobs of /v1/admin/jobs; nil makes those
 	// routes answer 404. The caller closes it.
 	Jobs *JobRunner
+	// Replayer is the replayer of the pending record, whose status GET
+	// /v1/admin/pending reports; nil makes that route answer 404.
+	Replayer *reconcile.Replayer
 }
 
 // Route is one route the handler serves. Its ServeMux pattern is
@@ -114,6 +118,7 @@ func (s *server) routes() []route {
 		r(http.MethodGet, "/v1/admin/jobs", s.listJobs),
 		r(http.MethodGet, "/v1/admin/jobs/{id}", s.getJob),
 		r(http.MethodDelete, "/v1/admin/jobs/{id}", s.cancelJob),
+		r(http.MethodGet, "/v1/admin/pending", s.pending),
 		r(http.MethodGet, "/metrics", s.metricsPage),
 		public(r(http.MethodGet, "/healthz", s.healthz)),
 		r(http.MethodGet, "/readyz", s.readyz),
@@ -156,6 +161,7 @@ type server struct {
 	public   map[string]bool // patterns that need no token
 	metrics  *httpMetrics
 	jobs     *JobRunner
+	replayer *reconcile.Replayer
 }
 
 // New returns the API handler over repo. It does no I/O; it fails only when
@@ -190,7 +196,7 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	s := &server{
 		repo: repo, log: o.Logger, gatherer: o.Gatherer, ready: o.Ready,
 		version: o.Version, maxBody: o.MaxBodyBytes,
-		mux: http.NewServeMux(), public: map[string]bool{}, metrics: m, jobs: o.Jobs,
+		mux: http.NewServeMux(), public: map[string]bool{}, metrics: m, jobs: o.Jobs, replayer: o.Replayer,
 	}
 	if o.Token != "" {
 		sum := sha256.Sum256([]byte(o.Token))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -83,6 +84,29 @@ func (s *Store) RecordPending(ctx context.Context, ids []memcell.ID, reason stri
 // Pending returns the ids recorded by RecordPending and not yet cleared.
 func (s *Store) Pending(ctx context.Context) ([]memcell.ID, error) {
 	return findIDsIn(ctx, s.pending(), bson.D{})
+}
+
+// PendingStats returns how many ids the pending record lists and when the
+// oldest of them was recorded (the zero time when there is none).
+func (s *Store) PendingStats(ctx context.Context) (int64, time.Time, error) {
+	n, err := s.pending().CountDocuments(ctx, bson.D{})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("mongostore: pending stats: %w", mapErr(err))
+	}
+	if n == 0 {
+		return 0, time.Time{}, nil
+	}
+	var oldest struct {
+		At time.Time `bson:"at"`
+	}
+	err = s.pending().FindOne(ctx, bson.D{}, options.FindOne().SetSort(bson.D{{Key: "at", Value: 1}})).Decode(&oldest)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, time.Time{}, nil // cleared meanwhile
+	}
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("mongostore: pending stats: %w", mapErr(err))
+	}
+	return n, oldest.At, nil
 }
 
 // ClearPending removes ids from the pending record once they are repaired.

@@ -72,6 +72,9 @@ type Primary interface {
 	// Pending returns the ids of the pending records (memcell.Primary's
 	// record of writes the KV missed).
 	Pending(ctx context.Context) ([]memcell.ID, error)
+	// PendingStats returns how many ids the pending record lists and when
+	// the oldest was recorded (zero when none).
+	PendingStats(ctx context.Context) (int64, time.Time, error)
 	// ClearPendingBefore removes the pending records of ids written
 	// before t.
 	ClearPendingBefore(ctx context.Context, ids []memcell.ID, t time.Time) error

@@ -161,6 +161,7 @@ type Replayer struct {
 	log      *slog.Logger
 
 	pending  prometheus.Gauge
+	oldest   prometheus.Gauge
 	replayed *prometheus.CounterVec
 
 	mu    sync.Mutex
@@ -169,7 +170,8 @@ type Replayer struct {
 
 // NewReplayer returns a Replayer; Run starts it. Its metrics,
 // memcell_pending_records (the ids the record listed when the last pass
-// began: a backlog that stays above zero is one that does not drain) and
+// began: a backlog that stays above zero is one that does not drain),
+// memcell_pending_oldest_age_seconds (after the last pass) and
 // memcell_replayed_total{result="written"|"deleted"}, go to
 // opts.Registerer.
 func NewReplayer(primary Primary, store kv.Store, opts *ReplayerOptions) (*Replayer, error) {
@@ -191,6 +193,10 @@ func NewReplayer(primary Primary, store kv.Store, opts *ReplayerOptions) (*Repla
 			Namespace: "memcell", Name: "pending_records",
 			Help: "Documents listed in the primary's record of KV writes to redo when the replayer's last pass began.",
 		}),
+		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "memcell", Name: "pending_oldest_age_seconds",
+			Help: "Age of the oldest entry of the primary's record of KV writes to redo after the replayer's last pass; 0 when it is empty.",
+		}),
 		replayed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "memcell", Name: "replayed_total",
 			Help: "KV copies the replayer wrote (result=written) or deleted (result=deleted) from the pending record.",
@@ -200,7 +206,7 @@ func NewReplayer(primary Primary, store kv.Store, opts *ReplayerOptions) (*Repla
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{r.pending, r.replayed} {
+		for _, c := range []prometheus.Collector{r.pending, r.oldest, r.replayed} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("reconcile: replayer metrics: %w", err)
 			}
@@ -259,6 +265,9 @@ func (r *Replayer) Pass(ctx context.Context) error {
 		}
 		return err
 	}
+	if _, oldest, err := r.primary.PendingStats(ctx); err == nil {
+		r.oldest.Set(age(oldest))
+	}
 	if res.Pending > 0 {
 		r.log.InfoContext(ctx, "reconcile: replayed the pending record", "pending", res.Pending,
 			"written", res.Written, "deleted", res.Deleted, "unreadable", res.Unreadable)
@@ -271,4 +280,33 @@ func (r *Replayer) State() ReplayState {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.state
+}
+
+// age is the seconds since t, 0 for the zero time.
+func age(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return max(time.Since(t).Seconds(), 0)
+}
+
+// PendingStatus is the pending record now and the replayer's state: GET
+// /v1/admin/pending.
+type PendingStatus struct {
+	// Count is how many ids the record lists; OldestAgeSeconds how long
+	// ago the oldest was recorded (0 when none).
+	Count            int64   `json:"count"`
+	OldestAgeSeconds float64 `json:"oldest_age_seconds"`
+	// Replay is the replayer's state.
+	Replay ReplayState `json:"replay"`
+}
+
+// Status reads the pending record's size and age from the primary now, and
+// adds the replayer's state.
+func (r *Replayer) Status(ctx context.Context) (PendingStatus, error) {
+	n, oldest, err := r.primary.PendingStats(ctx)
+	if err != nil {
+		return PendingStatus{}, err
+	}
+	return PendingStatus{Count: n, OldestAgeSeconds: age(oldest), Replay: r.State()}, nil
 }

@@ -130,7 +130,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	handler, err := httpapi.New(repo, &httpapi.Options{
 		Logger: log, Registerer: reg, Gatherer: reg,
 		Token: cfg.APIToken, MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),
-		Jobs: jobs,
+		Jobs: jobs, Replayer: replayer,
 	})
 	if err != nil {
 		return err
