@@ -72,51 +72,65 @@ func Replay(ctx context.Context, primary Primary, store kv.Store, opts *Options)
 		return ReplayResult{}, fmt.Errorf("reconcile: replay: pending record: %w", err)
 	}
 	res := ReplayResult{Pending: len(ids)}
-	for chunk := range slices.Chunk(ids, batch) {
-		docs, err := primary.LookupMany(ctx, chunk)
+	// The documents are looked up existsBatch ids at a time: FerretDB
+	// answers each lookup by reading the whole collection.
+	for lookup := range slices.Chunk(ids, existsBatch) {
+		docs, err := primary.LookupMany(ctx, lookup)
 		if err != nil {
 			return res, fmt.Errorf("reconcile: replay: primary: %w", err)
 		}
-		var (
-			entries []kv.Entry
-			gone    []kv.Deletion
-			done    []memcell.ID
-		)
-		for _, id := range chunk {
-			m, ok := docs[id]
-			if !ok {
-				gone = append(gone, kv.Deletion{Key: keys.Key(id), Rev: kv.MaxRev})
-				done = append(done, id)
-				continue
+		for chunk := range slices.Chunk(lookup, batch) {
+			if err := replayBatch(ctx, primary, store, keys, log, chunk, docs, start, &res); err != nil {
+				return res, err
 			}
-			v, err := memcell.Encode(m)
-			if err != nil {
-				res.Unreadable++
-				log.WarnContext(ctx, "reconcile: replay: the document cannot be mirrored", "event_id", id.String(), "error", err)
-				continue
-			}
-			entries = append(entries, kv.Entry{Key: keys.Key(id), Value: v, Rev: uint64(m.Revision)})
-			done = append(done, id)
-		}
-		if len(entries) > 0 {
-			n, err := store.BatchPut(ctx, entries)
-			if err != nil {
-				return res, fmt.Errorf("reconcile: replay: kv batch put: %w", err)
-			}
-			res.Written += n
-		}
-		if len(gone) > 0 {
-			n, err := store.BatchDelete(ctx, gone)
-			if err != nil {
-				return res, fmt.Errorf("reconcile: replay: kv batch delete: %w", err)
-			}
-			res.Deleted += n
-		}
-		if err := primary.ClearPendingBefore(ctx, done, start); err != nil {
-			return res, fmt.Errorf("reconcile: replay: clear pending: %w", err)
 		}
 	}
 	return res, nil
+}
+
+// replayBatch writes (or deletes) the copies of ids, as docs holds them,
+// and clears their records written before start.
+func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memcell.Keys, log *slog.Logger,
+	ids []memcell.ID, docs map[memcell.ID]*memcell.MemCell, start time.Time, res *ReplayResult) error {
+	var (
+		entries []kv.Entry
+		gone    []kv.Deletion
+		done    []memcell.ID
+	)
+	for _, id := range ids {
+		m, ok := docs[id]
+		if !ok {
+			gone = append(gone, kv.Deletion{Key: keys.Key(id), Rev: kv.MaxRev})
+			done = append(done, id)
+			continue
+		}
+		v, err := memcell.Encode(m)
+		if err != nil {
+			res.Unreadable++
+			log.WarnContext(ctx, "reconcile: replay: the document cannot be mirrored", "event_id", id.String(), "error", err)
+			continue
+		}
+		entries = append(entries, kv.Entry{Key: keys.Key(id), Value: v, Rev: uint64(m.Revision)})
+		done = append(done, id)
+	}
+	if len(entries) > 0 {
+		n, err := store.BatchPut(ctx, entries)
+		if err != nil {
+			return fmt.Errorf("reconcile: replay: kv batch put: %w", err)
+		}
+		res.Written += n
+	}
+	if len(gone) > 0 {
+		n, err := store.BatchDelete(ctx, gone)
+		if err != nil {
+			return fmt.Errorf("reconcile: replay: kv batch delete: %w", err)
+		}
+		res.Deleted += n
+	}
+	if err := primary.ClearPendingBefore(ctx, done, start); err != nil {
+		return fmt.Errorf("reconcile: replay: clear pending: %w", err)
+	}
+	return nil
 }
 
 // ReplayerOptions configure a Replayer. Nil means defaults.
