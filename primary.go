@@ -33,6 +33,9 @@ type Primary interface {
 	// HardDelete removes the document, live or not, and reports whether
 	// there was one and, read atomically with the removal, the revision it
 	// had: 0 when it had none, -1 when its revision field was unreadable.
+	// It remembers that revision so that an Append re-creating the id
+	// starts above it. When deleted is true the document is gone even if
+	// err is not nil: err then says that remembering the revision failed.
 	HardDelete(ctx context.Context, id ID) (deleted bool, rev int64, err error)
 	// SoftDeleteMany and RestoreMany change every document in scope and
 	// return the count and their new states. When they fail part-way, the

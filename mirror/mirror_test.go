@@ -486,6 +486,39 @@ func TestMetricLint(t *testing.T) {
 	)
 }
 
+// TestRecreateAfterHardDelete re-creates a hard-deleted document under its
+// id: the primary starts it above the deleted revision, so the delete's
+// tombstone admits its copy at once.
+func TestRecreateAfterHardDelete(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b memcelltest.KVBackend) {
+		e := newEnv(t, b, nil)
+		ctx := context.Background()
+		m := memcelltest.NewMemCell(rand.New(rand.NewPCG(50, 50)), 0)
+		m.ID = memcell.NewID() // chosen by the client
+		first, mir, err := e.repo.Append(ctx, m)
+		if err != nil || mir.Status != mirror.MirrorOK {
+			t.Fatalf("Append = %+v, %v", mir, err)
+		}
+		if _, _, err := e.repo.Update(ctx, m.ID, map[string]any{"summary": "before the delete"}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, mir, err := e.repo.HardDelete(ctx, m.ID); !ok || err != nil || mir.Status != mirror.MirrorOK {
+			t.Fatalf("HardDelete = %v, %+v, %v", ok, mir, err)
+		}
+		again, mir, err := e.repo.Append(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mir.Status != mirror.MirrorOK || again.Revision <= first.Revision+1 {
+			t.Errorf("re-created: mirror %+v, revision %d; want ok and above the deleted revision %d", mir, again.Revision, first.Revision+1)
+		}
+		if _, v, err := e.repo.Get(ctx, m.ID); err != nil || v.Outcome != mirror.Consistent {
+			t.Errorf("Get of the re-created document: %s, %v; want consistent", v.Outcome, err)
+		}
+		e.assertMirrored(t, "after the re-creation")
+	})
+}
+
 // failingBulk is a primary whose bulk operations do their work and then
 // report an error, as an operation that failed part-way does.
 type failingBulk struct {

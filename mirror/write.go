@@ -98,7 +98,12 @@ func (r *Repository) Restore(ctx context.Context, id memcell.ID) (bool, Mirror, 
 // the id.
 func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirror, error) {
 	ok, rev, err := r.primary.HardDelete(ctx, id)
-	if err != nil {
+	switch {
+	case ok && err != nil:
+		// The document is gone: its copy must go too. Only a re-creation
+		// of the id may start at a revision the tombstone still refuses.
+		r.log.WarnContext(ctx, "mirror: hard delete done, but the primary could not remember the revision", "event_id", id.String(), "error", err)
+	case err != nil:
 		return false, Mirror{}, err
 	}
 	if !ok {

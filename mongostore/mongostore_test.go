@@ -299,6 +299,24 @@ func TestHardDeleteRevision(t *testing.T) {
 	if ok, rev, err := s.HardDelete(ctx, m.ID); !ok || rev != 2 || err != nil {
 		t.Errorf("HardDelete of an updated document = %v, rev %d, %v; want true, rev 2, nil", ok, rev, err)
 	}
+	// Re-created under the same id, it starts above the deleted revision,
+	// and a second delete and re-creation go on from there.
+	again, err := s.Append(ctx, m)
+	if err != nil || again.Revision != 3 {
+		t.Fatalf("Append of a hard-deleted id = revision %v, %v; want 3", again, err)
+	}
+	if ok, rev, err := s.HardDelete(ctx, m.ID); !ok || rev != 3 || err != nil {
+		t.Errorf("second HardDelete = %v, rev %d, %v; want true, rev 3, nil", ok, rev, err)
+	}
+	if again, err = s.Append(ctx, m); err != nil || again.Revision != 4 {
+		t.Errorf("second re-creation = %+v, %v; want revision 4", again, err)
+	}
+	// An id never deleted starts at 1, chosen or not.
+	fresh := memcelltest.NewMemCell(rand.New(rand.NewPCG(6, 6)), 0)
+	fresh.ID = memcell.NewID()
+	if got, err := s.Append(ctx, fresh); err != nil || got.Revision != 1 {
+		t.Errorf("Append of a new chosen id = %+v, %v; want revision 1", got, err)
+	}
 }
 
 // seed appends n fixtures and returns them as stored.

@@ -21,19 +21,27 @@ const idChunk = 1000
 
 // Append validates m, stores it as a new document and returns the stored
 // MemCell: a new id unless m has one, created_at = updated_at = now,
-// revision 1. m is not modified.
+// revision 1. An id the caller chose may have been hard-deleted before:
+// then the revision starts one above the deleted document's (see
+// GravesSuffix), which costs one read by _id. m is not modified.
 func (s *Store) Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCell, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
 	stored := *m
+	stored.Revision = 1
 	if stored.ID.IsZero() {
 		stored.ID = memcell.NewID()
+	} else {
+		rev, err := s.graveRevision(ctx, stored.ID)
+		if err != nil {
+			return nil, fmt.Errorf("mongostore: append: %w", err)
+		}
+		stored.Revision = rev + 1
 	}
 	now := s.nowMillis()
 	stored.Timestamp = memcell.NormalizeTime(stored.Timestamp)
 	stored.CreatedAt, stored.UpdatedAt = &now, &now
-	stored.Revision = 1
 	if _, err := s.coll.InsertOne(ctx, toBSON(&stored)); err != nil {
 		return nil, fmt.Errorf("mongostore: append: %w", mapErr(err))
 	}
@@ -194,7 +202,14 @@ func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, int64, err
 	if err != nil {
 		return false, 0, fmt.Errorf("mongostore: hard delete: %w", mapErr(err))
 	}
-	return true, revisionOf(raw), nil
+	rev := revisionOf(raw)
+	if err := s.bury(ctx, id, max(rev, 0)); err != nil {
+		// The document is gone; only a re-creation of the id within the
+		// KV's tombstone grace would suffer (its copy refused as stale
+		// until the grace ends).
+		return true, rev, err
+	}
+	return true, rev, nil
 }
 
 // revisionOf reads the revision field of a stored document as

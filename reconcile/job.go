@@ -214,7 +214,10 @@ func (j *job) run(ctx context.Context) error {
 			return err
 		}
 	}
-	return j.kvPass(ctx)
+	if err := j.kvPass(ctx); err != nil {
+		return err
+	}
+	return j.clearGone(ctx)
 }
 
 // openCheckpoint loads the checkpoint at path, if there is one, and

@@ -159,3 +159,44 @@ func (j *job) deleteKeys(ctx context.Context, keys []string) error {
 	}
 	return nil
 }
+
+// clearGone drops, for a repair, the pending records of ids that neither
+// pass visits: documents the primary no longer has and the KV holds no
+// copy of, such as a hard delete whose KV delete failed and whose copy is
+// gone since. Records written after the job started stay.
+func (j *job) clearGone(ctx context.Context) error {
+	if !j.fix {
+		return nil
+	}
+	ids, err := j.primary.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("primary pending: %w", err)
+	}
+	for chunk := range slices.Chunk(ids, existsBatch) {
+		exist, err := j.primary.Existing(ctx, chunk)
+		if err != nil {
+			return fmt.Errorf("primary lookup: %w", err)
+		}
+		var gone []memcell.ID
+		for _, id := range chunk {
+			if !exist[id] {
+				gone = append(gone, id)
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		got, err := j.kv.BatchGet(ctx, j.keysOf(gone))
+		if err != nil {
+			return fmt.Errorf("kv batch get: %w", err)
+		}
+		done := slices.DeleteFunc(gone, func(id memcell.ID) bool {
+			_, held := got[j.keys.Key(id)]
+			return held
+		})
+		if err := j.primary.ClearPendingBefore(ctx, done, j.started); err != nil {
+			return err
+		}
+	}
+	return nil
+}

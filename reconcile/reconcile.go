@@ -42,7 +42,8 @@
 //
 // Verify writes to neither store. Sync writes only KV copies. Repair writes
 // KV copies, deletes extras, and clears the primary's pending record
-// (memcell.Primary.RecordPending) of the documents it leaves consistent.
+// (memcell.Primary.RecordPending) of the documents it leaves consistent and
+// of the ids that have neither a document nor a copy any more.
 package reconcile
 
 import (
@@ -76,6 +77,9 @@ type Primary interface {
 	LookupMany(ctx context.Context, ids []memcell.ID) (map[memcell.ID]*memcell.MemCell, error)
 	// Existing reports which of ids have a document.
 	Existing(ctx context.Context, ids []memcell.ID) (map[memcell.ID]bool, error)
+	// Pending returns the ids of the pending records (memcell.Primary's
+	// record of writes the KV missed).
+	Pending(ctx context.Context) ([]memcell.ID, error)
 	// ClearPendingBefore removes the pending records of ids written
 	// before t.
 	ClearPendingBefore(ctx context.Context, ids []memcell.ID, t time.Time) error

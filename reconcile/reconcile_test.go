@@ -136,8 +136,11 @@ func TestVerifyRepair(t *testing.T) {
 			}
 
 			want := damage(t, e)
-			// Pending records: two damaged documents and a consistent one.
-			pending := []memcell.ID{e.docs[0].ID, e.docs[4].ID, e.docs[20].ID}
+			// Pending records: two damaged documents, a consistent one, and
+			// one the primary does not have and the KV holds no copy of (a
+			// hard delete whose KV delete failed, the copy gone since):
+			// neither pass visits it, and the repair must clear it too.
+			pending := []memcell.ID{e.docs[0].ID, e.docs[4].ID, e.docs[20].ID, memcell.NewID()}
 			if err := e.primary.RecordPending(ctx, pending, "test"); err != nil {
 				t.Fatal(err)
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/reconcile"
 )
 
 // config is the service's configuration. Each value comes from, in order of
@@ -42,6 +43,7 @@ type config struct {
 	Mirror          mirror.Flags // --mirroring and --validation
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
+	ReplayInterval  time.Duration
 }
 
 // setting names one configuration value's flag and environment variable;
@@ -68,6 +70,7 @@ var settings = []setting{
 	{"mirroring", "MEMCELL_MIRRORING", false},
 	{"max-body-bytes", "MEMCELL_MAX_BODY_BYTES", false},
 	{"shutdown-timeout", "MEMCELL_SHUTDOWN_TIMEOUT", false},
+	{"replay-interval", "MEMCELL_REPLAY_INTERVAL", false},
 }
 
 // fileKey is a flag's key in the config file.
@@ -95,6 +98,8 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	c.MaxBodyBytes = 1 << 20
 	fs.Var((*positiveInt64)(&c.MaxBodyBytes), "max-body-bytes", "largest request body accepted (413 beyond)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for in-flight requests")
+	c.ReplayInterval = reconcile.DefaultReplayInterval
+	fs.Var((*positiveDuration)(&c.ReplayInterval), "replay-interval", "how often serve redoes the KV writes recorded as missed (KV outage, mirroring off)")
 	for _, s := range settings {
 		f := fs.Lookup(s.flag)
 		f.Usage += " ($" + s.env + ")"
@@ -222,6 +227,24 @@ func (c *config) redacted() map[string]string {
 		out[fileKey(s.flag)] = v
 	}
 	return out
+}
+
+// positiveDuration is a duration flag value that must be above zero.
+type positiveDuration time.Duration
+
+func (p *positiveDuration) String() string { return time.Duration(*p).String() }
+func (p *positiveDuration) Type() string   { return "duration" }
+
+func (p *positiveDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return errors.New("must be positive")
+	}
+	*p = positiveDuration(d)
+	return nil
 }
 
 // positiveInt64 is an int64 flag value that must be above zero. Its type

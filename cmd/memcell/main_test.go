@@ -151,6 +151,8 @@ func TestConfigErrors(t *testing.T) {
 		{"max-body-bytes", "x", "MEMCELL_MAX_BODY_BYTES", "max_body_bytes"},
 		{"max-body-bytes", "0", "MEMCELL_MAX_BODY_BYTES", "max_body_bytes"},
 		{"shutdown-timeout", "30", "MEMCELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
+		{"replay-interval", "0s", "MEMCELL_REPLAY_INTERVAL", "replay_interval"},
+		{"replay-interval", "soon", "MEMCELL_REPLAY_INTERVAL", "replay_interval"},
 		{"mirroring", "maybe", "MEMCELL_MIRRORING", "mirroring"},
 		{"insecure", "maybe", "MEMCELL_INSECURE", "insecure"},
 		{"validation", "sometimes", "MEMCELL_VALIDATION", "validation"},

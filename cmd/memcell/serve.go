@@ -111,6 +111,22 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		}
 		return nil, fmt.Errorf("unknown job %q", kind)
 	}, &httpapi.JobRunnerOptions{Logger: log, Registerer: reg})
+	// The replayer redoes the KV writes the primary recorded as missed (a
+	// KV outage, mirroring switched off), at start and every few seconds.
+	replayer, err := reconcile.NewReplayer(primary, store, &reconcile.ReplayerOptions{Options: reconcile.Options{Logger: log, Registerer: reg}, Interval: cfg.ReplayInterval})
+	if err != nil {
+		return err
+	}
+	rctx, stopReplay := context.WithCancel(context.WithoutCancel(ctx))
+	replayDone := make(chan struct{})
+	go func() {
+		defer close(replayDone)
+		_ = replayer.Run(rctx) // ends with rctx
+	}()
+	defer func() {
+		stopReplay()
+		<-replayDone // before the stores close
+	}()
 	handler, err := httpapi.New(repo, &httpapi.Options{
 		Logger: log, Registerer: reg, Gatherer: reg,
 		Token: cfg.APIToken, MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),

@@ -39,6 +39,11 @@ func (e engine) NewIter(lower, upper []byte) (diskkv.Iter, error) {
 
 func (e engine) Close() error { return e.db.Close() }
 
+// SyncLog implements diskkv.LogSyncer: an empty log record written with
+// Sync makes Pebble sync its write-ahead log, and with it every record
+// before it.
+func (e engine) SyncLog() error { return e.db.LogData(nil, pebble.Sync) }
+
 type batch struct{ b *pebble.Batch }
 
 // Set encodes rec in place in the batch, without copying the value twice.

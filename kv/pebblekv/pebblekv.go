@@ -22,12 +22,13 @@
 // With Options.Sync false (the default) a write returns once it is in
 // Pebble's memtable and in its write-ahead-log buffer, without fsync.
 // Pebble writes that buffer to the file when a 32 KiB log block fills or a
-// synced write comes along, so not only a machine crash but also a process
-// crash (kill -9) can lose the last writes, up to about 32 KiB of them.
-// memcell treats the KV as a copy of MongoDB, and `memcell kv repair`
-// brings such losses back; a caller that must not lose an acknowledged
-// write across kill -9 sets Sync. With Sync true every write waits for its
-// fsync.
+// synced write comes along; on its own, a process crash (kill -9) could
+// lose the last writes. So the store syncs the log in the background every
+// Options.SyncInterval (100 ms by default) when anything was written since
+// the last sync, and once more on Close: a group sync, one fsync for all
+// the writes of the interval. An acknowledged write survives kill -9 and a
+// machine crash once the next group sync has run. With Sync true every
+// write waits for its own fsync instead.
 //
 // # Closing
 //
@@ -65,6 +66,11 @@ type Options struct {
 	// CacheSize is the size in bytes of Pebble's block cache; 0 means
 	// Pebble's default (8 MiB). Negative is an error.
 	CacheSize int64
+	// SyncInterval is how often, without Sync, the log of the writes made
+	// since the last sync is synced in the background; 0 means
+	// diskkv.DefaultSyncInterval (100 ms), negative turns the group sync
+	// off. See the package documentation.
+	SyncInterval time.Duration
 	// Logger receives Pebble's own messages (WAL recovery on open,
 	// background errors); nil drops them.
 	Logger *slog.Logger
@@ -86,6 +92,7 @@ var backend = diskkv.Backend{
 	Name:         "pebblekv",
 	Scheme:       "pebble",
 	Capabilities: kv.Capabilities{Backend: "pebble", OrderedScan: true, Persistent: true},
+	GroupSync:    true,
 }
 
 // Open opens the Pebble database in dir, creating dir and the database when
@@ -97,7 +104,7 @@ func Open(ctx context.Context, dir string, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	s, err := backend.Open(ctx, dir, diskkv.Options{TombstoneGrace: o.TombstoneGrace, Sync: o.Sync, CacheSize: o.CacheSize}, o.openEngine)
+	s, err := backend.Open(ctx, dir, diskkv.Options{TombstoneGrace: o.TombstoneGrace, Sync: o.Sync, CacheSize: o.CacheSize, SyncInterval: o.SyncInterval}, o.openEngine)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +136,8 @@ func pebbleOptions(o Options) *pebble.Options {
 
 // OpenURL opens the store a pebble URL names: pebble:///absolute/path or
 // pebble:relative/path, with the options sync (bool), tombstone_grace (a
-// duration such as 30s; 0 means the default) and cache_size (bytes).
+// duration such as 30s; 0 means the default), cache_size (bytes) and
+// sync_interval (the group sync's interval; 0 means the default).
 // Unknown options, a host, user information and an empty path are errors
 // wrapping kv.ErrInvalidOptions.
 func OpenURL(ctx context.Context, u *url.URL) (kv.Store, error) {
@@ -137,7 +145,7 @@ func OpenURL(ctx context.Context, u *url.URL) (kv.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := Open(ctx, uo.Dir, &Options{Sync: uo.Sync, TombstoneGrace: uo.TombstoneGrace, CacheSize: int64(uo.CacheSize)})
+	s, err := Open(ctx, uo.Dir, &Options{Sync: uo.Sync, TombstoneGrace: uo.TombstoneGrace, CacheSize: int64(uo.CacheSize), SyncInterval: uo.SyncInterval})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package pebblekv
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -14,14 +15,16 @@ var testBackend = disktest.Backend{
 	Scheme:       "pebble",
 	Capabilities: kv.Capabilities{Backend: "pebble", OrderedScan: true, Persistent: true},
 	Open: disktest.Adapt(Open, func(o disktest.Options) *Options {
-		return &Options{TombstoneGrace: o.TombstoneGrace, Sync: o.Sync, CacheSize: o.CacheSize}
+		return &Options{TombstoneGrace: o.TombstoneGrace, Sync: o.Sync, CacheSize: o.CacheSize, SyncInterval: o.SyncInterval}
 	}),
 	OpenURL: OpenURL,
 	// Without Sync a write may still be in Pebble's log buffer when the
 	// process is killed.
 	KillSafe: &disktest.Options{Sync: true},
-	RawSet:   rawSet,
-	RawKeys:  rawKeys,
+	// With the defaults, the group sync makes them durable shortly after.
+	GroupSync: &disktest.Options{SyncInterval: 50 * time.Millisecond},
+	RawSet:    rawSet,
+	RawKeys:   rawKeys,
 }
 
 var open = testBackend.Opener()

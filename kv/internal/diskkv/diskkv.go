@@ -30,10 +30,12 @@ package diskkv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/memcell/memcell/kv"
@@ -59,6 +61,14 @@ type Engine interface {
 
 	// Close closes the database.
 	Close() error
+}
+
+// LogSyncer is an Engine that can make every write committed so far
+// durable at once (its write-ahead log synced to stable storage). Stores
+// on such an engine sync the log in the background when writes do not
+// sync themselves: a group sync (Options.SyncInterval).
+type LogSyncer interface {
+	SyncLog() error
 }
 
 // Batch collects writes to apply atomically. The batch copies the keys and
@@ -104,6 +114,9 @@ type Backend struct {
 	Scheme string
 	// Capabilities is what its stores report.
 	Capabilities kv.Capabilities
+	// GroupSync is set when the backend's engine is a LogSyncer, so that
+	// Options.SyncInterval and the URL option sync_interval apply.
+	GroupSync bool
 }
 
 // Options are the options every disk backend has.
@@ -117,7 +130,17 @@ type Options struct {
 	// CacheSize is only checked: negative is an error. The backend passes
 	// it on to its library itself.
 	CacheSize int64
+	// SyncInterval is, without Sync and on an engine that is a LogSyncer,
+	// how often the log of the writes made since the last sync is synced
+	// in the background, and so how long at most an acknowledged write can
+	// be lost by a killed process or a machine crash. 0 means
+	// DefaultSyncInterval; negative turns the group sync off. Close syncs
+	// once more.
+	SyncInterval time.Duration
 }
+
+// DefaultSyncInterval is the default Options.SyncInterval.
+const DefaultSyncInterval = 100 * time.Millisecond
 
 // Store is a kv.Store on an Engine. Its methods are safe for concurrent
 // use.
@@ -131,6 +154,13 @@ type Store struct {
 
 	mu  sync.RWMutex // read-held while an operation uses eng, write-held by Close
 	eng Engine       // nil once closed
+
+	// The group sync: unsynced is set by every commit that did not sync;
+	// the syncer goroutine (when there is one) syncs the log when it is
+	// set. stopSync stops it and closes syncDone when it has returned.
+	unsynced atomic.Bool
+	stopSync func()
+	syncDone chan struct{}
 }
 
 var _ kv.Store = (*Store)(nil)
@@ -158,7 +188,7 @@ func (b Backend) Open(ctx context.Context, dir string, o Options, open func(dir 
 	if err != nil {
 		return nil, fmt.Errorf("%s: open %s: %w", b.Name, dir, err)
 	}
-	return &Store{
+	s := &Store{
 		name:      b.Name,
 		caps:      b.Capabilities,
 		grace:     o.TombstoneGrace,
@@ -166,7 +196,44 @@ func (b Backend) Open(ctx context.Context, dir string, o Options, open func(dir 
 		locks:     record.NewLocks(),
 		errClosed: fmt.Errorf("%s: %w", b.Name, kv.ErrClosed),
 		eng:       eng,
-	}, nil
+	}
+	if syncer, ok := eng.(LogSyncer); ok && !o.Sync && o.SyncInterval >= 0 {
+		interval := o.SyncInterval
+		if interval == 0 {
+			interval = DefaultSyncInterval
+		}
+		stop := make(chan struct{})
+		s.stopSync = sync.OnceFunc(func() { close(stop) })
+		s.syncDone = make(chan struct{})
+		go s.groupSync(syncer, interval, stop)
+	}
+	return s, nil
+}
+
+// groupSync syncs the log every interval when writes were made since the
+// last sync, until stop is closed. A failed sync is tried again at the next
+// tick; the writes stay in the engine either way.
+func (s *Store) groupSync(syncer LogSyncer, interval time.Duration, stop <-chan struct{}) {
+	defer close(s.syncDone)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if !s.unsynced.Swap(false) {
+			continue
+		}
+		s.mu.RLock()
+		if s.eng != nil {
+			if err := syncer.SyncLog(); err != nil {
+				s.unsynced.Store(true)
+			}
+		}
+		s.mu.RUnlock()
+	}
 }
 
 // acquire returns the error a call must fail with before doing any work,
@@ -219,6 +286,10 @@ func (s *Store) Capabilities() kv.Capabilities {
 // Close waits for in-flight calls, then closes the engine. Later calls of
 // any method return kv.ErrClosed; later calls of Close return nil.
 func (s *Store) Close() error {
+	if s.stopSync != nil {
+		s.stopSync()
+		<-s.syncDone
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.eng == nil {
@@ -226,8 +297,12 @@ func (s *Store) Close() error {
 	}
 	eng := s.eng
 	s.eng = nil
-	if err := eng.Close(); err != nil {
-		return fmt.Errorf("%s: close: %w", s.name, err)
+	var err error
+	if syncer, ok := eng.(LogSyncer); ok && s.unsynced.Load() {
+		err = syncer.SyncLog()
+	}
+	if cerr := eng.Close(); cerr != nil || err != nil {
+		return fmt.Errorf("%s: close: %w", s.name, errors.Join(err, cerr))
 	}
 	return nil
 }

@@ -14,11 +14,14 @@ type URLOptions struct {
 	Sync           bool
 	TombstoneGrace time.Duration
 	CacheSize      int
+	SyncInterval   time.Duration
 }
 
 // ParseURL reads a URL of b: scheme:///absolute/path or
 // scheme:relative/path, with the options sync (bool), tombstone_grace (a
-// duration such as 30s; 0 means the default) and cache_size (bytes).
+// duration such as 30s; 0 means the default), cache_size (bytes) and, for
+// a backend with Backend.GroupSync, sync_interval (a duration; 0 means
+// DefaultSyncInterval).
 // Unknown options, a host, user information and an empty path are errors
 // wrapping kv.ErrInvalidOptions.
 func (b Backend) ParseURL(u *url.URL) (URLOptions, error) {
@@ -40,6 +43,9 @@ func (b Backend) ParseURL(u *url.URL) (URLOptions, error) {
 	o.Sync = q.Bool("sync", false)
 	o.TombstoneGrace = q.Duration("tombstone_grace", 0)
 	o.CacheSize = q.Int("cache_size", 0, 0)
+	if b.GroupSync {
+		o.SyncInterval = q.Duration("sync_interval", 0)
+	}
 	if err := q.Done(); err != nil {
 		return URLOptions{}, fmt.Errorf("%s: %w", b.Name, err)
 	}

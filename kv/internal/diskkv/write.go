@@ -198,10 +198,14 @@ func (s *Store) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, error
 	return removed, nil
 }
 
-// commit commits b with the store's sync option.
+// commit commits b with the store's sync option, and marks the log for the
+// next group sync when the commit did not sync it.
 func (s *Store) commit(b Batch) error {
 	if err := b.Commit(s.sync); err != nil {
 		return fmt.Errorf("%s: write: %w", s.name, err)
+	}
+	if !s.sync {
+		s.unsynced.Store(true)
 	}
 	return nil
 }

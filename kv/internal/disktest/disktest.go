@@ -35,6 +35,7 @@ type Options struct {
 	TombstoneGrace time.Duration
 	Sync           bool
 	CacheSize      int64
+	SyncInterval   time.Duration
 }
 
 // Backend is what the shared tests need to know of a disk backend.
@@ -51,6 +52,10 @@ type Backend struct {
 	// KillSafe are the options under which the backend promises that a
 	// write that returned survives kill -9 of its process.
 	KillSafe *Options
+	// GroupSync, for a backend that syncs its log in the background, are
+	// options with Sync false and a SyncInterval under which a write
+	// survives kill -9 once that interval has passed; nil for the others.
+	GroupSync *Options
 	// RawSet writes values under keys into the database in dir with the
 	// library itself, bypassing the record format. No store has dir open.
 	RawSet func(t testing.TB, dir string, values map[string][]byte)
@@ -113,6 +118,12 @@ func Run(t *testing.T, b Backend) {
 		{"CloseWhileBusy", testCloseWhileBusy},
 		{"KillKeepsAcknowledgedWrites", testKillKeepsAcknowledgedWrites},
 	}
+	if b.GroupSync != nil {
+		tests = append(tests, struct {
+			name string
+			fn   func(t *testing.T, b Backend)
+		}{"KillAfterGroupSync", testKillAfterGroupSync})
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, b) })
 	}
@@ -142,6 +153,9 @@ func testOpenURL(t *testing.T, b Backend) {
 		{s + "://", false},
 		{s + ":", false},
 		{s + ":?sync=true", false},
+		// sync_interval is an option of the backends with a group sync only.
+		{s + "://" + abs + "/e?sync_interval=50ms", b.GroupSync != nil},
+		{s + "://" + abs + "/f?sync_interval=-1s", false},
 	} {
 		t.Run(tc.url, func(t *testing.T) {
 			u, err := url.Parse(tc.url)

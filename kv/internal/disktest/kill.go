@@ -15,7 +15,7 @@ import (
 )
 
 // childDirEnv makes the test binary act as the writer process that
-// testKillKeepsAcknowledgedWrites kills.
+// testKillKeepsAcknowledgedWrites and testKillAfterGroupSync kill.
 const childDirEnv = "DISKTEST_KILL_CHILD_DIR"
 
 const killWrites = 200
@@ -25,8 +25,26 @@ const killWrites = 200
 // process. The test binary runs itself, limited to this test, as the
 // writer.
 func testKillKeepsAcknowledgedWrites(t *testing.T, b Backend) {
+	killAfterWrites(t, b, b.KillSafe, 0)
+}
+
+// testKillAfterGroupSync checks the group sync: with b.GroupSync (no sync
+// per write), writes survive kill -9 once three sync intervals have passed
+// since they returned.
+func testKillAfterGroupSync(t *testing.T, b Backend) {
+	if b.GroupSync.Sync || b.GroupSync.SyncInterval <= 0 {
+		t.Fatalf("GroupSync must have Sync false and a SyncInterval, got %+v", *b.GroupSync)
+	}
+	killAfterWrites(t, b, b.GroupSync, 3*b.GroupSync.SyncInterval)
+}
+
+// killAfterWrites runs the test binary as a writer process that opens the
+// store in a new directory with opts, writes killWrites values, waits wait
+// and says so; then kills it with SIGKILL and checks that every write is
+// there.
+func killAfterWrites(t *testing.T, b Backend, opts *Options, wait time.Duration) {
 	if dir := os.Getenv(childDirEnv); dir != "" {
-		writeThenHang(b, dir)
+		writeThenHang(b, dir, opts, wait)
 		return
 	}
 	dir := t.TempDir()
@@ -70,10 +88,10 @@ func runPattern(name string) string {
 	return strings.Join(parts, "/")
 }
 
-// writeThenHang writes killWrites values one Put at a time, reports it on
-// stdout and waits to be killed.
-func writeThenHang(b Backend, dir string) {
-	s, err := b.Open(context.Background(), dir, b.KillSafe)
+// writeThenHang writes killWrites values one Put at a time, waits wait,
+// reports it on stdout and waits to be killed.
+func writeThenHang(b Backend, dir string, opts *Options, wait time.Duration) {
+	s, err := b.Open(context.Background(), dir, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -85,6 +103,7 @@ func writeThenHang(b Backend, dir string) {
 			os.Exit(1)
 		}
 	}
+	time.Sleep(wait)
 	fmt.Println("written")
 	time.Sleep(time.Hour) // until killed
 }

@@ -1,0 +1,94 @@
+package reconcile_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/memcell/memcell/memcelltest"
+	"github.com/memcell/memcell/mirror"
+	"github.com/memcell/memcell/reconcile"
+)
+
+// unmirrored makes writes with mirroring switched off, which leave the KV
+// behind and list their ids in the pending record: an update and a hard
+// delete of mirrored documents, and an append. It returns how many ids it
+// listed.
+func (e *env) unmirrored(t *testing.T) int {
+	t.Helper()
+	ctx := context.Background()
+	e.append(t, 2)
+	if err := e.repo.SetFlags(mirror.Flags{Mirroring: false, Validation: mirror.ValidationOn}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.repo.Update(ctx, e.docs[0].ID, map[string]any{"summary": "while mirroring was off"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.repo.HardDelete(ctx, e.docs[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	e.append(t, 1)
+	if err := e.repo.SetFlags(mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn}); err != nil {
+		t.Fatal(err)
+	}
+	return 3
+}
+
+// TestReplay drains the pending record on every backend: afterwards the KV
+// equals the primary and the record is empty.
+func TestReplay(t *testing.T) {
+	for _, backend := range memcelltest.KVBackends() {
+		t.Run(backend.Name, func(t *testing.T) {
+			e := newEnv(t, backend, 0)
+			n := e.unmirrored(t)
+			if r := e.verify(t, nil); r.DifferenceCount() != 3 {
+				t.Fatalf("before the replay verify found %v, want 3 differences", r.Differences)
+			}
+			res, err := reconcile.Replay(context.Background(), e.primary, e.kv, e.opts())
+			if err != nil {
+				t.Fatalf("Replay: %v", err)
+			}
+			if want := (reconcile.ReplayResult{Pending: n, Written: 2, Deleted: 1}); res != want {
+				t.Errorf("Replay = %+v, want %+v", res, want)
+			}
+			e.assertConsistent(t, "after the replay")
+			if got := pendingIDs(t, e); len(got) != 0 {
+				t.Errorf("pending record after the replay: %v, want empty", got)
+			}
+		})
+	}
+}
+
+// TestReplayer runs the background replayer: writes the KV missed are
+// mirrored within a few intervals, the metrics count them, and Run ends
+// with its context.
+func TestReplayer(t *testing.T) {
+	e := newEnv(t, memcelltest.KVBackends()[0], 0)
+	r, err := reconcile.NewReplayer(e.primary, e.kv, &reconcile.ReplayerOptions{Interval: 20 * time.Millisecond, Options: reconcile.Options{Registerer: e.reg}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	e.unmirrored(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for len(pendingIDs(t, e)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v, want context.Canceled", err)
+	}
+	e.assertConsistent(t, "after the replayer ran")
+	if s := r.State(); s.Written != 2 || s.Deleted != 1 || s.Passes == 0 || s.Failures != 0 {
+		t.Errorf("replayer state = %+v, want 2 written, 1 deleted, no failure", s)
+	}
+	memcelltest.AssertMetrics(t, e.reg, `
+# HELP memcell_replayed_total KV copies the replayer wrote (result=written) or deleted (result=deleted) from the pending record.
+# TYPE memcell_replayed_total counter
+memcell_replayed_total{result="deleted"} 1
+memcell_replayed_total{result="written"} 2
+`)
+}
