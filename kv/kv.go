@@ -28,6 +28,18 @@
 //
 // Tombstones are invisible to Get, BatchGet, Scan and Stats; once the grace
 // period is over the key behaves as if it had never existed.
+//
+// # Compare-and-swap
+//
+// Swap is the one write that ignores the revision guards: it replaces a
+// live value, and its revision, with any entry, a lower revision included,
+// but only while the live value is byte for byte the value the caller read.
+// It is how a repair replaces a copy whose revision is ahead of the
+// primary's document (the primary was restored from a backup, or replaced
+// by another program): no guarded put can. Because it compares the exact
+// bytes, a live write that lands in between (and so changes the value)
+// wins, and a key without a live value (absent, or holding a tombstone) is
+// never written, so a deleted document stays deleted.
 package kv
 
 import (
@@ -124,6 +136,15 @@ type Store interface {
 	// It returns how many were stored. When an error is returned some
 	// entries may have been stored and others not; retrying is safe.
 	BatchPut(ctx context.Context, entries []Entry) (int, error)
+
+	// Swap stores e (its value and its revision) only if e.Key's live value
+	// is byte for byte old, and reports whether it did. It ignores the
+	// revision guards: e.Rev may be lower than the stored revision, and
+	// later puts are judged against e.Rev. A key with no live value
+	// (absent, or holding a tombstone) refuses it; a nil and an empty old
+	// are the same value. The comparison and the write are one atomic step
+	// with respect to every other write of the key.
+	Swap(ctx context.Context, e Entry, old []byte) (bool, error)
 
 	// Delete is a guarded delete of key at revision rev. When key holds a
 	// live value of a revision higher than rev, nothing changes and Delete

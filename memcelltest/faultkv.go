@@ -17,7 +17,7 @@ var ErrInjected = errors.New("memcelltest: injected KV fault")
 // every call that is not failed goes to the wrapped store.
 type FaultKV struct {
 	kv.Store
-	FailWrites     atomic.Bool // Put, BatchPut, Delete, BatchDelete
+	FailWrites     atomic.Bool // Put, BatchPut, Swap, Delete, BatchDelete
 	FailReads      atomic.Bool // Get
 	FailBatchReads atomic.Bool // BatchGet
 	// Calls counts the calls that reached the wrapped store, by kind.
@@ -57,6 +57,14 @@ func (f *FaultKV) BatchPut(ctx context.Context, entries []kv.Entry) (int, error)
 	}
 	f.Writes.Add(1)
 	return f.Store.BatchPut(ctx, entries)
+}
+
+func (f *FaultKV) Swap(ctx context.Context, e kv.Entry, old []byte) (bool, error) {
+	if f.FailWrites.Load() {
+		return false, ErrInjected
+	}
+	f.Writes.Add(1)
+	return f.Store.Swap(ctx, e, old)
 }
 
 func (f *FaultKV) Delete(ctx context.Context, key string, rev uint64) (bool, error) {

@@ -45,7 +45,10 @@ type checkpoint struct {
 	Differences map[Kind]int64 `json:"differences"`
 	Repaired    int64          `json:"repaired"`
 	Unrepaired  int64          `json:"unrepaired"`
-	Samples     []Diff         `json:"samples"`
+	// RevisionsLowered is omitted by versions that did not count it, and
+	// reads as 0.
+	RevisionsLowered int64  `json:"revisions_lowered,omitempty"`
+	Samples          []Diff `json:"samples"`
 }
 
 // loadCheckpoint reads the checkpoint at path; it returns nil, nil when

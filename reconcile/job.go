@@ -40,7 +40,12 @@ func Sync(ctx context.Context, primary Primary, store kv.Store, opts *Options) (
 // Repair verifies as Verify does and fixes what it finds: missing, stale and
 // differing copies are written from the primary's current document (guarded
 // by its revision), extras are deleted (leaving tombstones) once the primary
-// has been asked again that it does not have them. It clears the pending
+// has been asked again that it does not have them. A copy whose revision is
+// ahead of the primary's document (the primary's revision went down: a
+// restore from a backup, another program's replacement), which no guarded
+// write can replace, is replaced with kv.Store.Swap once the primary and
+// the KV have been read again, and counted in Report.RevisionsLowered as
+// well as Repaired; a tombstone is never replaced. It clears the pending
 // record (memcell.Primary.RecordPending) of every document it leaves consistent,
 // keeping records written after it started. Report.Differences counts what
 // it found, Repaired what it fixed, Unrepaired what it could not.
@@ -164,6 +169,7 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 	elapsed := time.Since(j.started)
 	attrs := []any{"job", j.name, "dry_run", j.dryRun, "scanned", j.report.Scanned, "kv_scanned", j.report.KVScanned,
 		"differences", j.report.DifferenceCount(), "repaired", j.report.Repaired, "unrepaired", j.report.Unrepaired,
+		"revisions_lowered", j.report.RevisionsLowered,
 		"elapsed", elapsed.Round(time.Millisecond).String()}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -246,6 +252,7 @@ func (j *job) openCheckpoint(path string) error {
 	r.Resumed = true
 	r.Started = got.Started
 	r.Scanned, r.Repaired, r.Unrepaired = got.Scanned, got.Repaired, got.Unrepaired
+	r.RevisionsLowered = got.RevisionsLowered
 	for k, n := range got.Differences {
 		r.Differences[k] = n
 	}
@@ -268,6 +275,7 @@ func (j *job) saveCheckpoint(lastID string) error {
 		c.LastID = lastID
 	}
 	c.Scanned, c.Repaired, c.Unrepaired = r.Scanned, r.Repaired, r.Unrepaired
+	c.RevisionsLowered = r.RevisionsLowered
 	c.Differences, c.Samples = r.Differences, r.Samples
 	return c.save(j.ckptPath)
 }

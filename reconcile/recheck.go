@@ -27,11 +27,20 @@ const (
 )
 
 // finding is a difference that survived the second look, with the
-// primary's document as then read.
+// primary's document as then read, and the copy as then read (held, of
+// revision heldRev, -1 when unknown; nil for a Missing one).
 type finding struct {
 	doc
-	kind   Kind
-	fields []memcell.Difference
+	kind    Kind
+	fields  []memcell.Difference
+	held    []byte
+	heldRev int64
+}
+
+// ahead reports whether the copy has a higher revision than the primary's
+// document: the primary's revision went down.
+func (f *finding) ahead() bool {
+	return f.kind != Missing && f.heldRev > f.rev
 }
 
 // compareBatch compares docs with their KV copies, read with one BatchGet,
@@ -132,6 +141,15 @@ func (j *job) judgeBatch(ctx context.Context, ids []memcell.ID, fresh map[memcel
 	for _, f := range out {
 		j.found(ctx, Diff{EventID: f.id.String(), Key: f.key, Kind: f.kind, Fields: f.fields})
 	}
+	if j.dryRun {
+		for _, f := range out {
+			if f.ahead() {
+				j.report.RevisionsLowered++
+				j.log.WarnContext(ctx, "reconcile: the primary's revision went down; a repair would replace the KV copy of a higher revision with the primary's document",
+					"job", j.name, "dry_run", true, "event_id", f.id.String(), "key", f.key, "revision", f.rev, "copy_revision", f.heldRev)
+			}
+		}
+	}
 	if !j.fix {
 		return nil
 	}
@@ -183,7 +201,7 @@ func (j *job) judgeAll(ctx context.Context, ids []memcell.ID, fresh map[memcell.
 		case setAside && heldRev > m.Revision:
 			ahead = append(ahead, id)
 		default:
-			out = append(out, finding{doc: doc{id: id, key: key, rev: m.Revision, value: want}, kind: kind, fields: fields})
+			out = append(out, finding{doc: doc{id: id, key: key, rev: m.Revision, value: want}, kind: kind, fields: fields, held: held, heldRev: heldRev})
 		}
 	}
 	return out, ahead
@@ -208,10 +226,12 @@ func judge(want []byte, rev int64, held []byte, present bool) (Kind, []memcell.D
 
 // fixCopies writes the primary's documents over the differing copies,
 // guarded by their revisions, and returns the ids it could not fix. A write
-// the KV refused is looked at again: if live traffic has meanwhile made the
-// copy consistent there is nothing to fix; otherwise the KV holds a newer
-// revision or a tombstone that the primary does not explain, which a
-// guarded write cannot overcome, and the document is unrepaired.
+// the KV refused is looked at again (primary first): if live traffic has
+// meanwhile made the copy consistent there is nothing to fix; a copy still
+// ahead of the primary's document is replaced by lowerRevisions; what else
+// differs (a tombstone, which keeps a deleted document deleted, or a copy
+// whose revision is unknown) a guarded write cannot overcome, and the
+// document is unrepaired.
 func (j *job) fixCopies(ctx context.Context, fs []finding) (map[memcell.ID]bool, error) {
 	if len(fs) == 0 {
 		return nil, nil
@@ -252,24 +272,114 @@ func (j *job) fixCopies(ctx context.Context, fs []finding) (map[memcell.ID]bool,
 			refused = append(refused, f.id)
 		}
 	}
-	if len(refused) == 0 {
+	again, err := j.lookAgain(ctx, refused)
+	if err != nil {
+		return nil, err
+	}
+	unrepaired := make(map[memcell.ID]bool, len(again))
+	var ahead []finding
+	for _, f := range again {
+		if f.ahead() {
+			ahead = append(ahead, f)
+			continue
+		}
+		j.unrepaired(ctx, f, unrepaired)
+	}
+	lost, err := j.lowerRevisions(ctx, ahead)
+	if err != nil {
+		return nil, err
+	}
+	// A swap refused: the copy changed after it was read, by a live write
+	// (or another repair). One more look; what still differs stays so.
+	again, err = j.lookAgain(ctx, lost)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range again {
+		j.unrepaired(ctx, f, unrepaired)
+	}
+	return unrepaired, nil
+}
+
+// lookAgain reads the documents of ids from the primary, then their copies
+// from the KV, and returns what differs. Ids the primary no longer has are
+// skipped (the KV pass deals with their copies).
+func (j *job) lookAgain(ctx context.Context, ids []memcell.ID) ([]finding, error) {
+	if len(ids) == 0 {
 		return nil, nil
 	}
-	// Read both again, primary first.
-	fresh, err := j.primary.LookupMany(ctx, refused)
+	fresh, err := j.primary.LookupMany(ctx, ids)
 	if err != nil {
 		return nil, fmt.Errorf("primary re-read: %w", err)
 	}
-	if got, err = j.kv.BatchGet(ctx, j.keysOf(refused)); err != nil {
+	got, err := j.kv.BatchGet(ctx, j.keysOf(ids))
+	if err != nil {
 		return nil, fmt.Errorf("kv re-read: %w", err)
 	}
-	again, _ := j.judgeAll(ctx, refused, fresh, got, false)
-	unrepaired := make(map[memcell.ID]bool, len(again))
-	for _, f := range again {
-		unrepaired[f.id] = true
-		j.report.Unrepaired++
-		j.log.WarnContext(ctx, "reconcile: the KV refused the primary's copy: it holds a newer revision or a tombstone; the copy stays different",
-			"job", j.name, "event_id", f.id.String(), "key", f.key, "kind", f.kind, "revision", f.rev)
+	out, _ := j.judgeAll(ctx, ids, fresh, got, false)
+	return out, nil
+}
+
+// unrepaired counts f as a difference the repair could not fix, marks it
+// in ids, and logs it.
+func (j *job) unrepaired(ctx context.Context, f finding, ids map[memcell.ID]bool) {
+	ids[f.id] = true
+	j.report.Unrepaired++
+	j.log.WarnContext(ctx, "reconcile: the KV refused the primary's copy: it holds a tombstone, or a copy that could not be replaced; the copy stays different",
+		"job", j.name, "event_id", f.id.String(), "key", f.key, "kind", f.kind, "revision", f.rev, "copy_revision", f.heldRev)
+}
+
+// lowerRevisions replaces copies whose revision is ahead of the primary's
+// document, just read again from the primary and then from the KV, with
+// the primary's document at its revision: a swap of the exact copy read
+// (kv.Store.Swap), so that a live write that changed the copy meanwhile
+// wins. It returns the ids whose swap was refused. A state that moved on in
+// the primary meanwhile, whose own guarded put the copy may have refused
+// just before the swap, is then written, guarded.
+func (j *job) lowerRevisions(ctx context.Context, fs []finding) (lost []memcell.ID, err error) {
+	var lowered []finding
+	for _, f := range fs {
+		ok, err := j.kv.Swap(ctx, kv.Entry{Key: f.key, Value: f.value, Rev: uint64(f.rev)}, f.held)
+		if err != nil {
+			return nil, fmt.Errorf("kv swap: %w", err)
+		}
+		if !ok {
+			lost = append(lost, f.id)
+			continue
+		}
+		j.repaired(1)
+		j.report.RevisionsLowered++
+		lowered = append(lowered, f)
+		j.log.WarnContext(ctx, "reconcile: the primary's revision went down; the KV copy of a higher revision was replaced with the primary's document",
+			"job", j.name, "event_id", f.id.String(), "key", f.key, "revision", f.rev, "copy_revision", f.heldRev)
 	}
-	return unrepaired, nil
+	if len(lowered) == 0 {
+		return lost, nil
+	}
+	ids := make([]memcell.ID, len(lowered))
+	for i, f := range lowered {
+		ids[i] = f.id
+	}
+	fresh, err := j.primary.LookupMany(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("primary re-read: %w", err)
+	}
+	var es []kv.Entry
+	for _, f := range lowered {
+		m, ok := fresh[f.id]
+		if !ok || m.Revision <= f.rev {
+			continue // unchanged, or gone (the KV pass deals with the copy)
+		}
+		v, err := memcell.Encode(m)
+		if err != nil {
+			continue // reported by the next job, as unreadable
+		}
+		es = append(es, kv.Entry{Key: f.key, Value: v, Rev: uint64(m.Revision)})
+	}
+	if len(es) > 0 {
+		if _, err := j.kv.BatchPut(ctx, es); err != nil {
+			return nil, fmt.Errorf("kv batch put: %w", err)
+		}
+	}
+	return lost, nil
 }

@@ -32,6 +32,14 @@
 // back once the delete's tombstone has expired, however slowly the job
 // runs.
 //
+// A copy whose revision is higher than the primary's document cannot be
+// replaced by a guarded write. Repair replaces it only after reading the
+// primary again (its revision is still lower) and the KV again, with a
+// compare-and-swap of the exact bytes it read (kv.Store.Swap), so that a
+// live write landing meanwhile wins; it then reads the primary once more
+// and writes, guarded, a state that moved on meanwhile (whose own guarded
+// put the copy may have refused just before the swap).
+//
 // Verify writes to neither store. Sync writes only KV copies. Repair writes
 // KV copies, deletes extras, and clears the primary's pending record
 // (memcell.Primary.RecordPending) of the documents it leaves consistent and
@@ -154,11 +162,20 @@ type Report struct {
 	Differences map[Kind]int64 `json:"differences"`
 	// Repaired counts the KV copies written (sync, repair) or deleted
 	// (repair). Unrepaired counts differences a repair could not fix:
-	// unreadable documents, and copies the KV refused to replace because
-	// it holds a newer revision or a tombstone that live traffic did not
-	// explain.
+	// unreadable documents, and copies the KV refused to replace that live
+	// traffic did not explain: a tombstone (a document deleted in the KV
+	// within its grace period), a copy that is not JSON but holds a higher
+	// revision in the KV, or a copy that kept changing while the repair
+	// tried to replace it.
 	Repaired   int64 `json:"repaired"`
 	Unrepaired int64 `json:"unrepaired"`
+	// RevisionsLowered counts the copies, included in Repaired, whose
+	// revision was ahead of the primary's document (its revision went
+	// down: restored from a backup, replaced by another program) and which
+	// a repair replaced with the primary's document at the primary's
+	// revision (kv.Store.Swap). In a dry run it counts the copies a repair
+	// would replace so.
+	RevisionsLowered int64 `json:"revisions_lowered"`
 	// Samples are the first MaxSamples differences.
 	Samples []Diff `json:"samples"`
 	// Resumed is set when the job continued from a checkpoint.

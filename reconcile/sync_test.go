@@ -62,18 +62,19 @@ func TestSync(t *testing.T) {
 				t.Errorf("verify after sync (-got +want):\n%s", diff)
 			}
 
-			// Repair cannot overwrite it either (the primary went back in
-			// time): it says so rather than claiming a fix.
+			// Repair replaces it (the primary went back in time) with a
+			// compare-and-swap, and says so.
 			fixed, err := reconcile.Repair(ctx, e.primary, e.kv, e.opts())
 			if err != nil {
 				t.Fatalf("Repair: %v", err)
 			}
-			if fixed.Repaired != 0 || fixed.Unrepaired != 1 {
-				t.Errorf("Repair of a newer copy: repaired %d, unrepaired %d; want 0, 1", fixed.Repaired, fixed.Unrepaired)
+			if fixed.Repaired != 1 || fixed.RevisionsLowered != 1 || fixed.Unrepaired != 0 {
+				t.Errorf("Repair of a newer copy: repaired %d, lowered %d, unrepaired %d; want 1, 1, 0", fixed.Repaired, fixed.RevisionsLowered, fixed.Unrepaired)
 			}
-			if got := e.logs.Lines("the KV refused", newer.ID.String()); len(got) != 1 {
-				t.Errorf("log lines about the refused copy: %q, want one", got)
+			if got := e.logs.Lines("revision went down", newer.ID.String()); len(got) != 1 {
+				t.Errorf("log lines about the replaced copy: %q, want one", got)
 			}
+			e.assertConsistent(t, "after the repair")
 
 		})
 	}

@@ -159,14 +159,24 @@ func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
 		}
 	}
 	diffs := rep.DifferenceCount()
-	fmt.Fprintf(stdout, "%s: %d documents and %d KV keys scanned, %d differences %v, %d repaired, %d unrepaired in %s\n",
-		rep.Job, rep.Scanned, rep.KVScanned, diffs, rep.Differences, rep.Repaired, rep.Unrepaired,
+	lowered := ""
+	if rep.RevisionsLowered > 0 {
+		verb := "with the revision lowered"
+		if rep.DryRun {
+			verb = "would have the revision lowered"
+		}
+		lowered = fmt.Sprintf(" (%d %s: the primary's went down)", rep.RevisionsLowered, verb)
+	}
+	fmt.Fprintf(stdout, "%s: %d documents and %d KV keys scanned, %d differences %v, %d repaired%s, %d unrepaired in %s\n",
+		rep.Job, rep.Scanned, rep.KVScanned, diffs, rep.Differences, rep.Repaired, lowered, rep.Unrepaired,
 		rep.Finished.Sub(rep.Started).Round(time.Millisecond))
 	switch {
 	case rep.Job == "verify" && diffs > 0:
 		return errDifferences
 	case rep.Unrepaired > 0:
-		return fmt.Errorf("%w: %d could not be repaired: the KV holds a tombstone or a newer revision the primary does not explain; run repair again after the tombstone grace period", errDifferences, rep.Unrepaired)
+		return fmt.Errorf("%w: %d could not be repaired: unreadable primary documents (fix them in MongoDB), "+
+			"KV tombstones of documents deleted within the tombstone grace period (run repair again once it is over), "+
+			"or copies that kept changing during the repair (run it again); the log names each one", errDifferences, rep.Unrepaired)
 	}
 	return nil
 }

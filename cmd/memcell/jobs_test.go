@@ -20,6 +20,7 @@ import (
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/pebblekv"
+	"github.com/memcell/memcell/reconcile"
 )
 
 // runCLI runs the built binary and returns its exit code and output.
@@ -299,5 +300,30 @@ func TestServerBase(t *testing.T) {
 	}
 	if _, err := serverBase("no-port"); !errors.Is(err, errUsage) {
 		t.Errorf("serverBase(no-port) = %v, want a usage error", err)
+	}
+}
+
+// TestFinishJobSummary checks the summary line and exit error of a repair
+// that lowered revisions, and the advice given for unrepaired documents.
+func TestFinishJobSummary(t *testing.T) {
+	start := time.Now()
+	rep := &reconcile.Report{Job: "repair", Started: start, Finished: start.Add(time.Second),
+		Differences: map[reconcile.Kind]int64{reconcile.Differs: 2}, Repaired: 2, RevisionsLowered: 1}
+	var out strings.Builder
+	if err := finishJob(rep, &jobOptions{}, &out); err != nil {
+		t.Errorf("finishJob of a complete repair = %v, want nil", err)
+	}
+	if want := "2 repaired (1 with the revision lowered: the primary's went down), 0 unrepaired"; !strings.Contains(out.String(), want) {
+		t.Errorf("summary %q does not say %q", out.String(), want)
+	}
+
+	rep.Repaired, rep.RevisionsLowered, rep.Unrepaired = 1, 0, 1
+	out.Reset()
+	err := finishJob(rep, &jobOptions{}, &out)
+	if !errors.Is(err, errDifferences) || !strings.Contains(err.Error(), "tombstone") || strings.Contains(err.Error(), "newer revision") {
+		t.Errorf("finishJob with an unrepaired document = %v; want errDifferences naming tombstones, not newer revisions", err)
+	}
+	if strings.Contains(out.String(), "lowered") {
+		t.Errorf("summary %q mentions lowered revisions, none were", out.String())
 	}
 }

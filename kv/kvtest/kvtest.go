@@ -64,6 +64,9 @@ func RunConformance(t *testing.T, open Opener) {
 		{"BatchDeleteRevisions", testBatchDeleteRevisions},
 		{"TombstoneInvisible", testTombstoneInvisible},
 		{"TombstoneExpires", testTombstoneExpires},
+		{"Swap", testSwap},
+		{"SwapRefused", testSwapRefused},
+		{"ConcurrentSwap", testConcurrentSwap},
 		{"UseAfterClose", testUseAfterClose},
 		{"CancelledContext", testCancelledContext},
 	}
@@ -818,6 +821,143 @@ func testTombstoneExpires(t *testing.T, open Opener) {
 	}
 }
 
+// mustSwap swaps key to value at rev if it holds old, and wants swapped as
+// the result.
+func mustSwap(t testing.TB, s kv.Store, key, value string, rev uint64, old string, swapped bool) {
+	t.Helper()
+	ok, err := s.Swap(context.Background(), kv.Entry{Key: key, Value: []byte(value), Rev: rev}, []byte(old))
+	if err != nil {
+		t.Fatalf("Swap(%q to %q rev %d, old %q): %v", key, value, rev, old, err)
+	}
+	if ok != swapped {
+		t.Fatalf("Swap(%q to %q rev %d, old %q) = %v, want %v", key, value, rev, old, ok, swapped)
+	}
+}
+
+// wantItem wants key's live value and revision as a scan sees them.
+func wantItem(t testing.TB, s kv.Store, key, value string, rev uint64) {
+	t.Helper()
+	for _, it := range scanAll(t, s, key) {
+		if it.Key == key {
+			if string(it.Value) != value || it.Rev != rev {
+				t.Fatalf("%q holds %q at revision %d, want %q at %d", key, it.Value, it.Rev, value, rev)
+			}
+			return
+		}
+	}
+	t.Fatalf("%q has no live value, want %q at revision %d", key, value, rev)
+}
+
+// testSwap checks that a swap of the exact bytes stores a lower revision,
+// and that later puts are judged against the revision it stored.
+func testSwap(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	const high = 1<<62 + 9 // beyond float64 precision on purpose
+	mustPut(t, s, "k", "copy at 9", high)
+	mustPut(t, s, "other", "x", 1)
+	mustSwap(t, s, "k", "primary at 3", high-6, "copy at 9", true)
+	wantItem(t, s, "k", "primary at 3", high-6)
+	if st, want := mustStats(t, s), int64(len("primary at 3")+len("x")); st.EntryCount != 2 || st.TotalSizeBytes != want {
+		t.Errorf("Stats after swap = %+v, want 2 entries of %d bytes", st, want)
+	}
+	// Guarded puts now meet revision 3: 2 is refused, 5 (between the new
+	// and the old revision) admitted.
+	if ok, err := s.Put(context.Background(), kv.Entry{Key: "k", Value: []byte("at 2"), Rev: high - 7}); err != nil || ok {
+		t.Fatalf("Put below the swapped revision = %v, %v; want false, nil", ok, err)
+	}
+	mustPut(t, s, "k", "at 5", high-4)
+	wantItem(t, s, "k", "at 5", high-4)
+	// A swap may also raise the revision, or keep it; empty values are
+	// values like any other.
+	mustSwap(t, s, "k", "", high, "at 5", true)
+	wantItem(t, s, "k", "", high)
+	mustSwap(t, s, "k", "back", 0, "", true)
+	wantItem(t, s, "k", "back", 0)
+	mustPut(t, s, "k", "plain", 0)
+}
+
+// testSwapRefused checks that a swap changes nothing unless the key's live
+// value is exactly the expected bytes: not when they differ, not for an
+// absent key, not over a tombstone.
+func testSwapRefused(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	mustPut(t, s, "k", "copy", 9)
+	for _, old := range []string{"copy ", "cop", "Copy", ""} {
+		mustSwap(t, s, "k", "primary", 3, old, false)
+	}
+	wantItem(t, s, "k", "copy", 9)
+
+	mustSwap(t, s, "absent", "primary", 3, "", false)
+	mustSwap(t, s, "absent", "primary", 3, "copy", false)
+	wantNotFound(t, s, "absent")
+
+	mustPut(t, s, "gone", "copy", 9)
+	mustDelete(t, s, "gone", 9, true)
+	mustSwap(t, s, "gone", "primary", 3, "copy", false)
+	mustSwap(t, s, "gone", "primary", 12, "", false)
+	wantNotFound(t, s, "gone")
+	// The tombstone still refuses what it refused before.
+	if ok, err := s.Put(context.Background(), kv.Entry{Key: "gone", Value: []byte("late"), Rev: 9}); err != nil || ok {
+		t.Fatalf("Put at the tombstone's revision after a refused swap = %v, %v; want false, nil", ok, err)
+	}
+	mustPut(t, s, "gone", "again", 10)
+
+	mustDelete(t, s, "blocked", kv.MaxRev, false)
+	mustSwap(t, s, "blocked", "primary", 3, "", false)
+	wantNotFound(t, s, "blocked")
+	if st := mustStats(t, s); st.EntryCount != 2 {
+		t.Errorf("Stats after refused swaps = %+v, want 2 entries", st)
+	}
+}
+
+// testConcurrentSwap races a swap that lowers a key's revision from 10 to
+// 4 with a put of revision 6 (between the two), many times. Whichever runs
+// first, the outcome is one of the two orders: the swap always succeeds
+// (the put, were it first, is refused by revision 10 and leaves the
+// bytes), and the key ends at revision 6 exactly when the put was stored,
+// at revision 4 otherwise. A put of revision 11 always wins.
+func testConcurrentSwap(t *testing.T, open Opener) {
+	s := open(t, longGrace)
+	ctx := context.Background()
+	const rounds = 40
+	for i := range rounds {
+		for _, putRev := range []uint64{6, 11} {
+			key := fmt.Sprintf("race-%d-%d", i, putRev)
+			mustPut(t, s, key, "copy", 10)
+			var (
+				wg            sync.WaitGroup
+				start         = make(chan struct{})
+				put, swapped  bool
+				perr, swapErr error
+			)
+			wg.Go(func() {
+				<-start
+				put, perr = s.Put(ctx, kv.Entry{Key: key, Value: []byte("live"), Rev: putRev})
+			})
+			wg.Go(func() {
+				<-start
+				swapped, swapErr = s.Swap(ctx, kv.Entry{Key: key, Value: []byte("primary"), Rev: 4}, []byte("copy"))
+			})
+			close(start)
+			wg.Wait()
+			if perr != nil || swapErr != nil {
+				t.Fatalf("%s: Put: %v; Swap: %v", key, perr, swapErr)
+			}
+			switch {
+			case putRev == 11 && put:
+				// Put first (swap refused) or swap first: live wins.
+				wantItem(t, s, key, "live", 11)
+			case putRev == 6 && swapped && put:
+				wantItem(t, s, key, "live", 6)
+			case putRev == 6 && swapped && !put:
+				wantItem(t, s, key, "primary", 4)
+			default:
+				t.Fatalf("%s: put of revision %d stored %v, swap %v: no order of the two gives that", key, putRev, put, swapped)
+			}
+		}
+	}
+}
+
 func testUseAfterClose(t *testing.T, open Opener) {
 	s := open(t, longGrace)
 	mustPut(t, s, "k", "v", 1)
@@ -850,10 +990,14 @@ func checkAll(t *testing.T, s kv.Store, ctx context.Context, want error) {
 	t.Helper()
 	e := kv.Entry{Key: "k2", Value: []byte("v2"), Rev: 9}
 	calls := map[string]func() error{
-		"Get":         func() error { _, err := s.Get(ctx, "k"); return err },
-		"BatchGet":    func() error { _, err := s.BatchGet(ctx, []string{"k"}); return err },
-		"Put":         func() error { _, err := s.Put(ctx, e); return err },
-		"BatchPut":    func() error { _, err := s.BatchPut(ctx, []kv.Entry{e}); return err },
+		"Get":      func() error { _, err := s.Get(ctx, "k"); return err },
+		"BatchGet": func() error { _, err := s.BatchGet(ctx, []string{"k"}); return err },
+		"Put":      func() error { _, err := s.Put(ctx, e); return err },
+		"BatchPut": func() error { _, err := s.BatchPut(ctx, []kv.Entry{e}); return err },
+		"Swap": func() error {
+			_, err := s.Swap(ctx, kv.Entry{Key: "k", Value: []byte("v3"), Rev: 3}, []byte("v"))
+			return err
+		},
 		"Delete":      func() error { _, err := s.Delete(ctx, "k", kv.MaxRev); return err },
 		"BatchDelete": func() error { _, err := s.BatchDelete(ctx, dels(kv.MaxRev, "k")); return err },
 		"Scan":        func() error { return s.Scan(ctx, "", func(kv.Item) error { return nil }) },

@@ -85,7 +85,8 @@ func RunMetamorphic(t *testing.T, open Opener, opts MetamorphicOptions) {
 // meet often: revision-guarded puts and deletes with older, equal and newer
 // revisions (and kv.MaxRev for deletes), deletes of live and absent keys,
 // puts over tombstones of lower and higher revisions and after they expire,
-// deletes over tombstones, batches with repeated keys, scans by prefix,
+// deletes over tombstones, swaps (kv.Store.Swap) of the last value drawn for
+// the key or of other bytes, to lower, equal and higher revisions, batches with repeated keys, scans by prefix,
 // empty and binary values, and calls with a cancelled context.
 //
 // Whether a tombstone has expired depends on the clock, and the two stores
@@ -114,17 +115,18 @@ func Metamorphic(t *testing.T, reference, store kv.Store, opts MetamorphicOption
 	})
 
 	m := &metamorphic{
-		t:       t,
-		ref:     reference,
-		store:   store,
-		ordered: store.Capabilities().OrderedScan,
-		grace:   opts.TombstoneGrace,
-		margin:  10 * time.Millisecond,
-		budget:  max(opts.TombstoneGrace/4, 20*time.Millisecond),
-		r:       rand.New(rand.NewPCG(seed, 0x6d657461)),
-		seed:    seed,
-		tombs:   make(map[string]tombWindow),
-		lastRev: make(map[string]uint64),
+		t:         t,
+		ref:       reference,
+		store:     store,
+		ordered:   store.Capabilities().OrderedScan,
+		grace:     opts.TombstoneGrace,
+		margin:    10 * time.Millisecond,
+		budget:    max(opts.TombstoneGrace/4, 20*time.Millisecond),
+		r:         rand.New(rand.NewPCG(seed, 0x6d657461)),
+		seed:      seed,
+		tombs:     make(map[string]tombWindow),
+		lastRev:   make(map[string]uint64),
+		lastValue: make(map[string][]byte),
 	}
 	m.keys = metamorphicKeys()
 	start := time.Now()
@@ -136,8 +138,8 @@ func Metamorphic(t *testing.T, reference, store kv.Store, opts MetamorphicOption
 		}
 	}
 	m.checkState()
-	t.Logf("metamorphic %s: %d operations in %v (%v asleep waiting out tombstones; %d puts not compared)",
-		backend, ops, time.Since(start).Round(time.Millisecond), m.slept.Round(time.Millisecond), m.skipped)
+	t.Logf("metamorphic %s: %d operations in %v (%v asleep waiting out tombstones; %d puts not compared; %d of %d swaps stored)",
+		backend, ops, time.Since(start).Round(time.Millisecond), m.slept.Round(time.Millisecond), m.skipped, m.swapsStored, m.swaps)
 }
 
 func metamorphicSeed(t *testing.T, seed uint64) uint64 {
@@ -219,10 +221,13 @@ type metamorphic struct {
 	step         int
 	tombs        map[string]tombWindow
 	lastRev      map[string]uint64 // last revision drawn per key (not what is stored)
+	lastValue    map[string][]byte // last value drawn per key by a put or swap
 	history      []string          // the latest operations, for failure messages
 	slept        time.Duration
 	skipped      int
 	valueCounter int
+	swaps        int // swaps compared
+	swapsStored  int // of which the reference stored
 }
 
 type opKind int
@@ -239,9 +244,10 @@ const (
 	opStats
 	opCancelled
 	opSleep
+	opSwap
 )
 
-var opNames = [...]string{"Get", "BatchGet", "Put", "BatchPut", "Delete", "BatchDelete", "Scan", "ScanStop", "Stats", "Cancelled", "Sleep"}
+var opNames = [...]string{"Get", "BatchGet", "Put", "BatchPut", "Delete", "BatchDelete", "Scan", "ScanStop", "Stats", "Cancelled", "Sleep", "Swap"}
 
 // op is one drawn operation. Which fields matter depends on kind.
 type op struct {
@@ -249,6 +255,7 @@ type op struct {
 	keys    []string      // Get: keys[0]; BatchGet
 	entries []kv.Entry    // Put: entries[0]; BatchPut
 	dels    []kv.Deletion // Delete: dels[0]; BatchDelete
+	old     []byte        // Swap: the expected value
 	prefix  string        // Scan, ScanStop
 	stopAt  int           // ScanStop: the callback fails at this call
 	inner   *op           // Cancelled: the operation run with a done context
@@ -279,6 +286,9 @@ func (o op) String() string {
 			fmt.Fprintf(&b, "{%q rev %d %s}", e.Key, e.Rev, showValue(e.Value))
 		}
 		b.WriteString("]")
+	case opSwap:
+		e := o.entries[0]
+		fmt.Fprintf(&b, "[{%q rev %d %s} if %s]", e.Key, e.Rev, showValue(e.Value), showValue(o.old))
 	case opScan:
 		fmt.Fprintf(&b, "(%q)", o.prefix)
 	case opScanStop:
@@ -311,8 +321,10 @@ func (m *metamorphic) next() op {
 		return op{kind: opGet, keys: []string{m.key()}}
 	case n < 20:
 		return op{kind: opBatchGet, keys: m.keyList()}
-	case n < 44:
+	case n < 39:
 		return op{kind: opPut, entries: []kv.Entry{m.entry()}}
+	case n < 44:
+		return m.swap()
 	case n < 56:
 		k := m.r.IntN(7)
 		if k == 0 && m.r.IntN(2) == 0 {
@@ -417,7 +429,49 @@ func (m *metamorphic) entry() kv.Entry {
 	if rev > last {
 		m.lastRev[key] = rev
 	}
-	return kv.Entry{Key: key, Value: m.value(), Rev: rev}
+	v := m.value()
+	m.lastValue[key] = v
+	return kv.Entry{Key: key, Value: v, Rev: rev}
+}
+
+// swap draws a swap: mostly of the last value drawn for the key (which the
+// key often holds), sometimes of other bytes; to a revision often lower
+// than the last one drawn for the key, sometimes equal, higher or an edge.
+func (m *metamorphic) swap() op {
+	key := m.key()
+	last := m.lastRev[key]
+	var old []byte
+	switch m.r.IntN(8) {
+	case 0:
+		old = m.value()
+	case 1:
+		old = append(bytes.Clone(m.lastValue[key]), 'x')
+	default:
+		old = m.lastValue[key]
+	}
+	var rev uint64
+	switch m.r.IntN(8) {
+	case 0:
+		rev = 0
+	case 1:
+		rev = last
+	case 2:
+		rev = last + 1 + m.r.Uint64N(3)
+		if rev < last { // wrapped
+			rev = last
+		}
+		m.lastRev[key] = rev
+	case 3:
+		rev = []uint64{1 << 53, 1<<53 + 1, 1<<64 - 1}[m.r.IntN(3)]
+		m.lastRev[key] = max(last, rev)
+	default:
+		if last > 0 {
+			rev = last - 1 - m.r.Uint64N(min(last, 5))
+		}
+	}
+	v := m.value()
+	m.lastValue[key] = v
+	return op{kind: opSwap, entries: []kv.Entry{{Key: key, Value: v, Rev: rev}}, old: old}
 }
 
 // deletion draws a delete of key: a revision older than, equal to or newer
@@ -630,6 +684,11 @@ func (m *metamorphic) apply(o op) {
 			m.forget(unsure)
 			return
 		}
+	case opSwap:
+		m.swaps++
+		if want.OK {
+			m.swapsStored++
+		}
 	case opScan:
 		if m.ordered && !sort.SliceIsSorted(got.Items, func(i, j int) bool { return got.Items[i].Key < got.Items[j].Key }) {
 			m.fail(o, "the store declares OrderedScan but scanned keys out of order: %q", itemKeys(got.Items))
@@ -685,6 +744,8 @@ func (m *metamorphic) run(ctx context.Context, s kv.Store, o op) result {
 		res.Values, err = s.BatchGet(ctx, o.keys)
 	case opPut:
 		res.OK, err = s.Put(ctx, o.entries[0])
+	case opSwap:
+		res.OK, err = s.Swap(ctx, o.entries[0], o.old)
 	case opBatchPut:
 		res.N, err = s.BatchPut(ctx, o.entries)
 	case opDelete:

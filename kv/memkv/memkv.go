@@ -215,6 +215,32 @@ func (sh *shard) put(key string, val []byte, rev uint64, now int64) bool {
 	return true
 }
 
+// Swap implements kv.Store.
+func (s *Store) Swap(ctx context.Context, e kv.Entry, old []byte) (bool, error) {
+	if err := s.check(ctx); err != nil {
+		return false, err
+	}
+	val := bytes.Clone(e.Value)
+	if val == nil {
+		val = []byte{}
+	}
+	sh := s.shard(e.Key)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.closed.Load() {
+		return false, kv.ErrClosed
+	}
+	// A key with a live value has no tombstone: a put admitted over one
+	// removes it.
+	cur, ok := sh.live[e.Key]
+	if !ok || !bytes.Equal(cur.val, old) {
+		return false, nil
+	}
+	sh.live[e.Key] = entry{val: val, rev: e.Rev}
+	sh.bytes += int64(len(val)) - int64(len(cur.val))
+	return true, nil
+}
+
 // BatchPut implements kv.Store.
 func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 	if err := s.check(ctx); err != nil {

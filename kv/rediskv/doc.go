@@ -35,7 +35,10 @@
 // store reports Capabilities.Shared). A put is refused when the key holds a
 // live revision higher than the new one, or a tombstone of a revision equal
 // to or higher than the new one; a delete is refused (changes nothing) when
-// the key holds a live revision higher than the delete's. Revisions are
+// the key holds a live revision higher than the delete's. Swap (the
+// compare-and-swap) is a script too: it writes the new value and revision
+// only when the hash is a live value whose v field is byte for byte the
+// expected value, and never touches a tombstone. Revisions are
 // compared as exact unsigned 64-bit decimals, never as Lua numbers, which
 // lose precision
 // above 2^53. A key in the namespace that is not such a hash makes every

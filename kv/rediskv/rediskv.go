@@ -216,6 +216,22 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 	return stored, nil
 }
 
+// Swap replaces key's live value with e when it is exactly old, in one
+// script call; see the package documentation.
+func (s *Store) Swap(ctx context.Context, e kv.Entry, old []byte) (bool, error) {
+	if err := s.begin(ctx, "swap"); err != nil {
+		return false, err
+	}
+	if old == nil {
+		old = []byte{}
+	}
+	n, err := swapScript.Run(ctx, s.client, []string{s.key(e.Key)}, old, e.Value, strconv.FormatUint(e.Rev, 10)).Int64()
+	if err != nil {
+		return false, s.mapErr("swap", e.Key, err)
+	}
+	return n == 1, nil
+}
+
 // Delete is the guarded delete of key at revision rev; see the package
 // documentation.
 func (s *Store) Delete(ctx context.Context, key string, rev uint64) (bool, error) {

@@ -126,6 +126,49 @@ func TestLayout(t *testing.T) {
 	}
 }
 
+// TestSwapLayout checks that a swap keeps the documented layout (v and r,
+// no expiry), compares the v field byte for byte, and refuses a hash that
+// holds a tombstone's revision field, even one that also has a v field.
+func TestSwapLayout(t *testing.T) {
+	for _, tg := range targets() {
+		t.Run(tg.Name, func(t *testing.T) {
+			prefix := redistest.UniquePrefix()
+			s := tg.openPrefix(t, prefix, time.Minute)
+			ctx := context.Background()
+			binary := "a\x00b\xff\xfe" + strings.Repeat("é", 3)
+			mustPut(t, s, "doc", binary, 1<<63+1)
+			for _, old := range []string{"a", "a\x00b", binary + "\x00", strings.ToUpper(binary)} {
+				if ok, err := s.Swap(ctx, kv.Entry{Key: "doc", Value: []byte("no"), Rev: 1}, []byte(old)); err != nil || ok {
+					t.Errorf("Swap(old %q) = %v, %v; want refused", old, ok, err)
+				}
+			}
+			if ok, err := s.Swap(ctx, kv.Entry{Key: "doc", Value: []byte("lowered"), Rev: 7}, []byte(binary)); err != nil || !ok {
+				t.Fatalf("Swap of the exact bytes = %v, %v; want true, nil", ok, err)
+			}
+			got, err := s.client.HGetAll(ctx, prefix+"doc").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(map[string]string{"v": "lowered", "r": "7"}, got); diff != "" {
+				t.Errorf("HGETALL after a swap (-want +got):\n%s", diff)
+			}
+			if ttl, err := s.client.PTTL(ctx, prefix+"doc").Result(); err != nil || ttl != -1 {
+				t.Errorf("PTTL after a swap = %v, %v; want no expiry (-1)", ttl, err)
+			}
+			// A tombstone-shaped hash, even with a stray v field, refuses.
+			if err := s.client.HSet(ctx, prefix+"odd", "d", "3", "v", "x").Err(); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.Swap(ctx, kv.Entry{Key: "odd", Value: []byte("y"), Rev: 1}, []byte("x")); err != nil || ok {
+				t.Errorf("Swap over a hash holding d = %v, %v; want refused", ok, err)
+			}
+			if v, _ := s.client.HGet(ctx, prefix+"odd", "v").Result(); v != "x" {
+				t.Errorf("the refused swap changed the hash: v = %q", v)
+			}
+		})
+	}
+}
+
 // TestLegacyTombstone checks that the tombstone of earlier versions, the
 // hash {t: "1"}, still refuses every put until it expires, and that a
 // delete over it leaves a tombstone of revision kv.MaxRev.
@@ -160,6 +203,11 @@ func TestLegacyTombstone(t *testing.T) {
 			}
 			if n, err := s.BatchPut(ctx, []kv.Entry{{Key: "old2", Value: []byte("x"), Rev: 6}}); err != nil || n != 0 {
 				t.Errorf("BatchPut over it = %d, %v; want 0", n, err)
+			}
+			for _, old := range []string{"", "1"} {
+				if ok, err := s.Swap(ctx, kv.Entry{Key: "old", Value: []byte("x"), Rev: 1}, []byte(old)); err != nil || ok {
+					t.Errorf("Swap(old %q) over a legacy tombstone = %v, %v; want refused", old, ok, err)
+				}
 			}
 		})
 	}
@@ -397,6 +445,10 @@ func TestScriptCacheFlushed(t *testing.T) {
 			flush()
 			mustPut(t, s, "d", "D", 1)
 			flush()
+			if ok, err := s.Swap(ctx, kv.Entry{Key: "b", Value: []byte("B"), Rev: 0}, []byte("B")); err != nil || !ok {
+				t.Fatalf("Swap after SCRIPT FLUSH = %v, %v; want true, nil", ok, err)
+			}
+			flush()
 			if ok, err := s.Delete(ctx, "d", 1); err != nil || !ok {
 				t.Fatalf("Delete after SCRIPT FLUSH = %v, %v; want true, nil", ok, err)
 			}
@@ -424,10 +476,14 @@ func TestWrongType(t *testing.T) {
 			}
 			mustPut(t, s, "ours", "v", 1)
 			calls := map[string]func() error{
-				"Get":         func() error { _, err := s.Get(ctx, "foreign"); return err },
-				"BatchGet":    func() error { _, err := s.BatchGet(ctx, []string{"ours", "foreign"}); return err },
-				"Put":         func() error { _, err := s.Put(ctx, kv.Entry{Key: "foreign", Value: []byte("x")}); return err },
-				"BatchPut":    func() error { _, err := s.BatchPut(ctx, []kv.Entry{{Key: "foreign", Value: []byte("x")}}); return err },
+				"Get":      func() error { _, err := s.Get(ctx, "foreign"); return err },
+				"BatchGet": func() error { _, err := s.BatchGet(ctx, []string{"ours", "foreign"}); return err },
+				"Put":      func() error { _, err := s.Put(ctx, kv.Entry{Key: "foreign", Value: []byte("x")}); return err },
+				"BatchPut": func() error { _, err := s.BatchPut(ctx, []kv.Entry{{Key: "foreign", Value: []byte("x")}}); return err },
+				"Swap": func() error {
+					_, err := s.Swap(ctx, kv.Entry{Key: "foreign", Value: []byte("x")}, []byte("a plain string"))
+					return err
+				},
 				"Delete":      func() error { _, err := s.Delete(ctx, "foreign", 1); return err },
 				"BatchDelete": func() error { _, err := s.BatchDelete(ctx, deletions(1, "foreign")); return err },
 				"Scan":        func() error { return s.Scan(ctx, "", func(kv.Item) error { return nil }) },

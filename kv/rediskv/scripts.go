@@ -39,6 +39,25 @@ redis.call('HSET', KEYS[1], 'v', ARGV[1], 'r', new)
 return 1
 `)
 
+// swapScript is the compare-and-swap. KEYS[1] is the Redis key, ARGV[1]
+// the value the caller read, ARGV[2] the new value, ARGV[3] its revision.
+// It returns 1 when the key held a live value of exactly the bytes ARGV[1]
+// (Lua compares strings byte for byte) and now holds ARGV[2] at revision
+// ARGV[3], whatever revision it held before; 0 when the key is absent, is a
+// tombstone (of either form) or holds other bytes. A live hash never has an
+// expiry (a put over a tombstone deletes the key first), so none is kept.
+var swapScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'v', 'r', 'd', 't')
+if not f[1] or not f[2] or f[3] or f[4] then
+	return 0
+end
+if f[1] ~= ARGV[1] then
+	return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[2], 'r', ARGV[3])
+return 1
+`)
+
 // deleteScript is the guarded delete of KEYS[1] at revision ARGV[2]. When
 // the key holds a live value of a higher revision it changes nothing and
 // returns 0. Otherwise it replaces the key with the tombstone {d: rev} that
@@ -70,7 +89,7 @@ return existed
 // master of a cluster), so that EVALSHA finds them.
 func (s *Store) loadScripts(ctx context.Context) error {
 	return s.forEachNode(ctx, func(ctx context.Context, c redis.Cmdable) error {
-		for _, sc := range []*redis.Script{putScript, deleteScript} {
+		for _, sc := range []*redis.Script{putScript, swapScript, deleteScript} {
 			if err := sc.Load(ctx, c).Err(); err != nil {
 				return err
 			}

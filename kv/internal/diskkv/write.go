@@ -97,6 +97,34 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 	return len(admitted), errors.Join(corrupt...)
 }
 
+// Swap implements kv.Store. It holds the key's stripe, as a guarded put
+// does, while it compares the stored value with old and writes e. A key
+// whose stored record is corrupt refuses it with an error wrapping
+// record.ErrCorrupt.
+func (s *Store) Swap(ctx context.Context, e kv.Entry, old []byte) (bool, error) {
+	if err := s.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer s.mu.RUnlock()
+	mu := s.locks.For(e.Key)
+	mu.Lock()
+	defer mu.Unlock()
+
+	cur, err := s.load(e.Key, true)
+	if err != nil {
+		return false, err
+	}
+	if !cur.Holds(old) {
+		return false, nil
+	}
+	b := s.eng.NewBatch()
+	b.Set(e.Key, record.Record{Kind: record.Live, Rev: e.Rev, Value: e.Value})
+	if err := s.commit(b); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // Delete implements kv.Store.
 func (s *Store) Delete(ctx context.Context, key string, rev uint64) (bool, error) {
 	n, err := s.BatchDelete(ctx, []kv.Deletion{{Key: key, Rev: rev}})

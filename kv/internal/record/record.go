@@ -25,6 +25,7 @@
 package record
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -92,6 +93,13 @@ func (r Record) Admits(rev uint64, now func() int64) bool {
 	default:
 		return true
 	}
+}
+
+// Holds reports whether r is a live value of exactly the bytes old (nil and
+// empty are the same), the condition of a compare-and-swap (kv.Store.Swap).
+// Tombstones, expired or not, and absent records hold nothing.
+func (r Record) Holds(old []byte) bool {
+	return r.Kind == Live && bytes.Equal(r.Value, old)
 }
 
 // Deleted returns the record a guarded delete of revision rev leaves on r,

@@ -130,6 +130,26 @@ func TestAdmits(t *testing.T) {
 	}
 }
 
+func TestHolds(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rec  Record
+		old  []byte
+		want bool
+	}{
+		{"same bytes", Record{Kind: Live, Rev: 9, Value: []byte("v1")}, []byte("v1"), true},
+		{"other bytes", Record{Kind: Live, Rev: 9, Value: []byte("v1")}, []byte("v2"), false},
+		{"prefix", Record{Kind: Live, Rev: 9, Value: []byte("v1")}, []byte("v"), false},
+		{"empty and nil", Record{Kind: Live, Value: []byte{}}, nil, true},
+		{"absent", Record{}, nil, false},
+		{"tombstone", Record{Kind: Tombstone, Rev: 9, Expiry: 1}, nil, false},
+	} {
+		if got := tc.rec.Holds(tc.old); got != tc.want {
+			t.Errorf("%s: Holds(%q) = %v, want %v", tc.name, tc.old, got, tc.want)
+		}
+	}
+}
+
 func TestDeleted(t *testing.T) {
 	const now, exp = 1000, 5000
 	tomb := func(rev uint64) Record { return Record{Kind: Tombstone, Rev: rev, Expiry: exp} }
