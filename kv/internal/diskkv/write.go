@@ -12,6 +12,13 @@ import (
 // Put implements kv.Store. A key whose stored record is corrupt refuses the
 // put with an error wrapping record.ErrCorrupt; Delete clears it.
 func (s *Store) Put(ctx context.Context, e kv.Entry) (bool, error) {
+	return s.putIf(ctx, e, false, func(cur record.Record) bool { return cur.Admits(e.Rev, record.Now) })
+}
+
+// putIf writes e as a live record if ok accepts the key's current record,
+// read (with its value when withValue) under the key's stripe, which it
+// holds until the write is done.
+func (s *Store) putIf(ctx context.Context, e kv.Entry, withValue bool, ok func(record.Record) bool) (bool, error) {
 	if err := s.acquire(ctx); err != nil {
 		return false, err
 	}
@@ -20,11 +27,11 @@ func (s *Store) Put(ctx context.Context, e kv.Entry) (bool, error) {
 	mu.Lock()
 	defer mu.Unlock()
 
-	cur, err := s.load(e.Key, false)
+	cur, err := s.load(e.Key, withValue)
 	if err != nil {
 		return false, err
 	}
-	if !cur.Admits(e.Rev, record.Now) {
+	if !ok(cur) {
 		return false, nil
 	}
 	b := s.eng.NewBatch()
@@ -102,27 +109,7 @@ func (s *Store) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
 // whose stored record is corrupt refuses it with an error wrapping
 // record.ErrCorrupt.
 func (s *Store) Swap(ctx context.Context, e kv.Entry, old []byte) (bool, error) {
-	if err := s.acquire(ctx); err != nil {
-		return false, err
-	}
-	defer s.mu.RUnlock()
-	mu := s.locks.For(e.Key)
-	mu.Lock()
-	defer mu.Unlock()
-
-	cur, err := s.load(e.Key, true)
-	if err != nil {
-		return false, err
-	}
-	if !cur.Holds(old) {
-		return false, nil
-	}
-	b := s.eng.NewBatch()
-	b.Set(e.Key, record.Record{Kind: record.Live, Rev: e.Rev, Value: e.Value})
-	if err := s.commit(b); err != nil {
-		return false, err
-	}
-	return true, nil
+	return s.putIf(ctx, e, true, func(cur record.Record) bool { return cur.Holds(old) })
 }
 
 // Delete implements kv.Store.
