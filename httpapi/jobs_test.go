@@ -22,13 +22,7 @@ func newJobsEnv(t *testing.T, opts *httpapi.Options) (*env, *httpapi.JobRunner) 
 	var runner *httpapi.JobRunner
 	e := newEnvWith(t, opts, func(e *env) *httpapi.JobRunner {
 		run := func(ctx context.Context, kind string, o *reconcile.Options) (*reconcile.Report, error) {
-			switch kind {
-			case httpapi.JobSync:
-				return reconcile.Sync(ctx, e.primary, e.kv, o)
-			case httpapi.JobVerify:
-				return reconcile.Verify(ctx, e.primary, e.kv, o)
-			}
-			return reconcile.Repair(ctx, e.primary, e.kv, o)
+			return reconcile.Run(ctx, kind, e.primary, e.kv, o)
 		}
 		runner = httpapi.NewJobRunner(run, &httpapi.JobRunnerOptions{Registerer: e.reg})
 		return runner
@@ -166,13 +160,7 @@ func TestJobsSharedRegistry(t *testing.T) {
 	for i := range 10 {
 		reg := prometheus.NewRegistry()
 		run := func(ctx context.Context, kind string, o *reconcile.Options) (*reconcile.Report, error) {
-			switch kind {
-			case httpapi.JobSync:
-				return reconcile.Sync(ctx, e.primary, e.kv, o)
-			case httpapi.JobVerify:
-				return reconcile.Verify(ctx, e.primary, e.kv, o)
-			}
-			return reconcile.Repair(ctx, e.primary, e.kv, o)
+			return reconcile.Run(ctx, kind, e.primary, e.kv, o)
 		}
 		r := httpapi.NewJobRunner(run, &httpapi.JobRunnerOptions{Registerer: reg})
 		var ids []string

@@ -59,6 +59,20 @@ func Repair(ctx context.Context, primary Primary, store kv.Store, opts *Options)
 	return run(ctx, primary, store, opts, jobRepair)
 }
 
+// Run runs the job named name, "sync", "verify" or "repair" (Report.Job),
+// as Sync, Verify or Repair does; another name is an error.
+func Run(ctx context.Context, name string, primary Primary, store kv.Store, opts *Options) (*Report, error) {
+	switch name {
+	case jobSync.name:
+		return Sync(ctx, primary, store, opts)
+	case jobVerify.name:
+		return Verify(ctx, primary, store, opts)
+	case jobRepair.name:
+		return Repair(ctx, primary, store, opts)
+	}
+	return nil, fmt.Errorf("reconcile: unknown job %q: want sync, verify or repair", name)
+}
+
 // jobKind says what a job does.
 type jobKind struct {
 	name    string

@@ -56,6 +56,9 @@ func TestOptionsRefused(t *testing.T) {
 	if _, err := reconcile.Sync(context.Background(), e.primary, e.kv, &reconcile.Options{DryRun: true}); err == nil {
 		t.Error("Sync with DryRun: no error")
 	}
+	if _, err := reconcile.Run(context.Background(), "backup", e.primary, e.kv, nil); err == nil {
+		t.Error("Run of an unknown job: no error")
+	}
 }
 
 // TestCancelled checks that a cancelled context stops a job with

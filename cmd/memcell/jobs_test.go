@@ -26,16 +26,7 @@ import (
 // runCLI runs the built binary and returns its exit code and output.
 func runCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
-	out, err := exec.Command(binary(t), args...).CombinedOutput()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0, string(out)
-	case errors.As(err, &ee):
-		return ee.ExitCode(), string(out)
-	}
-	t.Fatalf("%v: %v", args, err)
-	return -1, ""
+	return runCLIEnv(t, nil, args...)
 }
 
 // TestEndToEndJobs stores MemCells through the server, damages the KV by
@@ -124,7 +115,8 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// runCLIEnv is runCLI with env added to the environment.
+// runCLIEnv runs the built binary with env added to the environment and
+// returns its exit code and output.
 func runCLIEnv(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(binary(t), args...)

@@ -101,15 +101,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	// Jobs started through /v1/admin/jobs run on the stores this process
 	// holds open: Pebble and LevelDB allow no second process.
 	jobs := httpapi.NewJobRunner(func(ctx context.Context, kind string, opts *reconcile.Options) (*reconcile.Report, error) {
-		switch kind {
-		case httpapi.JobSync:
-			return reconcile.Sync(ctx, primary, store, opts)
-		case httpapi.JobVerify:
-			return reconcile.Verify(ctx, primary, store, opts)
-		case httpapi.JobRepair:
-			return reconcile.Repair(ctx, primary, store, opts)
-		}
-		return nil, fmt.Errorf("unknown job %q", kind)
+		return reconcile.Run(ctx, kind, primary, store, opts)
 	}, &httpapi.JobRunnerOptions{Logger: log, Registerer: reg})
 	// The replayer redoes the KV writes the primary recorded as missed (a
 	// KV outage, mirroring switched off), at start and every few seconds.
