@@ -6,9 +6,9 @@ import (
 )
 
 // ManagedFields are the fields the store sets itself: the id, the revision,
-// the audit dates and the soft-delete marks. A new MemCell may not carry
+// the mirror intent, the audit dates and the soft-delete marks. A new MemCell may not carry
 // them and an update may not set them.
-var ManagedFields = []string{IDField, APIIDField, RevisionField, "created_at", "updated_at", "deleted_at", "deleted_by", "deleted_id"}
+var ManagedFields = []string{IDField, APIIDField, RevisionField, IntentField, "created_at", "updated_at", "deleted_at", "deleted_by", "deleted_id"}
 
 // Managed reports whether name is one of ManagedFields.
 func Managed(name string) bool {

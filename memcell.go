@@ -73,6 +73,13 @@ type MemCell struct {
 	// and orders the writes to the key-value mirror.
 	Revision int64
 
+	// Intent is the mark of the write's mirror intent: the note the primary
+	// keeps on the document, in the same atomic operation as the write, that
+	// the state still has to reach the KV (see Intent). Zero when the
+	// document carries none. It is not part of the document: no encoding
+	// holds it and comparisons ignore it.
+	Intent ID
+
 	// Extra holds fields this version does not know, kept through every
 	// round trip. Values are free-form as above.
 	Extra map[string]any
@@ -99,6 +106,10 @@ const (
 	IDField       = "_id"
 	APIIDField    = "event_id" // the id's name in the API representation
 	RevisionField = "revision"
+	// IntentField holds a document's mirror intent in MongoDB: an array of
+	// at most one mark (an ObjectId) while the KV has not been told of the
+	// document's last write, empty or absent otherwise.
+	IntentField = "kv_intent"
 )
 
 // Deleted reports whether the MemCell is soft-deleted.

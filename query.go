@@ -78,4 +78,21 @@ type BulkResult struct {
 	// Docs are the current states of the documents it touched, for the
 	// mirror; they may include later changes made by others.
 	Docs []*MemCell
+	// Removed are the ids a bulk hard delete removed (it cannot read their
+	// final revisions atomically), and Intent the mark of the pending notes
+	// it made of them before removing anything.
+	Removed []ID
+	Intent  ID
+}
+
+// Removal is what a hard delete of one document did.
+type Removal struct {
+	// Deleted reports whether there was a document to remove.
+	Deleted bool
+	// Revision is the revision the document had, read atomically with its
+	// removal: 0 when it had none, -1 when the field was unreadable.
+	Revision int64
+	// Intent is the mark of the pending note the delete made before it
+	// removed anything.
+	Intent ID
 }

@@ -195,3 +195,21 @@ type Capabilities struct {
 	// (and guarded writes stay correct between them).
 	Shared bool
 }
+
+// A Syncer is a Store whose writes may be acknowledged before they are
+// durable: a disk backend that does not sync every write, and syncs its log
+// in groups instead. Sync returns once every write acknowledged before the
+// call is durable (it may sync at once, or wait for the group sync). Stores
+// that are not Syncers are as durable as they will be when a write returns.
+type Syncer interface {
+	Sync(ctx context.Context) error
+}
+
+// Sync makes the writes s acknowledged so far durable, when s is a Syncer;
+// for other stores it does nothing.
+func Sync(ctx context.Context, s Store) error {
+	if y, ok := s.(Syncer); ok {
+		return y.Sync(ctx)
+	}
+	return nil
+}

@@ -18,6 +18,9 @@ type metrics struct {
 	validations     *prometheus.CounterVec
 	operations      *prometheus.CounterVec
 	writesSkipped   *prometheus.CounterVec
+	intentsCleared  prometheus.Counter
+	intentClears    prometheus.Counter
+	intentsLeft     prometheus.Counter
 }
 
 // kvBuckets span 50µs to ~1.6s: in-process stores answer in microseconds,
@@ -58,9 +61,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "memcell", Name: "kv_writes_skipped_total",
 			Help: "KV writes not made because mirroring was switched off; each key is recorded for repair.",
 		}, []string{"backend", "op"}),
+		intentsCleared: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "intents_cleared_total",
+			Help: "Write intents removed from the primary once their KV writes were durable.",
+		}),
+		intentClears: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "intent_clears_total",
+			Help: "Batches in which write intents were removed from the primary (one primary round trip each, two with hard deletes).",
+		}),
+		intentsLeft: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "intents_left_total",
+			Help: "Write intents of done KV writes left in the primary for the replayer: the KV sync or the clearing failed, or too many were waiting.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations, m.writesSkipped} {
+		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations, m.writesSkipped,
+			m.intentsCleared, m.intentClears, m.intentsLeft} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

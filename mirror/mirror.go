@@ -66,6 +66,10 @@ type Options struct {
 	// Flags are the starting feature flags; nil means Flags{Mirroring: true,
 	// Validation: ValidationOn}.
 	Flags *Flags
+	// ClearInterval is how often the write intents of done KV writes are
+	// removed from the primary, in one batch; 0 means
+	// DefaultClearInterval. A batch of 1,000 goes at once.
+	ClearInterval time.Duration
 }
 
 // Validation modes of the service-wide flag.
@@ -144,9 +148,12 @@ type Repository struct {
 	bdelM   *opMetrics
 	getM    *opMetrics
 	bgetM   *opMetrics
+
+	clear *clearer
 }
 
-// New returns a repository over primary and store. It does no I/O.
+// New returns a repository over primary and store. It does no I/O; it
+// starts the goroutine that clears write intents, which Close stops.
 func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	var o Options
 	if opts != nil {
@@ -158,6 +165,12 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	}
 	if o.KVTimeout == 0 {
 		o.KVTimeout = DefaultKVTimeout
+	}
+	if o.ClearInterval < 0 {
+		return nil, errors.New("mirror: ClearInterval must not be negative")
+	}
+	if o.ClearInterval == 0 {
+		o.ClearInterval = DefaultClearInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -190,9 +203,18 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 		m.validations.WithLabelValues(backend, string(o))
 	}
 	r.flags.Store(&flags)
+	r.clear = newClearer(primary, store, o.Logger, o.ClearInterval, m)
 	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", keys.Prefix,
 		"mirroring", flags.Mirroring, "validation", flags.Validation)
 	return r, nil
+}
+
+// Close clears the write intents of the KV writes done so far (making the
+// KV durable first) and stops the background work. Call it after the last
+// operation and before closing the stores; the repository must not be used
+// afterwards. It is safe to call more than once.
+func (r *Repository) Close() {
+	r.clear.close()
 }
 
 // Flags returns the current feature flags.

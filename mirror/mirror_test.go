@@ -535,12 +535,12 @@ func (p failingBulk) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by st
 	return res, errPartWay
 }
 
-func (p failingBulk) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, []memcell.ID, error) {
-	n, ids, err := p.Primary.HardDeleteMany(ctx, sc)
+func (p failingBulk) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
+	res, err := p.Primary.HardDeleteMany(ctx, sc)
 	if err != nil {
-		return n, ids, err
+		return res, err
 	}
-	return n, ids, errPartWay
+	return res, errPartWay
 }
 
 func (p failingBulk) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {

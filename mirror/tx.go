@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
 )
 
@@ -16,15 +17,16 @@ type txBuffer struct {
 }
 
 // txOp is a held put of entry, or a held delete of entry.Key at revision
-// entry.Rev.
+// entry.Rev, and the write intent to clear once it is done.
 type txOp struct {
 	entry  kv.Entry
 	delete bool
+	intent memcell.Intent
 }
 
-func (b *txBuffer) add(e kv.Entry, del bool) {
+func (b *txBuffer) add(e kv.Entry, del bool, intent memcell.Intent) {
 	b.mu.Lock()
-	b.ops = append(b.ops, txOp{entry: e, delete: del})
+	b.ops = append(b.ops, txOp{entry: e, delete: del, intent: intent})
 	b.mu.Unlock()
 }
 
@@ -59,7 +61,8 @@ func (r *Repository) WithTransaction(ctx context.Context, fn func(ctx context.Co
 }
 
 // applyHeld applies a committed transaction's KV writes: the last write of
-// each key wins, puts in one batch and deletes in another.
+// each key wins, puts in one batch and deletes in another; then their
+// intents are cleared (each key's last, which its document carries).
 func (r *Repository) applyHeld(ctx context.Context, ops []txOp) Mirror {
 	if len(ops) == 0 {
 		return Mirror{Status: MirrorSkipped}
@@ -69,25 +72,51 @@ func (r *Repository) applyHeld(ctx context.Context, ops []txOp) Mirror {
 		last[op.entry.Key] = i
 	}
 	var (
-		puts    []kv.Entry
-		deletes []kv.Deletion
+		puts, deletes []txOp
 	)
 	for i, op := range ops {
 		if last[op.entry.Key] != i {
 			continue
 		}
 		if op.delete {
-			deletes = append(deletes, kv.Deletion{Key: op.entry.Key, Rev: op.entry.Rev})
+			deletes = append(deletes, op)
 		} else {
-			puts = append(puts, op.entry)
+			puts = append(puts, op)
 		}
 	}
 	var total Mirror
 	if len(puts) > 0 {
-		total = merge(total, r.batchPut(ctx, "transaction", puts))
+		entries := make([]kv.Entry, len(puts))
+		for i, op := range puts {
+			entries[i] = op.entry
+		}
+		mir := r.batchPut(ctx, "transaction", entries)
+		if mir.Status != MirrorFailed {
+			r.done(ctx, heldIntents(puts)...)
+		}
+		total = merge(total, mir)
 	}
 	if len(deletes) > 0 {
-		total = merge(total, r.deleteKeys(ctx, "transaction", deletes))
+		dels := make([]kv.Deletion, len(deletes))
+		for i, op := range deletes {
+			dels[i] = kv.Deletion{Key: op.entry.Key, Rev: op.entry.Rev}
+		}
+		mir := r.deleteKeys(ctx, "transaction", dels)
+		if mir.Status != MirrorFailed {
+			r.done(ctx, heldIntents(deletes)...)
+		}
+		total = merge(total, mir)
 	}
 	return total
+}
+
+// heldIntents returns the intents of held operations that have one.
+func heldIntents(ops []txOp) []memcell.Intent {
+	out := make([]memcell.Intent, 0, len(ops))
+	for _, op := range ops {
+		if !op.intent.Mark.IsZero() {
+			out = append(out, op.intent)
+		}
+	}
+	return out
 }

@@ -32,14 +32,14 @@ func TestHeldDeletesKeepRevisions(t *testing.T) {
 	}
 	buf := &txBuffer{}
 	tctx := context.WithValue(ctx, txKey{}, buf)
-	if mir := r.mirrorDeletes(tctx, "hard_delete", []memcell.ID{one}, []uint64{4}); mir.Status != MirrorDeferred {
+	if mir := r.mirrorDeletes(tctx, "hard_delete", []memcell.ID{one}, []uint64{4}, memcell.ID{}); mir.Status != MirrorDeferred {
 		t.Fatalf("held delete = %+v, want deferred", mir)
 	}
-	if mir := r.mirrorDeletes(tctx, "hard_delete_many", []memcell.ID{many}, nil); mir.Status != MirrorDeferred {
+	if mir := r.mirrorDeletes(tctx, "hard_delete_many", []memcell.ID{many}, nil, memcell.ID{}); mir.Status != MirrorDeferred {
 		t.Fatalf("held bulk delete = %+v, want deferred", mir)
 	}
 	// A delete of a revision older than the copy's: the copy survives.
-	if mir := r.mirrorDeletes(tctx, "hard_delete", []memcell.ID{other}, []uint64{2}); mir.Status != MirrorDeferred {
+	if mir := r.mirrorDeletes(tctx, "hard_delete", []memcell.ID{other}, []uint64{2}, memcell.ID{}); mir.Status != MirrorDeferred {
 		t.Fatalf("held delete = %+v, want deferred", mir)
 	}
 	if mir := r.applyHeld(ctx, buf.ops); mir.Status != MirrorOK || mir.Written != 3 {

@@ -97,23 +97,25 @@ func (r *Repository) Restore(ctx context.Context, id memcell.ID) (bool, Mirror, 
 // delete at, and a tombstone would refuse a document later created with
 // the id.
 func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirror, error) {
-	ok, rev, err := r.primary.HardDelete(ctx, id)
+	rm, err := r.primary.HardDelete(ctx, id)
 	switch {
-	case ok && err != nil:
+	case rm.Deleted && err != nil:
 		// The document is gone: its copy must go too. Only a re-creation
 		// of the id may start at a revision the tombstone still refuses.
 		r.log.WarnContext(ctx, "mirror: hard delete done, but the primary could not remember the revision", "event_id", id.String(), "error", err)
 	case err != nil:
 		return false, Mirror{}, err
 	}
-	if !ok {
+	intent := memcell.Intent{ID: id, Mark: rm.Intent, Pending: true}
+	if !rm.Deleted {
+		r.done(ctx, intent) // nothing to mirror
 		return false, Mirror{Status: MirrorSkipped}, nil
 	}
 	krev := kv.MaxRev // the revision could not be read: refuse every put
-	if rev >= 0 {
-		krev = uint64(rev)
+	if rm.Revision >= 0 {
+		krev = uint64(rm.Revision)
 	}
-	return true, r.mirrorDeletes(ctx, "hard_delete", []memcell.ID{id}, []uint64{krev}), nil
+	return true, r.mirrorDeletes(ctx, "hard_delete", []memcell.ID{id}, []uint64{krev}, rm.Intent), nil
 }
 
 // SoftDeleteMany soft-deletes every live MemCell in scope, mirrors each
@@ -169,23 +171,23 @@ func (r *Repository) partialLog(ctx context.Context, op string, changed, named i
 // HardDeleteMany removes every MemCell in scope and their KV copies, and
 // returns how many it removed.
 func (r *Repository) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
-	n, ids, err := r.primary.HardDeleteMany(ctx, sc)
+	res, err := r.primary.HardDeleteMany(ctx, sc)
 	if err != nil {
-		if n > 0 || len(ids) > 0 {
+		if res.Count > 0 || len(res.Removed) > 0 {
 			// Failed part-way: the copies of the documents already gone
 			// must go too.
-			mir := r.mirrorDeletes(ctx, "hard_delete_many", ids, nil)
-			r.partialLog(ctx, "hard_delete_many", n, int64(len(ids)), mir, err)
+			mir := r.mirrorDeletes(ctx, "hard_delete_many", res.Removed, nil, res.Intent)
+			r.partialLog(ctx, "hard_delete_many", res.Count, int64(len(res.Removed)), mir, err)
 		}
-		return n, Mirror{}, err
+		return res.Count, Mirror{}, err
 	}
 	// The primary collects the ids, then deletes them: MongoDB cannot return
 	// each removed document's final revision atomically, so the copies are
 	// deleted with kv.MaxRev, whose tombstones refuse every put for the
 	// grace period.
-	mir := r.mirrorDeletes(ctx, "hard_delete_many", ids, nil)
-	r.log.InfoContext(ctx, "mirror: bulk hard delete", "deleted", n, "mirrored", mir.Written, "mirror", mir.Status)
-	return n, mir, nil
+	mir := r.mirrorDeletes(ctx, "hard_delete_many", res.Removed, nil, res.Intent)
+	r.log.InfoContext(ctx, "mirror: bulk hard delete", "deleted", res.Count, "mirrored", mir.Written, "mirror", mir.Status)
+	return res.Count, mir, nil
 }
 
 // batchSize bounds one KV batch of a bulk operation.
@@ -219,12 +221,17 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 			return r.failed(ctx, op, fmt.Errorf("mirror: encode %s: %w", docs[0].ID, err), r.Key(docs[0].ID))
 		}
 		*buf = val
-		return r.put(ctx, op, kv.Entry{Key: r.Key(docs[0].ID), Value: val, Rev: uint64(docs[0].Revision)})
+		mir := r.put(ctx, op, kv.Entry{Key: r.Key(docs[0].ID), Value: val, Rev: uint64(docs[0].Revision)})
+		if mir.Status != MirrorFailed && !docs[0].Intent.IsZero() {
+			r.done(ctx, memcell.Intent{ID: docs[0].ID, Mark: docs[0].Intent})
+		}
+		return mir
 	}
 	entries := make([]kv.Entry, 0, min(len(docs), batchSize))
+	encoded := make([]*memcell.MemCell, 0, min(len(docs), batchSize))
 	var total Mirror
 	for chunk := range slices.Chunk(docs, batchSize) {
-		entries = entries[:0]
+		entries, encoded = entries[:0], encoded[:0]
 		for _, d := range chunk {
 			var e kv.Entry
 			if err := r.entry(&e, d); err != nil {
@@ -233,17 +240,30 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 				continue
 			}
 			entries = append(entries, e)
+			encoded = append(encoded, d)
 		}
 		if tx := txFrom(ctx); tx != nil {
-			for _, e := range entries {
-				tx.add(e, false)
+			for i, e := range entries {
+				tx.add(e, false, memcell.Intent{ID: encoded[i].ID, Mark: encoded[i].Intent})
 			}
 			total = merge(total, Mirror{Status: MirrorDeferred})
 			continue
 		}
-		total = merge(total, r.batchPut(ctx, op, entries))
+		mir := r.batchPut(ctx, op, entries)
+		if mir.Status != MirrorFailed {
+			r.done(ctx, docIntents(encoded)...)
+		}
+		total = merge(total, mir)
 	}
 	return total
+}
+
+// done hands over the intents of writes whose KV side is done (stored, or
+// refused because the KV holds a newer state) to be cleared.
+func (r *Repository) done(_ context.Context, intents ...memcell.Intent) {
+	if len(intents) > 0 {
+		r.clear.add(intents...)
+	}
 }
 
 var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
@@ -307,10 +327,11 @@ func (r *Repository) batchPut(ctx context.Context, op string, entries []kv.Entry
 }
 
 // mirrorDeletes removes the KV copies of ids with guarded deletes, leaving
-// tombstones. revs[i] is the revision ids[i] had when it was deleted; a nil
-// revs deletes every copy with kv.MaxRev, whose tombstone refuses every put
-// for the grace period.
-func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell.ID, revs []uint64) Mirror {
+// tombstones, and then clears the pending notes the primary made of them
+// with the mark intent. revs[i] is the revision ids[i] had when it was
+// deleted; a nil revs deletes every copy with kv.MaxRev, whose tombstone
+// refuses every put for the grace period.
+func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell.ID, revs []uint64, intent memcell.ID) Mirror {
 	if len(ids) == 0 {
 		return Mirror{Status: MirrorSkipped}
 	}
@@ -329,14 +350,19 @@ func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell
 		}
 	}
 	if tx := txFrom(ctx); tx != nil {
-		for _, d := range dels {
-			tx.add(kv.Entry{Key: d.Key, Rev: d.Rev}, true)
+		for i, d := range dels {
+			tx.add(kv.Entry{Key: d.Key, Rev: d.Rev}, true, memcell.Intent{ID: ids[i], Mark: intent, Pending: true})
 		}
 		return Mirror{Status: MirrorDeferred}
 	}
 	var total Mirror
 	for chunk := range slices.Chunk(dels, batchSize) {
 		total = merge(total, r.deleteKeys(ctx, op, chunk))
+	}
+	if total.Status != MirrorFailed && !intent.IsZero() {
+		// The notes of one delete share the mark and are cleared by it,
+		// so only when every chunk is done.
+		r.done(ctx, memcell.Intent{ID: ids[0], Mark: intent, Pending: true})
 	}
 	return total
 }
@@ -385,7 +411,7 @@ func (r *Repository) failed(ctx context.Context, op string, err error, keys ...s
 		"key", keys[0], "keys", len(keys), "error", err)
 	pctx, cancel := r.kvContext(ctx)
 	defer cancel()
-	if perr := r.primary.RecordPending(pctx, ids, op+": "+err.Error()); perr != nil {
+	if _, perr := r.primary.RecordPending(pctx, ids, op+": "+err.Error()); perr != nil {
 		r.log.WarnContext(ctx, "mirror: could not record the failed keys for repair", "op", op, "keys", len(ids), "error", perr)
 	}
 	return Mirror{Status: MirrorFailed, Err: err}
@@ -399,7 +425,7 @@ func (r *Repository) skipped(ctx context.Context, op string, m *opMetrics, ids [
 	m.skipped.Add(float64(len(ids)))
 	pctx, cancel := r.kvContext(ctx)
 	defer cancel()
-	if err := r.primary.RecordPending(pctx, ids, op+": mirroring off"); err != nil {
+	if _, err := r.primary.RecordPending(pctx, ids, op+": mirroring off"); err != nil {
 		r.log.WarnContext(ctx, "mirror: could not record the unmirrored keys for repair", "op", op, "keys", len(ids), "error", err)
 	}
 	return Mirror{Status: MirrorSkipped}

@@ -52,6 +52,9 @@ func toBSON(m *memcell.MemCell) bson.D {
 	add("deleted_by", strPtr(m.DeletedBy))
 	add("deleted_id", m.DeletedID)
 	add(memcell.RevisionField, m.Revision)
+	if !m.Intent.IsZero() {
+		add(memcell.IntentField, intentValue(m.Intent))
+	}
 	for _, k := range slices.Sorted(maps.Keys(m.Extra)) {
 		add(k, anyBSON(m.Extra[k]))
 	}
@@ -181,17 +184,43 @@ func anyBSON(v any) any {
 	return v // nil, bool, string, int32, int64, float64
 }
 
-// fromRaw reads a stored document into a MemCell.
+// fromRaw reads a stored document into a MemCell. The mirror intent
+// (memcell.IntentField) goes to MemCell.Intent, not among the fields.
 func fromRaw(raw bson.Raw) (*memcell.MemCell, error) {
 	doc, err := rawDocument(raw)
 	if err != nil {
 		return nil, err
 	}
+	delete(doc, memcell.IntentField)
 	m, err := memcell.FromMap(doc)
 	if err != nil {
 		return nil, &memcell.UnreadableError{ID: rawID(raw), Err: err}
 	}
+	m.Intent = intentOf(raw)
 	return m, nil
+}
+
+// intentValue is the stored form of a mirror intent: an array holding the
+// mark, so that ClearIntents can remove exactly that mark with $pullAll
+// under a filter on _id alone (the one filter FerretDB pushes down), and a
+// later write's mark survives the clearing of an earlier one.
+func intentValue(mark memcell.ID) bson.A {
+	return bson.A{bson.ObjectID(mark)}
+}
+
+// intentOf returns the last mark of a stored document's mirror intent, the
+// zero ID when it has none.
+func intentOf(raw bson.Raw) memcell.ID {
+	arr, ok := raw.Lookup(memcell.IntentField).ArrayOK()
+	if !ok {
+		return memcell.ID{}
+	}
+	vals, err := arr.Values()
+	if err != nil || len(vals) == 0 {
+		return memcell.ID{}
+	}
+	oid, _ := vals[len(vals)-1].ObjectIDOK()
+	return memcell.ID(oid)
 }
 
 // rawID is the _id of a stored document as text: the hex of an ObjectId,

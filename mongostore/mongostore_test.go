@@ -247,10 +247,10 @@ func TestSoftDeleteRestoreHardDelete(t *testing.T) {
 	if _, err := s.Restore(ctx, m.ID); !errors.Is(err, memcell.ErrNotFound) {
 		t.Errorf("restore of a live document = %v, want ErrNotFound", err)
 	}
-	if ok, rev, err := s.HardDelete(ctx, m.ID); !ok || rev != 3 || err != nil {
+	if ok, rev, err := hardDelete(ctx, s, m.ID); !ok || rev != 3 || err != nil {
 		t.Errorf("HardDelete = %v, rev %d, %v; want true, rev 3, nil", ok, rev, err)
 	}
-	if ok, rev, err := s.HardDelete(ctx, m.ID); ok || rev != 0 || err != nil {
+	if ok, rev, err := hardDelete(ctx, s, m.ID); ok || rev != 0 || err != nil {
 		t.Errorf("second HardDelete = %v, rev %d, %v; want false, 0, nil", ok, rev, err)
 	}
 	if _, err := s.Lookup(ctx, m.ID); !errors.Is(err, memcell.ErrNotFound) {
@@ -285,7 +285,7 @@ func TestHardDeleteRevision(t *testing.T) {
 		if _, err := coll.InsertOne(ctx, doc); err != nil {
 			t.Fatal(err)
 		}
-		ok, rev, err := s.HardDelete(ctx, memcell.ID(oid))
+		ok, rev, err := hardDelete(ctx, s, memcell.ID(oid))
 		if !ok || rev != tc.want || err != nil {
 			t.Errorf("%s: HardDelete = %v, rev %d, %v; want true, rev %d, nil", tc.name, ok, rev, err, tc.want)
 		}
@@ -296,7 +296,7 @@ func TestHardDeleteRevision(t *testing.T) {
 	if _, err := s.Update(ctx, m.ID, map[string]any{"summary": "changed"}); err != nil {
 		t.Fatal(err)
 	}
-	if ok, rev, err := s.HardDelete(ctx, m.ID); !ok || rev != 2 || err != nil {
+	if ok, rev, err := hardDelete(ctx, s, m.ID); !ok || rev != 2 || err != nil {
 		t.Errorf("HardDelete of an updated document = %v, rev %d, %v; want true, rev 2, nil", ok, rev, err)
 	}
 	// Re-created under the same id, it starts above the deleted revision,
@@ -305,7 +305,7 @@ func TestHardDeleteRevision(t *testing.T) {
 	if err != nil || again.Revision != 3 {
 		t.Fatalf("Append of a hard-deleted id = revision %v, %v; want 3", again, err)
 	}
-	if ok, rev, err := s.HardDelete(ctx, m.ID); !ok || rev != 3 || err != nil {
+	if ok, rev, err := hardDelete(ctx, s, m.ID); !ok || rev != 3 || err != nil {
 		t.Errorf("second HardDelete = %v, rev %d, %v; want true, rev 3, nil", ok, rev, err)
 	}
 	if again, err = s.Append(ctx, m); err != nil || again.Revision != 4 {
@@ -530,7 +530,8 @@ func TestBulk(t *testing.T) {
 	if want := count(func(m *memcell.MemCell) bool { return isBob(m) && inRange(m) }); res.Count != want {
 		t.Errorf("SoftDeleteMany(bob, range) = %d, want %d", res.Count, want)
 	}
-	n, gone, err := s.HardDeleteMany(ctx, memcell.Scope{Start: &start, End: &end})
+	res, err = s.HardDeleteMany(ctx, memcell.Scope{Start: &start, End: &end})
+	n, gone := res.Count, res.Removed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -568,4 +569,10 @@ func TestIndexes(t *testing.T) {
 			t.Errorf("index %s missing (have %v)", want, names)
 		}
 	}
+}
+
+// hardDelete is HardDelete with its result spread out.
+func hardDelete(ctx context.Context, s *mongostore.Store, id memcell.ID) (bool, int64, error) {
+	r, err := s.HardDelete(ctx, id)
+	return r.Deleted, r.Revision, err
 }

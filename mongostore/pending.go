@@ -64,21 +64,99 @@ func (s *Store) pending() *mongo.Collection {
 }
 
 // RecordPending durably notes that the mirror copies of ids need repair,
-// with the reason. Recording an id twice keeps one entry, with the latest
-// reason.
-func (s *Store) RecordPending(ctx context.Context, ids []memcell.ID, reason string) error {
+// with the reason, and returns the mark of the notes, one round trip per
+// 1,000 ids. Noting an id twice keeps one note, with the latest reason and
+// mark.
+func (s *Store) RecordPending(ctx context.Context, ids []memcell.ID, reason string) (memcell.ID, error) {
+	mark := memcell.NewID()
+	if err := s.recordPending(ctx, ids, reason, mark); err != nil {
+		return memcell.ID{}, err
+	}
+	return mark, nil
+}
+
+// recordPending notes ids with the reason and mark: one ordered-free bulk
+// of upserts per 1,000 ids.
+func (s *Store) recordPending(ctx context.Context, ids []memcell.ID, reason string, mark memcell.ID) error {
 	now := bson.NewDateTimeFromTime(s.nowMillis())
+	set := bson.D{{Key: "$set", Value: bson.D{
+		{Key: "reason", Value: reason}, {Key: "at", Value: now}, {Key: "mark", Value: bson.ObjectID(mark)},
+	}}}
 	for chunk := range slices.Chunk(ids, idChunk) {
-		for _, id := range chunk {
-			_, err := s.pending().UpdateOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}},
-				bson.D{{Key: "$set", Value: bson.D{{Key: "reason", Value: reason}, {Key: "at", Value: now}}}},
-				options.UpdateOne().SetUpsert(true))
-			if err != nil {
-				return fmt.Errorf("mongostore: record pending: %w", mapErr(err))
+		models := make([]mongo.WriteModel, len(chunk))
+		for i, id := range chunk {
+			models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: bson.ObjectID(id)}}).SetUpdate(set).SetUpsert(true)
+		}
+		// Two upserts of one new id racing each other can both try to
+		// insert, and one fails on the unique _id; run again, it updates.
+		var err error
+		for range 3 {
+			if _, err = s.pending().BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); !mongo.IsDuplicateKeyError(err) {
+				break
 			}
+		}
+		if err != nil {
+			return fmt.Errorf("mongostore: record pending: %w", mapErr(err))
 		}
 	}
 	return nil
+}
+
+// ClearIntents removes the mirror intents whose KV writes are done. The
+// marks the documents carry go with one bulk of $pullAll updates, each
+// filtered on exactly {_id} (the one filter FerretDB pushes down), so a
+// document's later mark stays; the pending notes of the intents marked
+// Pending go with one delete by mark, so a later note of the id stays. That
+// is one round trip for a batch of writes, two when it holds hard deletes.
+// Where this process serialises its writes (FerretDB, whose updates are a
+// read and a write), the documents are locked meanwhile.
+func (s *Store) ClearIntents(ctx context.Context, intents []memcell.Intent) error {
+	var (
+		docs  []memcell.Intent
+		marks []bson.ObjectID
+	)
+	for _, in := range intents {
+		switch {
+		case in.Mark.IsZero():
+		case in.Pending:
+			if !slices.Contains(marks, bson.ObjectID(in.Mark)) {
+				marks = append(marks, bson.ObjectID(in.Mark))
+			}
+		default:
+			docs = append(docs, in)
+		}
+	}
+	for chunk := range slices.Chunk(docs, idChunk) {
+		models := make([]mongo.WriteModel, len(chunk))
+		ids := make([]memcell.ID, len(chunk))
+		for i, in := range chunk {
+			ids[i] = in.ID
+			models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: bson.ObjectID(in.ID)}}).
+				SetUpdate(bson.D{{Key: "$pullAll", Value: bson.D{{Key: memcell.IntentField, Value: intentValue(in.Mark)}}}})
+		}
+		unlock := s.locks.many(ids)
+		_, err := s.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		unlock()
+		if err != nil {
+			return fmt.Errorf("mongostore: clear intents: %w", mapErr(err))
+		}
+	}
+	for chunk := range slices.Chunk(marks, idChunk) {
+		if _, err := s.pending().DeleteMany(ctx, bson.D{{Key: "mark", Value: bson.D{{Key: "$in", Value: chunk}}}}); err != nil {
+			return fmt.Errorf("mongostore: clear pending notes: %w", mapErr(err))
+		}
+	}
+	return nil
+}
+
+// Intents returns the ids of the documents that carry a mirror intent
+// stamped before t (to the second: the marks are ObjectIds): writes whose
+// KV write was not seen done, by a process that died or, for recent
+// ones, one still at work. MongoDB answers from the idx_kv_intent index;
+// FerretDB reads the whole collection.
+func (s *Store) Intents(ctx context.Context, before time.Time) ([]memcell.ID, error) {
+	bound := bson.NewObjectIDFromTimestamp(before)
+	return findIDsIn(ctx, s.coll, bson.D{{Key: memcell.IntentField, Value: bson.D{{Key: "$lt", Value: bound}}}})
 }
 
 // Pending returns the ids recorded by RecordPending and not yet cleared.

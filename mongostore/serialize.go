@@ -3,6 +3,7 @@ package mongostore
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -36,6 +37,30 @@ func (w *writeLocks) one(id memcell.ID) func() {
 	m.Lock()
 	return func() {
 		m.Unlock()
+		w.bulk.RUnlock()
+	}
+}
+
+// many locks the documents ids for writes of each of them, taking their
+// stripes in order so that two callers cannot deadlock.
+func (w *writeLocks) many(ids []memcell.ID) func() {
+	if !w.enabled {
+		return func() {}
+	}
+	stripes := make([]int, 0, len(ids))
+	for _, id := range ids {
+		stripes = append(stripes, int(maphash.Bytes(w.seed, id[:])%uint64(len(w.stripes))))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	w.bulk.RLock()
+	for _, i := range stripes {
+		w.stripes[i].Lock()
+	}
+	return func() {
+		for _, i := range stripes {
+			w.stripes[i].Unlock()
+		}
 		w.bulk.RUnlock()
 	}
 }

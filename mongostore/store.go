@@ -205,6 +205,8 @@ var indexes = []index{
 	{"user_id_1", []string{"user_id"}, false},
 	{"timestamp_1", []string{"timestamp"}, false},
 	{"group_id_1", []string{"group_id"}, false},
+	// memcell's own: the replayer's search for mirror intents.
+	{"idx_kv_intent", []string{memcell.IntentField}, true},
 }
 
 // ensureIndexes creates the missing indexes. Besides saving work, creating

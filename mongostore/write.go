@@ -21,7 +21,7 @@ const idChunk = 1000
 
 // Append validates m, stores it as a new document and returns the stored
 // MemCell: a new id unless m has one, created_at = updated_at = now,
-// revision 1. An id the caller chose may have been hard-deleted before:
+// revision 1, a new mirror intent. An id the caller chose may have been hard-deleted before:
 // then the revision starts one above the deleted document's (see
 // GravesSuffix), which costs one read by _id. m is not modified.
 func (s *Store) Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCell, error) {
@@ -42,6 +42,7 @@ func (s *Store) Append(ctx context.Context, m *memcell.MemCell) (*memcell.MemCel
 	now := s.nowMillis()
 	stored.Timestamp = memcell.NormalizeTime(stored.Timestamp)
 	stored.CreatedAt, stored.UpdatedAt = &now, &now
+	stored.Intent = memcell.NewID()
 	if _, err := s.coll.InsertOne(ctx, toBSON(&stored)); err != nil {
 		return nil, fmt.Errorf("mongostore: append: %w", mapErr(err))
 	}
@@ -60,7 +61,7 @@ func (s *Store) Update(ctx context.Context, id memcell.ID, fields map[string]any
 	}
 	set = append(set, bson.E{Key: "updated_at", Value: bson.NewDateTimeFromTime(s.nowMillis())})
 	defer s.locks.one(id)()
-	return s.updateOne(ctx, "update", id, true, bson.D{{Key: "$set", Value: set}, incRevision})
+	return s.updateOne(ctx, "update", id, true, set)
 }
 
 // updateSet checks the fields of an update and converts them to their
@@ -108,15 +109,16 @@ var liveFilter = bson.E{Key: "deleted_at", Value: nil}
 
 var deletedFilter = bson.E{Key: "deleted_at", Value: bson.D{{Key: "$ne", Value: nil}}}
 
-// updateOne applies update to the document id if it is live (or, with
-// live false, soft-deleted) and returns the new state, atomically.
+// updateOne sets the fields of set on the document id if it is live (or,
+// with live false, soft-deleted), bumps its revision, stamps a new mirror
+// intent, and returns the new state, all in one atomic operation.
 //
 // Where this process serialises its writes (FerretDB), the condition is
 // checked by reading the document first and the update filters on exactly
 // {_id}: the one filter FerretDB pushes down to SQLite; any other it
 // evaluates in Go after reading the whole collection, which made an update
 // cost about as much as a full scan.
-func (s *Store) updateOne(ctx context.Context, op string, id memcell.ID, live bool, update bson.D) (*memcell.MemCell, error) {
+func (s *Store) updateOne(ctx context.Context, op string, id memcell.ID, live bool, set bson.D) (*memcell.MemCell, error) {
 	filter := bson.D{{Key: "_id", Value: bson.ObjectID(id)}}
 	if s.locks.enabled {
 		m, err := s.Lookup(ctx, id)
@@ -131,12 +133,20 @@ func (s *Store) updateOne(ctx context.Context, op string, id memcell.ID, live bo
 	} else {
 		filter = append(filter, deletedFilter)
 	}
+	update := writeUpdate(set, memcell.NewID())
 	res := s.coll.FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After))
 	raw, err := res.Raw()
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: %s: %w", op, mapErr(err))
 	}
 	return fromRaw(raw)
+}
+
+// writeUpdate is the update document of every write: set, the mirror
+// intent mark, and the revision bump.
+func writeUpdate(set bson.D, mark memcell.ID) bson.D {
+	set = append(slices.Clip(set), bson.E{Key: memcell.IntentField, Value: intentValue(mark)})
+	return bson.D{{Key: "$set", Value: set}, {Key: "$inc", Value: bson.D{{Key: memcell.RevisionField, Value: 1}}}}
 }
 
 // newDeletedID returns a non-zero deletion mark. Each soft delete gets its
@@ -158,13 +168,12 @@ func (s *Store) deleteMarks(by string, mark int64) (bson.D, time.Time) {
 	}, now
 }
 
-var incRevision = bson.E{Key: "$inc", Value: bson.D{{Key: memcell.RevisionField, Value: 1}}}
-
-var restoreSet = bson.E{Key: "$set", Value: bson.D{
+// restoreSet clears the deletion marks.
+var restoreSet = bson.D{
 	{Key: "deleted_at", Value: nil},
 	{Key: "deleted_by", Value: nil},
 	{Key: "deleted_id", Value: int64(0)},
-}}
+}
 
 // SoftDelete marks a live document deleted (deleted_at = now, deleted_by,
 // deleted_id != 0) and returns its new state. A document that is absent or
@@ -172,24 +181,31 @@ var restoreSet = bson.E{Key: "$set", Value: bson.D{
 func (s *Store) SoftDelete(ctx context.Context, id memcell.ID, by string) (*memcell.MemCell, error) {
 	marks, _ := s.deleteMarks(by, newDeletedID())
 	defer s.locks.one(id)()
-	return s.updateOne(ctx, "soft delete", id, true, bson.D{{Key: "$set", Value: marks}, incRevision})
+	return s.updateOne(ctx, "soft delete", id, true, marks)
 }
 
 // Restore clears the deletion marks of a soft-deleted document and returns
 // its new state; memcell.ErrNotFound when no soft-deleted document has the id.
 func (s *Store) Restore(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
 	defer s.locks.one(id)()
-	return s.updateOne(ctx, "restore", id, false, bson.D{restoreSet, incRevision})
+	return s.updateOne(ctx, "restore", id, false, restoreSet)
 }
 
-// HardDelete removes a document, live or soft-deleted. It reports whether
-// one was removed and the revision it had, read in the same atomic
-// operation (findAndModify with remove, on the exact {_id} filter, returning
-// only the revision field; the whole document on FerretDB, which takes no
-// projection there), so no write can slip in between. The revision is 0
-// when the document had none and -1 when its revision field was not a
-// non-negative integer.
-func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, int64, error) {
+// HardDelete removes a document, live or soft-deleted, after noting the
+// delete in the pending record: the mirror intent of a delete, which the
+// document cannot carry since it goes (one more round trip). It reports
+// whether one was removed and the revision it had, read in the same atomic
+// operation (findAndModify with remove, on the exact {_id} filter,
+// returning only the revision field; the whole document on FerretDB, which
+// takes no projection there), so no write can slip in between. The
+// revision is 0 when the document had none and -1 when its revision field
+// was not a non-negative integer.
+func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (memcell.Removal, error) {
+	mark, err := s.RecordPending(ctx, []memcell.ID{id}, "hard delete")
+	if err != nil {
+		return memcell.Removal{}, fmt.Errorf("mongostore: hard delete: %w", err)
+	}
+	out := memcell.Removal{Intent: mark}
 	defer s.locks.one(id)()
 	opts := options.FindOneAndDelete()
 	if !s.ferret {
@@ -197,19 +213,19 @@ func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (bool, int64, err
 	}
 	raw, err := s.coll.FindOneAndDelete(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}}, opts).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, 0, nil
+		return out, nil
 	}
 	if err != nil {
-		return false, 0, fmt.Errorf("mongostore: hard delete: %w", mapErr(err))
+		return out, fmt.Errorf("mongostore: hard delete: %w", mapErr(err))
 	}
-	rev := revisionOf(raw)
-	if err := s.bury(ctx, id, max(rev, 0)); err != nil {
+	out.Deleted, out.Revision = true, revisionOf(raw)
+	if err := s.bury(ctx, id, max(out.Revision, 0)); err != nil {
 		// The document is gone; only a re-creation of the id within the
 		// KV's tombstone grace would suffer (its copy refused as stale
 		// until the grace ends).
-		return true, rev, err
+		return out, err
 	}
-	return true, rev, nil
+	return out, nil
 }
 
 // revisionOf reads the revision field of a stored document as
@@ -275,7 +291,7 @@ func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string)
 	mark := newDeletedID()
 	marks, now := s.deleteMarks(by, mark)
 	defer s.locks.all()()
-	res, err := s.coll.UpdateMany(ctx, append(slices.Clone(filter), liveFilter), bson.D{{Key: "$set", Value: marks}, incRevision})
+	res, err := s.coll.UpdateMany(ctx, append(slices.Clone(filter), liveFilter), writeUpdate(marks, memcell.NewID()))
 	if err != nil {
 		return memcell.BulkResult{}, fmt.Errorf("mongostore: soft delete many: %w", mapErr(err))
 	}
@@ -307,9 +323,10 @@ func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.Bulk
 		return memcell.BulkResult{}, err
 	}
 	var out memcell.BulkResult
+	mark := memcell.NewID()
 	for chunk := range slices.Chunk(ids, idChunk) {
 		in := bson.D{inIDs(chunk)}
-		res, err := s.coll.UpdateMany(ctx, bson.D{inIDs(chunk), deletedFilter}, bson.D{restoreSet, incRevision})
+		res, err := s.coll.UpdateMany(ctx, bson.D{inIDs(chunk), deletedFilter}, writeUpdate(restoreSet, mark))
 		if err != nil {
 			return out, fmt.Errorf("mongostore: restore many: %w", mapErr(err))
 		}
@@ -324,42 +341,47 @@ func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.Bulk
 }
 
 // HardDeleteMany removes every document in scope, live or soft-deleted, and
-// returns how many it removed and their ids. It finds the ids first and
-// deletes those ids (still in scope), so the ids it returns are exactly the
-// documents that are gone.
-func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, []memcell.ID, error) {
+// returns how many it removed and their ids. It finds the ids first, notes
+// them in the pending record (the mirror intent of the delete, one round
+// trip per 1,000 ids), and deletes those ids (still in scope), so the ids it
+// returns are exactly the documents that are gone.
+func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
-		return 0, nil, err
+		return memcell.BulkResult{}, err
 	}
 	defer s.locks.all()()
 	ids, err := s.findIDs(ctx, filter)
 	if err != nil {
-		return 0, nil, err
+		return memcell.BulkResult{}, err
 	}
-	var (
-		total int64
-		gone  []memcell.ID
-	)
+	var out memcell.BulkResult
+	if len(ids) == 0 {
+		return out, nil
+	}
+	out.Intent = memcell.NewID()
 	for chunk := range slices.Chunk(ids, idChunk) {
+		if err := s.recordPending(ctx, chunk, "hard delete many", out.Intent); err != nil {
+			return out, err
+		}
 		in := inIDs(chunk)
 		res, err := s.coll.DeleteMany(ctx, append(bson.D{in}, filter...))
 		if err != nil {
-			return total, gone, fmt.Errorf("mongostore: hard delete many: %w", mapErr(err))
+			return out, fmt.Errorf("mongostore: hard delete many: %w", mapErr(err))
 		}
-		total += res.DeletedCount
+		out.Count += res.DeletedCount
 		removed := chunk
 		if res.DeletedCount < int64(len(chunk)) {
 			// Some left the scope meanwhile: keep only the ids now absent.
 			still, err := s.findIDs(ctx, bson.D{in})
 			if err != nil {
-				return total, gone, err
+				return out, err
 			}
 			removed = slices.DeleteFunc(slices.Clone(chunk), func(id memcell.ID) bool { return slices.Contains(still, id) })
 		}
-		gone = append(gone, removed...)
+		out.Removed = append(out.Removed, removed...)
 	}
-	return total, gone, nil
+	return out, nil
 }
 
 func (s *Store) findIDs(ctx context.Context, filter bson.D) ([]memcell.ID, error) {

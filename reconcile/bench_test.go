@@ -129,7 +129,7 @@ func BenchmarkP10Replay(b *testing.B) {
 		var elapsed time.Duration
 		for b.Loop() {
 			b.StopTimer()
-			if err := e.primary.RecordPending(ctx, ids, "benchmark"); err != nil {
+			if _, err := e.primary.RecordPending(ctx, ids, "benchmark"); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()

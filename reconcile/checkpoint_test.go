@@ -45,7 +45,7 @@ func TestCheckpointResume(t *testing.T) {
 					}
 				}
 			}
-			if _, _, err := e.primary.HardDelete(ctx, byID[100].ID); err != nil {
+			if _, err := e.primary.HardDelete(ctx, byID[100].ID); err != nil {
 				t.Fatal(err)
 			}
 			wantCounts := map[reconcile.Kind]int64{reconcile.Stale: 2, reconcile.Extra: 1}

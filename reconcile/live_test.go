@@ -34,7 +34,7 @@ func TestRepairBesideLiveTraffic(t *testing.T) {
 				var err error
 				switch {
 				case i%25 == 1:
-					_, _, err = e.primary.HardDelete(ctx, m.ID)
+					_, err = e.primary.HardDelete(ctx, m.ID)
 				case i%20 == 0:
 					_, err = e.primary.Update(ctx, m.ID, map[string]any{"summary": "behind"})
 				}

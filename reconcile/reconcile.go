@@ -86,6 +86,11 @@ type Primary interface {
 	// ClearPendingBefore removes the pending records of ids written
 	// before t.
 	ClearPendingBefore(ctx context.Context, ids []memcell.ID, t time.Time) error
+	// Intents returns the ids of the documents carrying a write intent
+	// (memcell.MemCell.Intent) stamped before t; ClearIntents removes
+	// intents whose KV writes are done.
+	Intents(ctx context.Context, before time.Time) ([]memcell.ID, error)
+	ClearIntents(ctx context.Context, intents []memcell.Intent) error
 	// EstimatedCount is a cheap estimate of the number of documents.
 	EstimatedCount(ctx context.Context) (int64, error)
 	// Namespace names the collection, "database.collection"; checkpoints

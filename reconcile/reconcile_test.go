@@ -86,8 +86,8 @@ func damage(t *testing.T, e *env) []string {
 		t.Fatal(err)
 	}
 	add(reconcile.Stale, d[8].ID.String())
-	if ok, _, err := e.primary.HardDelete(ctx, d[6].ID); err != nil || !ok {
-		t.Fatalf("HardDelete = %v, %v", ok, err)
+	if rm, err := e.primary.HardDelete(ctx, d[6].ID); err != nil || !rm.Deleted {
+		t.Fatalf("HardDelete = %+v, %v", rm, err)
 	}
 	add(reconcile.Extra, d[6].ID.String())
 
@@ -141,7 +141,7 @@ func TestVerifyRepair(t *testing.T) {
 			// hard delete whose KV delete failed, the copy gone since):
 			// neither pass visits it, and the repair must clear it too.
 			pending := []memcell.ID{e.docs[0].ID, e.docs[4].ID, e.docs[20].ID, memcell.NewID()}
-			if err := e.primary.RecordPending(ctx, pending, "test"); err != nil {
+			if _, err := e.primary.RecordPending(ctx, pending, "test"); err != nil {
 				t.Fatal(err)
 			}
 			wantCounts := map[reconcile.Kind]int64{reconcile.Missing: 1, reconcile.Differs: 2, reconcile.Stale: 3, reconcile.Extra: 4}

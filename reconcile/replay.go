@@ -15,18 +15,23 @@ import (
 	"github.com/memcell/memcell/kv"
 )
 
-// The primary keeps a record of the documents whose KV writes did not happen
-// (memcell.Primary.RecordPending: a failed or timed-out KV write, a write
-// made while mirroring was switched off). Replay drains that record: it
-// writes each listed document's current state to the KV, or deletes the
-// copy of a document the primary no longer has, and clears the record. A
-// Replayer does it over and over in the background, so that the mirror
-// catches up by itself once the KV is back, without a full scan.
+// Every write leaves a durable trace in the primary until its KV write is
+// done: the write intent on the document (memcell.MemCell.Intent), the
+// pending note of a hard delete, and the pending record of a KV write that
+// failed or was skipped (memcell.Primary.RecordPending). Replay redoes what
+// those traces name: it writes each document's current state to the KV, or
+// deletes the copy of a document the primary no longer has, makes the KV
+// durable, and clears the traces. A Replayer does it at start and over and
+// over in the background, so that the mirror catches up by itself after a
+// crash or a KV outage, without a full scan.
 
 // ReplayResult is what one Replay pass did.
 type ReplayResult struct {
-	// Pending is how many ids the record listed when the pass began.
+	// Pending is how many ids the pass found to replay: the pending record
+	// and, when it looked, the documents carrying write intents.
 	Pending int `json:"pending"`
+	// Intents is how many of them were found by their write intents.
+	Intents int `json:"intents"`
 	// Written counts the copies stored; Deleted the copies removed of
 	// documents the primary no longer has. Copies the KV refused because
 	// it already held a newer revision or a tombstone count in neither:
@@ -38,15 +43,24 @@ type ReplayResult struct {
 	Unreadable int `json:"unreadable"`
 }
 
-// Replay drains the primary's pending record once, batch by batch
-// (Options.BatchSize ids, one LookupMany and one guarded KV batch each).
-// Every write is guarded by the document's revision, and the copies of
-// documents the primary no longer has are deleted with kv.MaxRev, so
-// Replay is safe beside live traffic and other replayers. Records written
-// after the pass began stay, since they may stand for writes it did not
-// see. Only Options.KeyPrefix, Logger and BatchSize apply. On error the
-// result counts what was done and the records not done stay.
+// Replay drains the primary's pending record and every write intent once;
+// see ReplayIntents.
 func Replay(ctx context.Context, primary Primary, store kv.Store, opts *Options) (ReplayResult, error) {
+	return ReplayIntents(ctx, primary, store, opts, time.Now())
+}
+
+// ReplayIntents drains the primary's pending record and the write intents
+// stamped before intentsBefore (none when it is the zero time) once, batch
+// by batch (Options.BatchSize ids, one LookupMany and one guarded KV batch
+// each). Every write is guarded by the document's revision, and the copies
+// of documents the primary no longer has are deleted with kv.MaxRev, so it
+// is safe beside live traffic and other replayers. The traces it clears
+// are those it has redone: pending records written before the pass began,
+// and the intent marks it read with the documents (a later write's mark
+// stays), once the KV has made the writes durable (kv.Sync). Only
+// Options.KeyPrefix, Logger and BatchSize apply. On error the result
+// counts what was done and the traces not done stay.
+func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *Options, intentsBefore time.Time) (ReplayResult, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -71,7 +85,24 @@ func Replay(ctx context.Context, primary Primary, store kv.Store, opts *Options)
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("reconcile: replay: pending record: %w", err)
 	}
-	res := ReplayResult{Pending: len(ids)}
+	res := ReplayResult{}
+	if !intentsBefore.IsZero() {
+		marked, err := primary.Intents(ctx, intentsBefore)
+		if err != nil {
+			return ReplayResult{}, fmt.Errorf("reconcile: replay: write intents: %w", err)
+		}
+		seen := make(map[memcell.ID]bool, len(ids))
+		for _, id := range ids {
+			seen[id] = true
+		}
+		for _, id := range marked {
+			if !seen[id] {
+				ids = append(ids, id)
+				res.Intents++
+			}
+		}
+	}
+	res.Pending = len(ids)
 	// The documents are looked up existsBatch ids at a time: FerretDB
 	// answers each lookup by reading the whole collection.
 	for lookup := range slices.Chunk(ids, existsBatch) {
@@ -89,13 +120,15 @@ func Replay(ctx context.Context, primary Primary, store kv.Store, opts *Options)
 }
 
 // replayBatch writes (or deletes) the copies of ids, as docs holds them,
-// and clears their records written before start.
+// makes them durable, and clears their records written before start and
+// the intents the documents carried.
 func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memcell.Keys, log *slog.Logger,
 	ids []memcell.ID, docs map[memcell.ID]*memcell.MemCell, start time.Time, res *ReplayResult) error {
 	var (
 		entries []kv.Entry
 		gone    []kv.Deletion
 		done    []memcell.ID
+		intents []memcell.Intent
 	)
 	for _, id := range ids {
 		m, ok := docs[id]
@@ -112,6 +145,9 @@ func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memc
 		}
 		entries = append(entries, kv.Entry{Key: keys.Key(id), Value: v, Rev: uint64(m.Revision)})
 		done = append(done, id)
+		if !m.Intent.IsZero() {
+			intents = append(intents, memcell.Intent{ID: id, Mark: m.Intent})
+		}
 	}
 	if len(entries) > 0 {
 		n, err := store.BatchPut(ctx, entries)
@@ -127,6 +163,14 @@ func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memc
 		}
 		res.Deleted += n
 	}
+	if err := kv.Sync(ctx, store); err != nil {
+		return fmt.Errorf("reconcile: replay: kv sync: %w", err)
+	}
+	if len(intents) > 0 {
+		if err := primary.ClearIntents(ctx, intents); err != nil {
+			return fmt.Errorf("reconcile: replay: clear intents: %w", err)
+		}
+	}
 	if err := primary.ClearPendingBefore(ctx, done, start); err != nil {
 		return fmt.Errorf("reconcile: replay: clear pending: %w", err)
 	}
@@ -141,7 +185,21 @@ type ReplayerOptions struct {
 	// the next; 0 means DefaultReplayInterval. After a failed pass the
 	// wait doubles, up to MaxReplayBackoff, until a pass succeeds.
 	Interval time.Duration
+	// IntentScanInterval is how often a pass also looks for write intents
+	// older than it (left by a process that died, or by a KV write that
+	// failed without a pending record); 0 means
+	// DefaultIntentScanInterval. The first pass looks for every intent
+	// stamped before it began. MongoDB answers from an index; FerretDB
+	// reads the whole collection.
+	IntentScanInterval time.Duration
+	// Paused, when set and returning true, skips passes: the mirror's
+	// mirroring flag is off.
+	Paused func() bool
 }
+
+// DefaultIntentScanInterval is the default
+// ReplayerOptions.IntentScanInterval.
+const DefaultIntentScanInterval = time.Minute
 
 // DefaultReplayInterval is the default ReplayerOptions.Interval.
 const DefaultReplayInterval = 5 * time.Second
@@ -168,11 +226,15 @@ type ReplayState struct {
 // ends: the mirror's own catch-up after KV outages, without anyone running
 // a repair. Several replicas may run one each: every write is guarded.
 type Replayer struct {
-	primary  Primary
-	kv       kv.Store
-	opts     Options
-	interval time.Duration
-	log      *slog.Logger
+	primary   Primary
+	kv        kv.Store
+	opts      Options
+	interval  time.Duration
+	scanEvery time.Duration
+	paused    func() bool
+	passMu    sync.Mutex // one pass at a time
+	lastScan  time.Time  // when the last intent scan began; zero before the first
+	log       *slog.Logger
 
 	pending  prometheus.Gauge
 	oldest   prometheus.Gauge
@@ -202,7 +264,14 @@ func NewReplayer(primary Primary, store kv.Store, opts *ReplayerOptions) (*Repla
 	if o.Interval == 0 {
 		o.Interval = DefaultReplayInterval
 	}
+	if o.IntentScanInterval < 0 {
+		return nil, fmt.Errorf("reconcile: intent scan interval must not be negative, got %v", o.IntentScanInterval)
+	}
+	if o.IntentScanInterval == 0 {
+		o.IntentScanInterval = DefaultIntentScanInterval
+	}
 	r := &Replayer{primary: primary, kv: store, opts: o.Options, interval: o.Interval, log: o.Logger,
+		scanEvery: o.IntentScanInterval, paused: o.Paused,
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "memcell", Name: "pending_records",
 			Help: "Documents listed in the primary's record of KV writes to redo when the replayer's last pass began.",
@@ -256,9 +325,29 @@ func (r *Replayer) Run(ctx context.Context) error {
 	}
 }
 
-// Pass runs one Replay now and records its outcome.
+// Pass runs one replay now and records its outcome. The first pass, and
+// then one every IntentScanInterval, also redoes the write intents stamped
+// before it (the first) or more than IntentScanInterval before it: a
+// younger intent belongs to a write whose own KV write may still be under
+// way. While Paused says so, Pass does nothing.
 func (r *Replayer) Pass(ctx context.Context) error {
-	res, err := Replay(ctx, r.primary, r.kv, &r.opts)
+	if r.paused != nil && r.paused() {
+		return nil
+	}
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	now := time.Now()
+	var before time.Time
+	switch {
+	case r.lastScan.IsZero():
+		before = now
+	case now.Sub(r.lastScan) >= r.scanEvery:
+		before = now.Add(-r.scanEvery)
+	}
+	res, err := ReplayIntents(ctx, r.primary, r.kv, &r.opts, before)
+	if err == nil && !before.IsZero() {
+		r.lastScan = now
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s := &r.state
@@ -283,8 +372,8 @@ func (r *Replayer) Pass(ctx context.Context) error {
 		r.oldest.Set(age(oldest))
 	}
 	if res.Pending > 0 {
-		r.log.InfoContext(ctx, "reconcile: replayed the pending record", "pending", res.Pending,
-			"written", res.Written, "deleted", res.Deleted, "unreadable", res.Unreadable)
+		r.log.InfoContext(ctx, "reconcile: replayed the pending record and write intents", "pending", res.Pending,
+			"intents", res.Intents, "written", res.Written, "deleted", res.Deleted, "unreadable", res.Unreadable)
 	}
 	return nil
 }

@@ -98,14 +98,22 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return err
 	}
+	// Deferred before the stores' close runs (defers run last first): it
+	// syncs the KV and clears the write intents of the last writes.
+	defer repo.Close()
 	// Jobs started through /v1/admin/jobs run on the stores this process
 	// holds open: Pebble and LevelDB allow no second process.
 	jobs := httpapi.NewJobRunner(func(ctx context.Context, kind string, opts *reconcile.Options) (*reconcile.Report, error) {
 		return reconcile.Run(ctx, kind, primary, store, opts)
 	}, &httpapi.JobRunnerOptions{Logger: log, Registerer: reg})
-	// The replayer redoes the KV writes the primary recorded as missed (a
-	// KV outage, mirroring switched off), at start and every few seconds.
-	replayer, err := reconcile.NewReplayer(primary, store, &reconcile.ReplayerOptions{Options: reconcile.Options{Logger: log, Registerer: reg}, Interval: cfg.ReplayInterval})
+	// The replayer redoes the KV writes whose traces the primary holds (a
+	// crash, a KV outage, mirroring switched off), at start and every few
+	// seconds; it rests while mirroring is off.
+	replayer, err := reconcile.NewReplayer(primary, store, &reconcile.ReplayerOptions{
+		Options:  reconcile.Options{Logger: log, Registerer: reg},
+		Interval: cfg.ReplayInterval,
+		Paused:   func() bool { return !repo.Flags().Mirroring },
+	})
 	if err != nil {
 		return err
 	}

@@ -161,6 +161,10 @@ type Store struct {
 	unsynced atomic.Bool
 	stopSync func()
 	syncDone chan struct{}
+	// syncMu makes a log sync and the check of unsynced before it one
+	// step, so that Sync, finding nothing unsynced, knows that the sync
+	// which cleared the flag has finished.
+	syncMu sync.Mutex
 }
 
 var _ kv.Store = (*Store)(nil)
@@ -223,17 +227,55 @@ func (s *Store) groupSync(syncer LogSyncer, interval time.Duration, stop <-chan 
 			return
 		case <-t.C:
 		}
-		if !s.unsynced.Swap(false) {
-			continue
-		}
-		s.mu.RLock()
-		if s.eng != nil {
-			if err := syncer.SyncLog(); err != nil {
-				s.unsynced.Store(true)
-			}
-		}
-		s.mu.RUnlock()
+		_ = s.syncLog(syncer)
 	}
+}
+
+// syncLog syncs the log if anything was written since the last sync. When
+// it returns nil, every write committed before the call is durable.
+func (s *Store) syncLog(syncer LogSyncer) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if !s.unsynced.Swap(false) {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.eng == nil {
+		return s.errClosed
+	}
+	if err := syncer.SyncLog(); err != nil {
+		s.unsynced.Store(true)
+		return fmt.Errorf("%s: sync: %w", s.name, err)
+	}
+	return nil
+}
+
+// Sync implements kv.Syncer: it returns once every write acknowledged
+// before the call is durable. Without per-write syncs on an engine that is
+// a LogSyncer that means syncing the log now, unless the group sync has
+// done it since the last write; otherwise writes are as durable as they
+// will be when they return and Sync does nothing.
+func (s *Store) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	eng := s.engine()
+	if eng == nil {
+		return s.errClosed
+	}
+	syncer, ok := eng.(LogSyncer)
+	if !ok || s.sync {
+		return nil
+	}
+	return s.syncLog(syncer)
+}
+
+// engine returns the engine, nil once the store is closed.
+func (s *Store) engine() Engine {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.eng
 }
 
 // acquire returns the error a call must fail with before doing any work,
