@@ -82,3 +82,12 @@ func (f *FaultKV) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, err
 	f.Writes.Add(1)
 	return f.Store.BatchDelete(ctx, dels)
 }
+
+// Sync makes the wrapped store's writes durable (kv.Sync); it fails with
+// the writes.
+func (f *FaultKV) Sync(ctx context.Context) error {
+	if f.FailWrites.Load() {
+		return ErrInjected
+	}
+	return kv.Sync(ctx, f.Store)
+}

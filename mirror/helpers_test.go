@@ -62,6 +62,7 @@ func openEnv(t testing.TB, backend memcelltest.KVBackend, opts *mirror.Options) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.repo.Close) // before the KV closes
 	return e
 }
 

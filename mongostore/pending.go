@@ -150,12 +150,13 @@ func (s *Store) ClearIntents(ctx context.Context, intents []memcell.Intent) erro
 }
 
 // Intents returns the ids of the documents that carry a mirror intent
-// stamped before t (to the second: the marks are ObjectIds): writes whose
+// stamped before t, rounded up to the next whole second (the marks are
+// ObjectIds, whose time is in seconds, so those of t's second are in): writes whose
 // KV write was not seen done, by a process that died or, for recent
 // ones, one still at work. MongoDB answers from the idx_kv_intent index;
 // FerretDB reads the whole collection.
 func (s *Store) Intents(ctx context.Context, before time.Time) ([]memcell.ID, error) {
-	bound := bson.NewObjectIDFromTimestamp(before)
+	bound := bson.NewObjectIDFromTimestamp(before.Truncate(time.Second).Add(time.Second))
 	return findIDsIn(ctx, s.coll, bson.D{{Key: memcell.IntentField, Value: bson.D{{Key: "$lt", Value: bound}}}})
 }
 

@@ -48,6 +48,7 @@ func newEnv(t testing.TB, backend memcelltest.KVBackend, grace time.Duration) *e
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.repo.Close) // before the KV closes
 	return e
 }
 

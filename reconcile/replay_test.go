@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/mirror"
 	"github.com/memcell/memcell/reconcile"
@@ -91,4 +92,61 @@ func TestReplayer(t *testing.T) {
 memcell_replayed_total{result="deleted"} 1
 memcell_replayed_total{result="written"} 2
 `)
+}
+
+// TestReplayAfterCrash stands for a process killed between its primary
+// writes and their KV writes: the writes are made on the primary alone, so
+// nothing but their write intents (and a hard delete's note) says that the
+// KV missed them. The replayer's first pass must bring the KV level with
+// the primary and leave no trace behind, on every backend.
+func TestReplayAfterCrash(t *testing.T) {
+	for _, backend := range memcelltest.KVBackends() {
+		t.Run(backend.Name, func(t *testing.T) {
+			e := newEnv(t, backend, 0)
+			e.populate(t, 12)
+			ctx := context.Background()
+			p := e.primary
+			fresh := *e.docs[0]
+			fresh.ID = memcell.ID{}
+			steps := []func() error{
+				func() error { _, err := p.Append(ctx, &fresh); return err },
+				func() error { _, err := p.Update(ctx, e.docs[1].ID, map[string]any{"summary": "lost"}); return err },
+				func() error { _, err := p.SoftDelete(ctx, e.docs[2].ID, "crash"); return err },
+				func() error { _, err := p.HardDelete(ctx, e.docs[3].ID); return err },
+				func() error {
+					_, err := p.HardDeleteMany(ctx, memcell.Scope{UserID: e.docs[4].UserID})
+					return err
+				},
+				func() error {
+					_, err := p.SoftDeleteMany(ctx, memcell.Scope{UserID: e.docs[5].UserID}, "")
+					return err
+				},
+			}
+			for i, step := range steps {
+				if err := step(); err != nil {
+					t.Fatalf("step %d: %v", i, err)
+				}
+			}
+			if r := e.verify(t, nil); r.DifferenceCount() == 0 {
+				t.Fatal("the primary-only writes left no difference to replay")
+			}
+			r, err := reconcile.NewReplayer(p, e.kv, &reconcile.ReplayerOptions{Options: *e.opts()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Pass(ctx); err != nil {
+				t.Fatalf("Pass: %v", err)
+			}
+			if st := r.State(); st.Last.Intents == 0 {
+				t.Errorf("the first pass found no write intents: %+v", st.Last)
+			}
+			e.assertConsistent(t, "after the replayer's first pass")
+			if got := pendingIDs(t, e); len(got) != 0 {
+				t.Errorf("pending record after the pass: %v, want empty", got)
+			}
+			if ids, err := p.Intents(ctx, time.Now().Add(time.Hour)); err != nil || len(ids) != 0 {
+				t.Errorf("write intents after the pass: %v, %v; want none", ids, err)
+			}
+		})
+	}
 }
