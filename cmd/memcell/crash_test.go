@@ -156,6 +156,7 @@ func runCrashTest(t *testing.T, args []string, p *crashPauser) {
 			fail("cycle %d: the load sent requests the API refused as invalid: %s", cycle, bad)
 		}
 
+		restart := time.Now()
 		s = startServer(t, nil, args...)
 		up := time.Now()
 		conv, rep, err := convergeKV(s.url, up)
@@ -168,12 +169,12 @@ func runCrashTest(t *testing.T, args []string, p *crashPauser) {
 				cycle, wait, how, answered, inFlight, err, tail(s.stderr.String(), 20))
 		}
 		if rep.DifferenceCount() != 0 {
-			fail("cycle %d (killed %v into the load, %s, %d requests answered, %d in flight): %v after the restart the verify still reports %s",
-				cycle, wait, how, answered, inFlight, crashConvergence, describeDifferences(rep))
+			fail("cycle %d (killed %v into the load, %s, %d requests answered, %d in flight): %v after the restart the verify still reports %s\nwhat the load did to them (bulk operations aside):%s",
+				cycle, wait, how, answered, inFlight, crashConvergence, describeDifferences(rep), load.explain(rep))
 		}
 		maxConv = max(maxConv, conv)
-		t.Logf("cycle %d: killed %v into the load (%s), %d requests answered, %d in flight; KV equal to the primary %v after the restart (%d documents)",
-			cycle, wait, how, answered, inFlight, conv.Round(time.Millisecond), rep.Scanned)
+		t.Logf("cycle %d: killed %v into the load (%s), %d requests answered, %d in flight; restarted in %v; KV equal to the primary %v after (%d documents)",
+			cycle, wait, how, answered, inFlight, up.Sub(restart).Round(time.Millisecond), conv.Round(time.Millisecond), rep.Scanned)
 	}
 
 	// A clean stop leaves the stores equal too.
@@ -298,31 +299,38 @@ func newCrashClient() *http.Client {
 // crashRequest sends one request with a JSON body (if non-nil) and returns
 // the status and the body of the answer.
 func crashRequest(ctx context.Context, c *http.Client, method, u string, body any) (int, []byte, error) {
+	status, data, _, err := crashRequestHeader(ctx, c, method, u, body)
+	return status, data, err
+}
+
+// crashRequestHeader is crashRequest, and also returns the answer's
+// headers.
+func crashRequestHeader(ctx context.Context, c *http.Client, method, u string, body any) (int, []byte, http.Header, error) {
 	var r io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		r = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, r)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, nil, err
 	}
-	return resp.StatusCode, data, nil
+	return resp.StatusCode, data, resp.Header, nil
 }
 
 // crashLoad is the mixed write load of every cycle. It remembers the ids
@@ -336,10 +344,31 @@ type crashLoad struct {
 	ids      []string
 	gone     []string
 	statuses map[string]int64 // "op status" -> count
-	invalid  []string         // answers 400 or 422: the load is wrong
+	// history lists, per id, the single-document operations sent and
+	// their answers (bulk operations name no id), in the order they were
+	// answered, to explain a difference.
+	history map[string][]string
+	invalid []string // answers 400 or 422: the load is wrong
 }
 
-func newCrashLoad() *crashLoad { return &crashLoad{statuses: map[string]int64{}} }
+func newCrashLoad() *crashLoad {
+	return &crashLoad{statuses: map[string]int64{}, history: map[string][]string{}}
+}
+
+// explain returns the history of each id of a report's samples.
+func (l *crashLoad) explain(rep *reconcile.Report) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, d := range rep.Samples {
+		h := l.history[d.EventID]
+		if len(h) == 0 {
+			h = []string{"(not named by the load: an append whose answer was lost)"}
+		}
+		fmt.Fprintf(&b, "\n  %s %s: %s", d.Kind, d.EventID, strings.Join(h, ", "))
+	}
+	return b.String()
+}
 
 // crashRun is one cycle's writers.
 type crashRun struct {
@@ -381,7 +410,7 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 	var (
 		op, method, path string
 		body             any
-		target           string // the id of a single hard delete
+		target           string // the id the operation names, if one
 	)
 	users := func() string { return fmt.Sprintf("crash-%d", rng.IntN(crashUsers)) }
 	switch x := rng.IntN(100); {
@@ -401,10 +430,11 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 		case y < 25:
 			if id, ok := l.takeGone(rng); ok {
 				d["event_id"] = id
-				op = "re-create"
+				op, target = "re-create", id
 			}
 		case y < 35:
-			d["event_id"] = fmt.Sprintf("%08x%016x", rng.Uint32(), rng.Uint64())
+			target = fmt.Sprintf("%08x%016x", rng.Uint32(), rng.Uint64())
+			d["event_id"] = target
 			op = "create with id"
 		}
 		body = d
@@ -414,6 +444,7 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 			return true
 		}
 		op, method, path = "update", "PATCH", "/v1/memcells/"+id
+		target = id
 		fields := map[string]any{"summary": fmt.Sprintf("updated %x", rng.Uint32())}
 		if rng.IntN(3) == 0 {
 			fields["keywords"] = []string{fmt.Sprintf("u%d", rng.IntN(10))}
@@ -425,12 +456,14 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 			return true
 		}
 		op, method, path = "soft delete", "DELETE", "/v1/memcells/"+id+"?deleted_by=crash"
+		target = id
 	case x < 78:
 		id, ok := l.pick(rng)
 		if !ok {
 			return true
 		}
 		op, method, path = "restore", "POST", "/v1/memcells/"+id+"/restore"
+		target = id
 	case x < 90:
 		id, ok := l.pick(rng)
 		if !ok {
@@ -460,15 +493,18 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 	}
 
 	l.inFlight.Add(1)
-	status, data, err := crashRequest(ctx, cr.client, method, base+path, body)
+	status, data, header, err := crashRequestHeader(ctx, cr.client, method, base+path, body)
 	l.inFlight.Add(-1)
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	if err != nil {
+		if target != "" {
+			l.history[target] = append(l.history[target], op+": no answer")
+		}
 		return false
 	}
 	cr.ops.Add(1)
 	l.ops.Add(1)
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.statuses[fmt.Sprintf("%s %d", op, status)]++
 	if status == http.StatusBadRequest || status == http.StatusUnprocessableEntity {
 		l.invalid = append(l.invalid, fmt.Sprintf("%s %s: %d %s", method, path, status, data))
@@ -482,7 +518,15 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 		}
 		if json.Unmarshal(data, &created) == nil && created.EventID != "" {
 			l.ids = append(l.ids, created.EventID)
+			target = created.EventID
 		}
+	}
+	if target != "" {
+		h := fmt.Sprintf("%s: %d", op, status)
+		if m := header.Get("Memcell-Mirror"); m != "" {
+			h += " (mirror " + m + ")"
+		}
+		l.history[target] = append(l.history[target], h)
 	}
 	return true
 }
