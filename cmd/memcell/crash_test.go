@@ -31,8 +31,9 @@ import (
 // by document, as a verify job sees them, with no repair or sync run.
 //
 // MEMCELL_CRASH_SEED replays a run (the seed is logged at the start and
-// named in every failure); MEMCELL_CRASH_KILLS sets the number of kills
-// per test.
+// named in every failure): the same operations, pauses and kill delays,
+// though not the same interleaving of the writers. MEMCELL_CRASH_KILLS sets
+// the number of kills per test.
 
 // crashConvergence is how long after a restart (from when the server
 // answers) the KV may differ from the primary.
@@ -142,7 +143,6 @@ func runCrashTest(t *testing.T, args []string, p *crashPauser) {
 			}
 			time.Sleep(lead)
 		}
-		inFlight := load.inFlight.Load()
 		s.kill()
 		killed++
 		if pause {
@@ -151,7 +151,7 @@ func runCrashTest(t *testing.T, args []string, p *crashPauser) {
 				fail("cycle %d: unpausing the KV's writes: %v", cycle, err)
 			}
 		}
-		answered := stats.stop()
+		answered, cut := stats.stop()
 		if bad := load.badRequests(); bad != "" {
 			fail("cycle %d: the load sent requests the API refused as invalid: %s", cycle, bad)
 		}
@@ -165,16 +165,16 @@ func runCrashTest(t *testing.T, args []string, p *crashPauser) {
 			how = fmt.Sprintf("KV writes paused %v before", lead)
 		}
 		if err != nil {
-			fail("cycle %d (killed %v into the load, %s, %d requests answered, %d in flight): %v\n%s",
-				cycle, wait, how, answered, inFlight, err, tail(s.stderr.String(), 20))
+			fail("cycle %d (killed %v into the load, %s, %d requests answered, cut off: %s): %v\n%s",
+				cycle, wait, how, answered, cut, err, tail(s.stderr.String(), 20))
 		}
 		if rep.DifferenceCount() != 0 {
-			fail("cycle %d (killed %v into the load, %s, %d requests answered, %d in flight): %v after the restart the verify still reports %s\nwhat the load did to them (bulk operations aside):%s",
-				cycle, wait, how, answered, inFlight, crashConvergence, describeDifferences(rep), load.explain(rep))
+			fail("cycle %d (killed %v into the load, %s, %d requests answered, cut off: %s): %v after the restart the verify still reports %s\nwhat the load did to them (bulk operations aside):%s",
+				cycle, wait, how, answered, cut, crashConvergence, describeDifferences(rep), load.explain(rep))
 		}
 		maxConv = max(maxConv, conv)
-		t.Logf("cycle %d: killed %v into the load (%s), %d requests answered, %d in flight; restarted in %v; KV equal to the primary %v after (%d documents)",
-			cycle, wait, how, answered, inFlight, up.Sub(restart).Round(time.Millisecond), conv.Round(time.Millisecond), rep.Scanned)
+		t.Logf("cycle %d: killed %v into the load (%s), %d requests answered, cut off: %s; restarted in %v; KV equal to the primary %v after (%d documents)",
+			cycle, wait, how, answered, cut, up.Sub(restart).Round(time.Millisecond), conv.Round(time.Millisecond), rep.Scanned)
 	}
 
 	// A clean stop leaves the stores equal too.
@@ -337,8 +337,7 @@ func crashRequestHeader(ctx context.Context, c *http.Client, method, u string, b
 // it created and those it hard-deleted, across kills, so that later
 // operations find documents and a hard-deleted id gets created again.
 type crashLoad struct {
-	ops      atomic.Int64 // requests answered
-	inFlight atomic.Int64
+	ops atomic.Int64 // requests answered
 
 	mu       sync.Mutex
 	ids      []string
@@ -376,6 +375,9 @@ type crashRun struct {
 	wg     sync.WaitGroup
 	ops    atomic.Int64
 	client *http.Client
+
+	mu  sync.Mutex
+	cut []string // the operations that got no answer
 }
 
 // run starts n writers against base. They stop at their first transport
@@ -397,12 +399,15 @@ func (l *crashLoad) run(base string, n int, seed uint64) *crashRun {
 }
 
 // stop stops the writers, waits for them and returns how many requests
-// they had answered.
-func (cr *crashRun) stop() int64 {
+// were answered and the operations that got no answer.
+func (cr *crashRun) stop() (int64, string) {
 	cr.cancel()
 	cr.wg.Wait()
 	cr.client.CloseIdleConnections()
-	return cr.ops.Load()
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	slices.Sort(cr.cut)
+	return cr.ops.Load(), strings.Join(cr.cut, ", ")
 }
 
 // step does one random operation and reports whether the server answered.
@@ -492,12 +497,13 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 		}
 	}
 
-	l.inFlight.Add(1)
 	status, data, header, err := crashRequestHeader(ctx, cr.client, method, base+path, body)
-	l.inFlight.Add(-1)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
+		cr.mu.Lock()
+		cr.cut = append(cr.cut, op)
+		cr.mu.Unlock()
 		if target != "" {
 			l.history[target] = append(l.history[target], op+": no answer")
 		}
