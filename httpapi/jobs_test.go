@@ -192,7 +192,9 @@ func TestJobsSharedRegistry(t *testing.T) {
 // answered as it is.
 func TestJobsConflictAndCancel(t *testing.T) {
 	e, _ := newJobsEnv(t, nil)
-	e.seed(cell("alice", epoch), cell("bob", epoch), cell("carol", epoch), cell("dave", epoch))
+	// Eight documents at one a second: the cancel lands mid-scan.
+	e.seed(cell("alice", epoch), cell("bob", epoch), cell("carol", epoch), cell("dave", epoch),
+		cell("erin", epoch), cell("frank", epoch), cell("grace", epoch), cell("heidi", epoch))
 	slow := e.startJob(`{"kind":"verify","rate":1}`)
 	if code := e.want(http.StatusConflict, "POST", "/v1/admin/jobs", `{"kind":"verify"}`).errorCode(t); code != "conflict" {
 		t.Errorf("second verify: code %q", code)
@@ -209,7 +211,7 @@ func TestJobsConflictAndCancel(t *testing.T) {
 	if running.State != httpapi.JobRunning || running.Finished != nil || running.Started == nil {
 		t.Errorf("slow verify is %+v, want running", running)
 	}
-	if p := running.Progress; p == nil || p.Phase != "primary" || p.Total != 4 || p.Rate <= 0 || p.ETASeconds == nil || *p.ETASeconds <= 0 {
+	if p := running.Progress; p == nil || p.Phase != "primary" || p.Total != 8 || p.Rate <= 0 || p.ETASeconds == nil || *p.ETASeconds <= 0 {
 		t.Errorf("slow verify's progress %+v, want the primary phase with a rate and an ETA", p)
 	}
 	var cancelling httpapi.Job
@@ -218,7 +220,7 @@ func TestJobsConflictAndCancel(t *testing.T) {
 		t.Errorf("DELETE answered %+v", cancelling)
 	}
 	ended := e.waitJob(slow.ID)
-	if ended.State != httpapi.JobCancelled || ended.Error == "" || ended.Report == nil || ended.Report.Scanned >= 4 {
+	if ended.State != httpapi.JobCancelled || ended.Error == "" || ended.Report == nil || ended.Report.Scanned >= 8 {
 		t.Errorf("cancelled verify ended %+v, report %+v", ended, ended.Report)
 	}
 	var again httpapi.Job

@@ -59,6 +59,51 @@ func (s *Store) graveRevision(ctx context.Context, id memcell.ID) (int64, error)
 	return max(revisionOf(raw), 0), nil
 }
 
+// GraveRevisions returns, for the ids that were hard-deleted here, the
+// revision each document had when it was removed (see GravesSuffix). A
+// grave older than the id's pending note is left out: the note may stand
+// for a later delete that a crash kept from updating the grave, and the
+// grave would understate the revision that delete removed.
+func (s *Store) GraveRevisions(ctx context.Context, ids []memcell.ID) (map[memcell.ID]int64, error) {
+	out := make(map[memcell.ID]int64)
+	for chunk := range slices.Chunk(ids, idChunk) {
+		noted := make(map[memcell.ID]time.Time)
+		if err := eachDoc(ctx, s.pending(), bson.D{inIDs(chunk)}, func(id memcell.ID, raw bson.Raw) {
+			if at, ok := raw.Lookup("at").DateTimeOK(); ok {
+				noted[id] = time.UnixMilli(at)
+			}
+		}); err != nil {
+			return nil, fmt.Errorf("mongostore: read pending notes: %w", err)
+		}
+		if err := eachDoc(ctx, s.graves(), bson.D{inIDs(chunk)}, func(id memcell.ID, raw bson.Raw) {
+			buried, _ := raw.Lookup("deleted_at").DateTimeOK()
+			if at, ok := noted[id]; ok && time.UnixMilli(buried).Before(at) {
+				return
+			}
+			out[id] = max(revisionOf(raw), 0)
+		}); err != nil {
+			return nil, fmt.Errorf("mongostore: read graves: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// eachDoc calls fn with the ObjectId and the document of each document
+// filter selects in coll.
+func eachDoc(ctx context.Context, coll *mongo.Collection, filter bson.D, fn func(memcell.ID, bson.Raw)) error {
+	cur, err := coll.Find(ctx, filter)
+	if err != nil {
+		return mapErr(err)
+	}
+	defer cur.Close(ctx)
+	for cur.Next(ctx) {
+		if oid, ok := cur.Current.Lookup("_id").ObjectIDOK(); ok {
+			fn(memcell.ID(oid), cur.Current)
+		}
+	}
+	return mapErr(cur.Err())
+}
+
 func (s *Store) pending() *mongo.Collection {
 	return s.coll.Database().Collection(s.coll.Name() + PendingSuffix)
 }
@@ -82,7 +127,7 @@ func (s *Store) recordPending(ctx context.Context, ids []memcell.ID, reason stri
 	set := bson.D{{Key: "$set", Value: bson.D{
 		{Key: "reason", Value: reason}, {Key: "at", Value: now}, {Key: "mark", Value: bson.ObjectID(mark)},
 	}}}
-	for chunk := range slices.Chunk(ids, idChunk) {
+	for chunk := range slices.Chunk(ids, s.bulkChunk()) {
 		models := make([]mongo.WriteModel, len(chunk))
 		for i, id := range chunk {
 			models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: bson.ObjectID(id)}}).SetUpdate(set).SetUpsert(true)
@@ -91,7 +136,7 @@ func (s *Store) recordPending(ctx context.Context, ids []memcell.ID, reason stri
 		// insert, and one fails on the unique _id; run again, it updates.
 		var err error
 		for range 3 {
-			if _, err = s.pending().BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); !mongo.IsDuplicateKeyError(err) {
+			if err = s.bulkWrite(ctx, s.pending(), models); !mongo.IsDuplicateKeyError(err) {
 				break
 			}
 		}
@@ -102,12 +147,40 @@ func (s *Store) recordPending(ctx context.Context, ids []memcell.ID, reason stri
 	return nil
 }
 
+// ferretBulk bounds the writes of one bulk command on FerretDB. FerretDB
+// v1.24 keeps, for each update of an update command, the SQLite connection
+// of its query until the whole command ends, and takes one more for the
+// write; its pool holds 100 connections per database, so a command of 100
+// updates waits for itself forever. 50 leaves the other half to everything
+// else, and bulkWrite runs such commands one at a time.
+const ferretBulk = 50
+
+// bulkChunk is how many writes go in one bulk command.
+func (s *Store) bulkChunk() int {
+	if s.ferret {
+		return ferretBulk
+	}
+	return idChunk
+}
+
+// bulkWrite sends models as one unordered bulk command (one at a time on
+// FerretDB, see ferretBulk).
+func (s *Store) bulkWrite(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
+	if s.ferret {
+		s.bulkMu.Lock()
+		defer s.bulkMu.Unlock()
+	}
+	_, err := coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+	return err
+}
+
 // ClearIntents removes the mirror intents whose KV writes are done. The
 // marks the documents carry go with one bulk of $pullAll updates, each
 // filtered on exactly {_id} (the one filter FerretDB pushes down), so a
 // document's later mark stays; the pending notes of the intents marked
 // Pending go with one delete by mark, so a later note of the id stays. That
-// is one round trip for a batch of writes, two when it holds hard deletes.
+// is one round trip for a batch of up to 1,000 writes (50 on FerretDB, see
+// ferretBulk), and one more when it holds hard deletes.
 // Where this process serialises its writes (FerretDB, whose updates are a
 // read and a write), the documents are locked meanwhile.
 func (s *Store) ClearIntents(ctx context.Context, intents []memcell.Intent) error {
@@ -126,7 +199,7 @@ func (s *Store) ClearIntents(ctx context.Context, intents []memcell.Intent) erro
 			docs = append(docs, in)
 		}
 	}
-	for chunk := range slices.Chunk(docs, idChunk) {
+	for chunk := range slices.Chunk(docs, s.bulkChunk()) {
 		models := make([]mongo.WriteModel, len(chunk))
 		ids := make([]memcell.ID, len(chunk))
 		for i, in := range chunk {
@@ -135,7 +208,7 @@ func (s *Store) ClearIntents(ctx context.Context, intents []memcell.Intent) erro
 				SetUpdate(bson.D{{Key: "$pullAll", Value: bson.D{{Key: memcell.IntentField, Value: intentValue(in.Mark)}}}})
 		}
 		unlock := s.locks.many(ids)
-		_, err := s.coll.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false))
+		err := s.bulkWrite(ctx, s.coll, models)
 		unlock()
 		if err != nil {
 			return fmt.Errorf("mongostore: clear intents: %w", mapErr(err))

@@ -21,6 +21,7 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -59,8 +60,9 @@ type Store struct {
 	tx     txSupport
 	locks  writeLocks
 	// ferret is set when the server is FerretDB, whose findAndModify takes
-	// no projection.
+	// no projection and whose bulk commands must stay small (ferretBulk).
 	ferret bool
+	bulkMu sync.Mutex
 }
 
 // Connect connects to uri and opens database's collection; the store owns

@@ -344,7 +344,8 @@ func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.Bulk
 // returns how many it removed and their ids. It finds the ids first, notes
 // them in the pending record (the mirror intent of the delete, one round
 // trip per 1,000 ids), and deletes those ids (still in scope), so the ids it
-// returns are exactly the documents that are gone.
+// returns are exactly the documents that are gone. Their graves, if any,
+// are removed: the revisions they hold may be older than those removed.
 func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
@@ -380,6 +381,11 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.B
 			removed = slices.DeleteFunc(slices.Clone(chunk), func(id memcell.ID) bool { return slices.Contains(still, id) })
 		}
 		out.Removed = append(out.Removed, removed...)
+		// A bulk removal cannot know the revisions it removed, so an
+		// older grave of an id would understate it: forget them.
+		if _, err := s.graves().DeleteMany(ctx, bson.D{inIDs(removed)}); err != nil {
+			return out, fmt.Errorf("mongostore: hard delete many: forget graves: %w", mapErr(err))
+		}
 	}
 	return out, nil
 }

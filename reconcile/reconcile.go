@@ -91,6 +91,9 @@ type Primary interface {
 	// intents whose KV writes are done.
 	Intents(ctx context.Context, before time.Time) ([]memcell.ID, error)
 	ClearIntents(ctx context.Context, intents []memcell.Intent) error
+	// GraveRevisions returns the revisions that hard-deleted documents
+	// among ids had when they were removed, for the ids it remembers.
+	GraveRevisions(ctx context.Context, ids []memcell.ID) (map[memcell.ID]int64, error)
 	// EstimatedCount is a cheap estimate of the number of documents.
 	EstimatedCount(ctx context.Context) (int64, error)
 	// Namespace names the collection, "database.collection"; checkpoints

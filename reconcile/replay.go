@@ -110,8 +110,20 @@ func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *O
 		if err != nil {
 			return res, fmt.Errorf("reconcile: replay: primary: %w", err)
 		}
+		var gone []memcell.ID
+		for _, id := range lookup {
+			if docs[id] == nil {
+				gone = append(gone, id)
+			}
+		}
+		graves := map[memcell.ID]int64{}
+		if len(gone) > 0 {
+			if graves, err = primary.GraveRevisions(ctx, gone); err != nil {
+				return res, fmt.Errorf("reconcile: replay: primary: %w", err)
+			}
+		}
 		for chunk := range slices.Chunk(lookup, batch) {
-			if err := replayBatch(ctx, primary, store, keys, log, chunk, docs, start, &res); err != nil {
+			if err := replayBatch(ctx, primary, store, keys, log, chunk, docs, graves, start, &res); err != nil {
 				return res, err
 			}
 		}
@@ -121,9 +133,14 @@ func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *O
 
 // replayBatch writes (or deletes) the copies of ids, as docs holds them,
 // makes them durable, and clears their records written before start and
-// the intents the documents carried.
+// the intents the documents carried. The copy of a document the primary no
+// longer has is deleted at the revision its grave remembers, so that a
+// document made again under the id (whose revisions start above it) keeps
+// its copy and its later writes; without a grave (a bulk delete, a delete
+// by another program) at kv.MaxRev, which refuses every put for the grace
+// period.
 func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memcell.Keys, log *slog.Logger,
-	ids []memcell.ID, docs map[memcell.ID]*memcell.MemCell, start time.Time, res *ReplayResult) error {
+	ids []memcell.ID, docs map[memcell.ID]*memcell.MemCell, graves map[memcell.ID]int64, start time.Time, res *ReplayResult) error {
 	var (
 		entries []kv.Entry
 		gone    []kv.Deletion
@@ -133,7 +150,11 @@ func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memc
 	for _, id := range ids {
 		m, ok := docs[id]
 		if !ok {
-			gone = append(gone, kv.Deletion{Key: keys.Key(id), Rev: kv.MaxRev})
+			rev := kv.MaxRev
+			if g, ok := graves[id]; ok {
+				rev = uint64(g)
+			}
+			gone = append(gone, kv.Deletion{Key: keys.Key(id), Rev: rev})
 			done = append(done, id)
 			continue
 		}
