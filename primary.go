@@ -38,7 +38,8 @@ type Primary interface {
 	// HardDelete notes the delete in the pending record (its mirror
 	// intent), then removes the document, live or not, and reports whether
 	// there was one and, read atomically with the removal, the revision it
-	// had. It remembers that revision so that an Append re-creating the id
+	// had. When there was none it takes the note back (Removal.Intent is
+	// zero). It remembers that revision so that an Append re-creating the id
 	// starts above it. When Deleted is true the document is gone even if
 	// err is not nil: err then says that remembering the revision failed.
 	HardDelete(ctx context.Context, id ID) (Removal, error)

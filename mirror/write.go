@@ -106,10 +106,8 @@ func (r *Repository) HardDelete(ctx context.Context, id memcell.ID) (bool, Mirro
 	case err != nil:
 		return false, Mirror{}, err
 	}
-	intent := memcell.Intent{ID: id, Mark: rm.Intent, Pending: true}
 	if !rm.Deleted {
-		r.done(ctx, intent) // nothing to mirror
-		return false, Mirror{Status: MirrorSkipped}, nil
+		return false, Mirror{Status: MirrorSkipped}, nil // the primary took its note back
 	}
 	krev := kv.MaxRev // the revision could not be read: refuse every put
 	if rm.Revision >= 0 {

@@ -127,6 +127,14 @@ func TestHardDeleteIntent(t *testing.T) {
 		t.Fatalf("Pending after clearing = %v, want none", ids)
 	}
 
+	// A delete that finds nothing takes its note back.
+	if rm, err := s.HardDelete(ctx, memcell.NewID()); err != nil || rm.Deleted || !rm.Intent.IsZero() {
+		t.Fatalf("HardDelete of an absent id = %+v, %v; want nothing deleted, no intent", rm, err)
+	}
+	if ids, _ := s.Pending(ctx); len(ids) != 0 {
+		t.Fatalf("Pending after a delete that found nothing = %v, want none", ids)
+	}
+
 	// Bulk: every id is noted, with one mark.
 	var ids []memcell.ID
 	user := "bulk-user"
