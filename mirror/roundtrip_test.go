@@ -138,7 +138,7 @@ func TestIntentRoundTrips(t *testing.T) {
 		}
 	}
 	// The note, the delete, and the grave that keeps the revision.
-	check("hard delete", map[string]int{"update *_pending": n / 2, "findAndModify memcells": n / 2, "update *_graves": n / 2})
+	check("hard delete", map[string]int{"insert *_pending": n / 2, "findAndModify memcells": n / 2, "update *_graves": n / 2})
 
 	// 45 writes' intents, 5 of them hard deletes' notes: two commands.
 	repo.Close()

@@ -68,8 +68,9 @@ func (s *Store) GraveRevisions(ctx context.Context, ids []memcell.ID) (map[memce
 	out := make(map[memcell.ID]int64)
 	for chunk := range slices.Chunk(ids, idChunk) {
 		noted := make(map[memcell.ID]time.Time)
-		if err := eachDoc(ctx, s.pending(), bson.D{inIDs(chunk)}, func(id memcell.ID, raw bson.Raw) {
-			if at, ok := raw.Lookup("at").DateTimeOK(); ok {
+		if err := eachDoc(ctx, s.pending(), bson.D{notesOf(chunk)}, func(_ memcell.ID, raw bson.Raw) {
+			id := noteID(raw)
+			if at, ok := raw.Lookup("at").DateTimeOK(); ok && time.UnixMilli(at).After(noted[id]) {
 				noted[id] = time.UnixMilli(at)
 			}
 		}); err != nil {
@@ -110,8 +111,9 @@ func (s *Store) pending() *mongo.Collection {
 
 // RecordPending durably notes that the mirror copies of ids need repair,
 // with the reason, and returns the mark of the notes, one round trip per
-// 1,000 ids. Noting an id twice keeps one note, with the latest reason and
-// mark.
+// 1,000 ids (50 on FerretDB). Every call makes notes of its own, which
+// share its mark: clearing one call's notes by their mark never removes a
+// note another call made of the same id.
 func (s *Store) RecordPending(ctx context.Context, ids []memcell.ID, reason string) (memcell.ID, error) {
 	mark := memcell.NewID()
 	if err := s.recordPending(ctx, ids, reason, mark); err != nil {
@@ -120,31 +122,42 @@ func (s *Store) RecordPending(ctx context.Context, ids []memcell.ID, reason stri
 	return mark, nil
 }
 
-// recordPending notes ids with the reason and mark: one ordered-free bulk
-// of upserts per 1,000 ids.
+// recordPending inserts a note {_id, id, mark, reason, at} for each of ids.
 func (s *Store) recordPending(ctx context.Context, ids []memcell.ID, reason string, mark memcell.ID) error {
 	now := bson.NewDateTimeFromTime(s.nowMillis())
-	set := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "reason", Value: reason}, {Key: "at", Value: now}, {Key: "mark", Value: bson.ObjectID(mark)},
-	}}}
 	for chunk := range slices.Chunk(ids, s.bulkChunk()) {
 		models := make([]mongo.WriteModel, len(chunk))
 		for i, id := range chunk {
-			models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: bson.ObjectID(id)}}).SetUpdate(set).SetUpsert(true)
+			models[i] = mongo.NewInsertOneModel().SetDocument(bson.D{
+				{Key: "_id", Value: bson.NewObjectID()}, {Key: "id", Value: bson.ObjectID(id)},
+				{Key: "mark", Value: bson.ObjectID(mark)}, {Key: "reason", Value: reason}, {Key: "at", Value: now},
+			})
 		}
-		// Two upserts of one new id racing each other can both try to
-		// insert, and one fails on the unique _id; run again, it updates.
-		var err error
-		for range 3 {
-			if err = s.bulkWrite(ctx, s.pending(), models); !mongo.IsDuplicateKeyError(err) {
-				break
-			}
-		}
-		if err != nil {
+		if err := s.bulkWrite(ctx, s.pending(), models); err != nil {
 			return fmt.Errorf("mongostore: record pending: %w", mapErr(err))
 		}
 	}
 	return nil
+}
+
+// notesOf selects the pending notes of ids: those with the id in their id
+// field, and those of earlier versions, which kept it in _id.
+func notesOf(ids []memcell.ID) bson.E {
+	oids := make([]bson.ObjectID, len(ids))
+	for i, id := range ids {
+		oids[i] = bson.ObjectID(id)
+	}
+	in := bson.D{{Key: "$in", Value: oids}}
+	return bson.E{Key: "$or", Value: bson.A{bson.D{{Key: "id", Value: in}}, bson.D{{Key: "_id", Value: in}}}}
+}
+
+// noteID is the document id a pending note stands for.
+func noteID(raw bson.Raw) memcell.ID {
+	if oid, ok := raw.Lookup("id").ObjectIDOK(); ok {
+		return memcell.ID(oid)
+	}
+	oid, _ := raw.Lookup("_id").ObjectIDOK()
+	return memcell.ID(oid)
 }
 
 // ferretBulk bounds the writes of one bulk command on FerretDB. FerretDB
@@ -233,13 +246,26 @@ func (s *Store) Intents(ctx context.Context, before time.Time) ([]memcell.ID, er
 	return findIDsIn(ctx, s.coll, bson.D{{Key: memcell.IntentField, Value: bson.D{{Key: "$lt", Value: bound}}}})
 }
 
-// Pending returns the ids recorded by RecordPending and not yet cleared.
+// Pending returns the ids noted by RecordPending and not yet cleared, each
+// once.
 func (s *Store) Pending(ctx context.Context) ([]memcell.ID, error) {
-	return findIDsIn(ctx, s.pending(), bson.D{})
+	var ids []memcell.ID
+	seen := map[memcell.ID]bool{}
+	err := eachDoc(ctx, s.pending(), bson.D{}, func(_ memcell.ID, raw bson.Raw) {
+		if id := noteID(raw); !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: pending: %w", err)
+	}
+	return ids, nil
 }
 
-// PendingStats returns how many ids the pending record lists and when the
-// oldest of them was recorded (the zero time when there is none).
+// PendingStats returns how many notes the pending record holds (an id
+// noted by several writes counts once for each) and when the oldest was
+// made (the zero time when there is none).
 func (s *Store) PendingStats(ctx context.Context) (int64, time.Time, error) {
 	n, err := s.pending().CountDocuments(ctx, bson.D{})
 	if err != nil {
@@ -264,7 +290,7 @@ func (s *Store) PendingStats(ctx context.Context) (int64, time.Time, error) {
 // ClearPending removes ids from the pending record once they are repaired.
 func (s *Store) ClearPending(ctx context.Context, ids []memcell.ID) error {
 	for chunk := range slices.Chunk(ids, idChunk) {
-		if _, err := s.pending().DeleteMany(ctx, bson.D{inIDs(chunk)}); err != nil {
+		if _, err := s.pending().DeleteMany(ctx, bson.D{notesOf(chunk)}); err != nil {
 			return fmt.Errorf("mongostore: clear pending: %w", mapErr(err))
 		}
 	}

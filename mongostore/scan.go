@@ -152,7 +152,7 @@ func (s *Store) ClearPendingBefore(ctx context.Context, ids []memcell.ID, t time
 	// the same millisecond as t.
 	before := bson.NewDateTimeFromTime(t.Truncate(time.Millisecond))
 	for chunk := range slices.Chunk(ids, idChunk) {
-		filter := bson.D{inIDs(chunk), {Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}}
+		filter := bson.D{notesOf(chunk), {Key: "at", Value: bson.D{{Key: "$lt", Value: before}}}}
 		if _, err := s.pending().DeleteMany(ctx, filter); err != nil {
 			return fmt.Errorf("mongostore: clear pending: %w", mapErr(err))
 		}

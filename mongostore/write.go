@@ -216,7 +216,7 @@ func (s *Store) HardDelete(ctx context.Context, id memcell.ID) (memcell.Removal,
 		// Nothing to mirror: take the note back at once, or a replay
 		// would read it as a delete whose grave a crash kept from being
 		// written, and refuse a re-creation of the id for a while.
-		if _, err := s.pending().DeleteOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}, {Key: "mark", Value: bson.ObjectID(mark)}}); err != nil {
+		if _, err := s.pending().DeleteOne(ctx, bson.D{{Key: "mark", Value: bson.ObjectID(mark)}}); err != nil {
 			return out, fmt.Errorf("mongostore: hard delete: take back the note: %w", mapErr(err))
 		}
 		out.Intent = memcell.ID{}

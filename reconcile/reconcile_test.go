@@ -144,6 +144,8 @@ func TestVerifyRepair(t *testing.T) {
 			if _, err := e.primary.RecordPending(ctx, pending, "test"); err != nil {
 				t.Fatal(err)
 			}
+			// With the note the damage's hard delete made.
+			pending = pendingIDs(t, e)
 			wantCounts := map[reconcile.Kind]int64{reconcile.Missing: 1, reconcile.Differs: 2, reconcile.Stale: 3, reconcile.Extra: 4}
 
 			r = e.verify(t, nil)
