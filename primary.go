@@ -51,11 +51,11 @@ type Primary interface {
 	SoftDeleteMany(ctx context.Context, sc Scope, by string) (BulkResult, error)
 	RestoreMany(ctx context.Context, sc Scope) (BulkResult, error)
 	// HardDeleteMany removes every document in scope and returns how many
-	// it removed and exactly their ids (BulkResult.Removed; not their
-	// revisions, which a bulk removal cannot read atomically), each noted
-	// in the pending record before it was removed (BulkResult.Intent). When
-	// it fails part-way, the result returned with the error holds those
-	// removed before it.
+	// it removed, exactly their ids and the revisions they had when removed
+	// (BulkResult.Removed, RemovedRevisions), each noted in the pending
+	// record before it was removed (BulkResult.Intent); it remembers the
+	// revisions as HardDelete does. When it fails part-way, the result
+	// returned with the error holds those removed before it.
 	HardDeleteMany(ctx context.Context, sc Scope) (BulkResult, error)
 	// Find returns the live documents the query selects, sorted by
 	// timestamp then id; Count counts them (sort, limit and skip ignored).

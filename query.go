@@ -78,11 +78,13 @@ type BulkResult struct {
 	// Docs are the current states of the documents it touched, for the
 	// mirror; they may include later changes made by others.
 	Docs []*MemCell
-	// Removed are the ids a bulk hard delete removed (it cannot read their
-	// final revisions atomically), and Intent the mark of the pending notes
-	// it made of them before removing anything.
-	Removed []ID
-	Intent  ID
+	// Removed are the ids a bulk hard delete removed and RemovedRevisions
+	// the revisions they had (as Removal.Revision: -1 when unreadable),
+	// and Intent the mark of the pending notes it made of them before
+	// removing anything.
+	Removed          []ID
+	RemovedRevisions []int64
+	Intent           ID
 }
 
 // Removal is what a hard delete of one document did.

@@ -162,8 +162,8 @@ func TestHardDeleteTombstones(t *testing.T) {
 			t.Errorf("Get after a second hard delete = %v; want the copy untouched", err)
 		}
 
-		// A bulk hard delete cannot know the revisions: its tombstones
-		// refuse every put.
+		// A bulk hard delete deletes each copy at the revision it removed:
+		// its tombstones refuse that revision and admit the next.
 		bob := "bob"
 		docs := appendN(t, e, 10, 31)
 		n, mir, err := e.repo.HardDeleteMany(ctx, memcell.Scope{UserID: &bob})
@@ -175,8 +175,11 @@ func TestHardDeleteTombstones(t *testing.T) {
 			if d.UserID == nil || *d.UserID != bob {
 				continue
 			}
-			if ok, err := e.kv.Store.Put(ctx, kv.Entry{Key: e.repo.Key(d.ID), Value: []byte("{}"), Rev: 1 << 62}); err != nil || ok {
-				t.Errorf("Put(rev 2^62) after a bulk hard delete = %v, %v; want refused", ok, err)
+			if ok, err := e.kv.Store.Put(ctx, kv.Entry{Key: e.repo.Key(d.ID), Value: []byte("{}"), Rev: uint64(d.Revision)}); err != nil || ok {
+				t.Errorf("Put(rev %d) after a bulk hard delete of that revision = %v, %v; want refused", d.Revision, ok, err)
+			}
+			if ok, err := e.kv.Store.Put(ctx, kv.Entry{Key: e.repo.Key(d.ID), Value: []byte("{}"), Rev: uint64(d.Revision) + 1}); err != nil || !ok {
+				t.Errorf("Put(rev %d) after a bulk hard delete of rev %d = %v, %v; want stored", d.Revision+1, d.Revision, ok, err)
 			}
 			refused++
 		}

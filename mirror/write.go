@@ -174,18 +174,34 @@ func (r *Repository) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int6
 		if res.Count > 0 || len(res.Removed) > 0 {
 			// Failed part-way: the copies of the documents already gone
 			// must go too.
-			mir := r.mirrorDeletes(ctx, "hard_delete_many", res.Removed, nil, res.Intent)
+			mir := r.mirrorDeletes(ctx, "hard_delete_many", res.Removed, kvRevisions(res.RemovedRevisions), res.Intent)
 			r.partialLog(ctx, "hard_delete_many", res.Count, int64(len(res.Removed)), mir, err)
 		}
 		return res.Count, Mirror{}, err
 	}
-	// The primary collects the ids, then deletes them: MongoDB cannot return
-	// each removed document's final revision atomically, so the copies are
-	// deleted with kv.MaxRev, whose tombstones refuse every put for the
-	// grace period.
-	mir := r.mirrorDeletes(ctx, "hard_delete_many", res.Removed, nil, res.Intent)
+	// Each copy is deleted at the revision its document had when the
+	// primary removed it, as for a single delete.
+	mir := r.mirrorDeletes(ctx, "hard_delete_many", res.Removed, kvRevisions(res.RemovedRevisions), res.Intent)
 	r.log.InfoContext(ctx, "mirror: bulk hard delete", "deleted", res.Count, "mirrored", mir.Written, "mirror", mir.Status)
 	return res.Count, mir, nil
+}
+
+// kvRevisions converts the revisions of removed documents to those of
+// their KV deletes: an unreadable one (-1) becomes kv.MaxRev, which refuses
+// every put for the grace period. A nil or short revs gives nil (every
+// delete at kv.MaxRev).
+func kvRevisions(revs []int64) []uint64 {
+	if revs == nil {
+		return nil
+	}
+	out := make([]uint64, len(revs))
+	for i, rev := range revs {
+		out[i] = kv.MaxRev
+		if rev >= 0 {
+			out[i] = uint64(rev)
+		}
+	}
+	return out
 }
 
 // batchSize bounds one KV batch of a bulk operation.
@@ -343,7 +359,7 @@ func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell
 	dels := make([]kv.Deletion, len(ids))
 	for i, id := range ids {
 		dels[i] = kv.Deletion{Key: r.Key(id), Rev: kv.MaxRev}
-		if revs != nil {
+		if i < len(revs) {
 			dels[i].Rev = revs[i]
 		}
 	}

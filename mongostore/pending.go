@@ -46,6 +46,26 @@ func (s *Store) bury(ctx context.Context, id memcell.ID, rev int64) error {
 	return nil
 }
 
+// buryMany remembers the revisions of the hard-deleted ids (as bury does,
+// revs[id]; an unreadable -1 as 0), one bulk command per 1,000 ids.
+func (s *Store) buryMany(ctx context.Context, ids []memcell.ID, revs map[memcell.ID]int64) error {
+	now := bson.NewDateTimeFromTime(s.nowMillis())
+	for chunk := range slices.Chunk(ids, s.bulkChunk()) {
+		models := make([]mongo.WriteModel, len(chunk))
+		for i, id := range chunk {
+			models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: bson.ObjectID(id)}}).SetUpsert(true).
+				SetUpdate(bson.D{
+					{Key: "$max", Value: bson.D{{Key: memcell.RevisionField, Value: max(revs[id], 0)}}},
+					{Key: "$set", Value: bson.D{{Key: "deleted_at", Value: now}}},
+				})
+		}
+		if err := s.bulkWrite(ctx, s.graves(), models); err != nil {
+			return fmt.Errorf("mongostore: record the hard deletes: %w", mapErr(err))
+		}
+	}
+	return nil
+}
+
 // graveRevision returns the revision a hard-deleted document with the id
 // had, or 0 when no such delete is remembered.
 func (s *Store) graveRevision(ctx context.Context, id memcell.ID) (int64, error) {
@@ -252,6 +272,24 @@ func (s *Store) Pending(ctx context.Context) ([]memcell.ID, error) {
 	var ids []memcell.ID
 	seen := map[memcell.ID]bool{}
 	err := eachDoc(ctx, s.pending(), bson.D{}, func(_ memcell.ID, raw bson.Raw) {
+		if id := noteID(raw); !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: pending: %w", err)
+	}
+	return ids, nil
+}
+
+// PendingBefore returns, each once, the ids of the pending notes made
+// before t (in milliseconds).
+func (s *Store) PendingBefore(ctx context.Context, t time.Time) ([]memcell.ID, error) {
+	var ids []memcell.ID
+	seen := map[memcell.ID]bool{}
+	filter := bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Truncate(time.Millisecond))}}}}
+	err := eachDoc(ctx, s.pending(), filter, func(_ memcell.ID, raw bson.Raw) {
 		if id := noteID(raw); !seen[id] {
 			seen[id] = true
 			ids = append(ids, id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -348,51 +349,93 @@ func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.Bulk
 }
 
 // HardDeleteMany removes every document in scope, live or soft-deleted, and
-// returns how many it removed and their ids. It finds the ids first, notes
-// them in the pending record (the mirror intent of the delete, one round
-// trip per 1,000 ids), and deletes those ids (still in scope), so the ids it
-// returns are exactly the documents that are gone. Their graves, if any,
-// are removed: the revisions they hold may be older than those removed.
+// returns how many it removed, their ids and their revisions. It reads the
+// ids and revisions first, notes the ids in the pending record (the mirror
+// intent of the delete, one round trip per 1,000 ids), and deletes each id
+// only at the revision it read (a document written since survives, and is
+// not reported), so the revisions it returns are exactly those removed, as
+// a single HardDelete's are. It remembers them in the graves (one more
+// round trip per 1,000), so that a re-created id starts above them.
 func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
 		return memcell.BulkResult{}, err
 	}
 	defer s.locks.all()()
-	ids, err := s.findIDs(ctx, filter)
+	revs, err := s.findRevisions(ctx, filter)
 	if err != nil {
 		return memcell.BulkResult{}, err
 	}
 	var out memcell.BulkResult
-	if len(ids) == 0 {
+	if len(revs) == 0 {
 		return out, nil
 	}
+	ids := slices.Collect(maps.Keys(revs))
 	out.Intent = memcell.NewID()
 	for chunk := range slices.Chunk(ids, idChunk) {
 		if err := s.recordPending(ctx, chunk, "hard delete many", out.Intent); err != nil {
 			return out, err
 		}
-		in := inIDs(chunk)
-		res, err := s.coll.DeleteMany(ctx, append(bson.D{in}, filter...))
+		at := make(bson.A, 0, len(chunk))
+		for _, id := range chunk {
+			at = append(at, atRevision(id, revs[id]))
+		}
+		res, err := s.coll.DeleteMany(ctx, append(bson.D{{Key: "$or", Value: at}}, filter...))
 		if err != nil {
 			return out, fmt.Errorf("mongostore: hard delete many: %w", mapErr(err))
 		}
 		out.Count += res.DeletedCount
 		removed := chunk
 		if res.DeletedCount < int64(len(chunk)) {
-			// Some left the scope meanwhile: keep only the ids now absent.
-			still, err := s.findIDs(ctx, bson.D{in})
+			// Some changed or left the scope meanwhile: keep only the ids
+			// now absent.
+			still, err := s.findIDs(ctx, bson.D{inIDs(chunk)})
 			if err != nil {
 				return out, err
 			}
 			removed = slices.DeleteFunc(slices.Clone(chunk), func(id memcell.ID) bool { return slices.Contains(still, id) })
 		}
-		out.Removed = append(out.Removed, removed...)
-		// A bulk removal cannot know the revisions it removed, so an
-		// older grave of an id would understate it: forget them.
-		if _, err := s.graves().DeleteMany(ctx, bson.D{inIDs(removed)}); err != nil {
-			return out, fmt.Errorf("mongostore: hard delete many: forget graves: %w", mapErr(err))
+		for _, id := range removed {
+			out.Removed = append(out.Removed, id)
+			out.RemovedRevisions = append(out.RemovedRevisions, revs[id])
 		}
+		if err := s.buryMany(ctx, removed, revs); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// atRevision selects the document id at revision rev exactly (rev as
+// revisionOf reads it: 0 also matches an absent or null field; -1, an
+// unreadable one, matches the id whatever it holds).
+func atRevision(id memcell.ID, rev int64) bson.D {
+	f := bson.D{{Key: "_id", Value: bson.ObjectID(id)}}
+	switch {
+	case rev == 0:
+		f = append(f, bson.E{Key: memcell.RevisionField, Value: bson.D{{Key: "$in", Value: bson.A{nil, int64(0)}}}})
+	case rev > 0:
+		f = append(f, bson.E{Key: memcell.RevisionField, Value: rev})
+	}
+	return f
+}
+
+// findRevisions returns the revision (as revisionOf reads it) of every
+// document filter selects, by id.
+func (s *Store) findRevisions(ctx context.Context, filter bson.D) (map[memcell.ID]int64, error) {
+	cur, err := s.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: memcell.RevisionField, Value: 1}}))
+	if err != nil {
+		return nil, fmt.Errorf("mongostore: find revisions: %w", mapErr(err))
+	}
+	defer cur.Close(ctx)
+	out := make(map[memcell.ID]int64)
+	for cur.Next(ctx) {
+		if oid, ok := cur.Current.Lookup("_id").ObjectIDOK(); ok {
+			out[memcell.ID(oid)] = revisionOf(cur.Current)
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("mongostore: find revisions: %w", mapErr(err))
 	}
 	return out, nil
 }

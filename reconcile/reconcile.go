@@ -80,6 +80,8 @@ type Primary interface {
 	// Pending returns the ids of the pending records (memcell.Primary's
 	// record of writes the KV missed).
 	Pending(ctx context.Context) ([]memcell.ID, error)
+	// PendingBefore returns the ids of the pending records made before t.
+	PendingBefore(ctx context.Context, t time.Time) ([]memcell.ID, error)
 	// PendingStats returns how many ids the pending record lists and when
 	// the oldest was recorded (zero when none).
 	PendingStats(ctx context.Context) (int64, time.Time, error)

@@ -46,12 +46,13 @@ type ReplayResult struct {
 // Replay drains the primary's pending record and every write intent once;
 // see ReplayIntents.
 func Replay(ctx context.Context, primary Primary, store kv.Store, opts *Options) (ReplayResult, error) {
-	return ReplayIntents(ctx, primary, store, opts, time.Now())
+	now := time.Now()
+	return ReplayIntents(ctx, primary, store, opts, now, now)
 }
 
-// ReplayIntents drains the primary's pending record and the write intents
-// stamped before intentsBefore (none when it is the zero time) once, batch
-// by batch (Options.BatchSize ids, one LookupMany and one guarded KV batch
+// ReplayIntents drains the primary's pending records made before
+// notesBefore and the write intents stamped before intentsBefore (none
+// when it is the zero time) once, batch by batch (Options.BatchSize ids, one LookupMany and one guarded KV batch
 // each). Every write is guarded by the document's revision, and the copies
 // of documents the primary no longer has are deleted with kv.MaxRev, so it
 // is safe beside live traffic and other replayers. The traces it clears
@@ -60,7 +61,14 @@ func Replay(ctx context.Context, primary Primary, store kv.Store, opts *Options)
 // stays), once the KV has made the writes durable (kv.Sync). Only
 // Options.KeyPrefix, Logger and BatchSize apply. On error the result
 // counts what was done and the traces not done stay.
-func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *Options, intentsBefore time.Time) (ReplayResult, error) {
+//
+// Younger records belong to writes still under way in a live process,
+// which clears them itself: a hard delete notes its id before it deletes,
+// and a replay that met the note of a delete that had not removed anything
+// yet (or would find nothing) could not tell it from one whose process
+// died between the removal and its grave, and would delete the copy at
+// kv.MaxRev.
+func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *Options, notesBefore, intentsBefore time.Time) (ReplayResult, error) {
 	var o Options
 	if opts != nil {
 		o = *opts
@@ -80,8 +88,8 @@ func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *O
 	if batch == 0 {
 		batch = DefaultBatchSize
 	}
-	start := time.Now()
-	ids, err := primary.Pending(ctx)
+	start := notesBefore
+	ids, err := primary.PendingBefore(ctx, notesBefore)
 	if err != nil {
 		return ReplayResult{}, fmt.Errorf("reconcile: replay: pending record: %w", err)
 	}
@@ -132,7 +140,8 @@ func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *O
 }
 
 // replayBatch writes (or deletes) the copies of ids, as docs holds them,
-// makes them durable, and clears their records written before start and
+// makes them durable, and clears their records made before start (the
+// notes bound) and
 // the intents the documents carried. The copy of a document the primary no
 // longer has is deleted at the revision its grave remembers, so that a
 // document made again under the id (whose revisions start above it) keeps
@@ -213,10 +222,18 @@ type ReplayerOptions struct {
 	// stamped before it began. MongoDB answers from an index; FerretDB
 	// reads the whole collection.
 	IntentScanInterval time.Duration
+	// NoteAge is how old a pending record must be for a pass after the
+	// first to redo it; 0 means DefaultNoteAge. The first pass redoes
+	// every record made before it began.
+	NoteAge time.Duration
 	// Paused, when set and returning true, skips passes: the mirror's
 	// mirroring flag is off.
 	Paused func() bool
 }
+
+// DefaultNoteAge is the default ReplayerOptions.NoteAge: far longer than a
+// live write takes from its note to clearing it.
+const DefaultNoteAge = 10 * time.Second
 
 // DefaultIntentScanInterval is the default
 // ReplayerOptions.IntentScanInterval.
@@ -252,6 +269,7 @@ type Replayer struct {
 	opts      Options
 	interval  time.Duration
 	scanEvery time.Duration
+	noteAge   time.Duration
 	paused    func() bool
 	passMu    sync.Mutex // one pass at a time
 	lastScan  time.Time  // when the last intent scan began; zero before the first
@@ -291,8 +309,14 @@ func NewReplayer(primary Primary, store kv.Store, opts *ReplayerOptions) (*Repla
 	if o.IntentScanInterval == 0 {
 		o.IntentScanInterval = DefaultIntentScanInterval
 	}
+	if o.NoteAge < 0 {
+		return nil, fmt.Errorf("reconcile: note age must not be negative, got %v", o.NoteAge)
+	}
+	if o.NoteAge == 0 {
+		o.NoteAge = DefaultNoteAge
+	}
 	r := &Replayer{primary: primary, kv: store, opts: o.Options, interval: o.Interval, log: o.Logger,
-		scanEvery: o.IntentScanInterval, paused: o.Paused,
+		scanEvery: o.IntentScanInterval, noteAge: o.NoteAge, paused: o.Paused,
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "memcell", Name: "pending_records",
 			Help: "Documents listed in the primary's record of KV writes to redo when the replayer's last pass began.",
@@ -346,11 +370,12 @@ func (r *Replayer) Run(ctx context.Context) error {
 	}
 }
 
-// Pass runs one replay now and records its outcome. The first pass, and
-// then one every IntentScanInterval, also redoes the write intents stamped
-// before it (the first) or more than IntentScanInterval before it: a
-// younger intent belongs to a write whose own KV write may still be under
-// way. While Paused says so, Pass does nothing.
+// Pass runs one replay now and records its outcome. It redoes the pending
+// records older than NoteAge (the first pass: all made before it), and the
+// first pass, then one every IntentScanInterval, also the write intents
+// stamped before it (the first) or more than IntentScanInterval before it:
+// younger ones belong to writes whose own KV writes may still be under way.
+// While Paused says so, Pass does nothing.
 func (r *Replayer) Pass(ctx context.Context) error {
 	if r.paused != nil && r.paused() {
 		return nil
@@ -359,13 +384,14 @@ func (r *Replayer) Pass(ctx context.Context) error {
 	defer r.passMu.Unlock()
 	now := time.Now()
 	var before time.Time
+	notes := now.Add(-r.noteAge)
 	switch {
 	case r.lastScan.IsZero():
-		before = now
+		before, notes = now, now
 	case now.Sub(r.lastScan) >= r.scanEvery:
 		before = now.Add(-r.scanEvery)
 	}
-	res, err := ReplayIntents(ctx, r.primary, r.kv, &r.opts, before)
+	res, err := ReplayIntents(ctx, r.primary, r.kv, &r.opts, notes, before)
 	if err == nil && !before.IsZero() {
 		r.lastScan = now
 	}

@@ -66,7 +66,7 @@ func TestReplay(t *testing.T) {
 // with its context.
 func TestReplayer(t *testing.T) {
 	e := newEnv(t, memcelltest.KVBackends()[0], 0)
-	r, err := reconcile.NewReplayer(e.primary, e.kv, &reconcile.ReplayerOptions{Interval: 20 * time.Millisecond, Options: reconcile.Options{Registerer: e.reg}})
+	r, err := reconcile.NewReplayer(e.primary, e.kv, &reconcile.ReplayerOptions{Interval: 20 * time.Millisecond, NoteAge: 20 * time.Millisecond, Options: reconcile.Options{Registerer: e.reg}})
 	if err != nil {
 		t.Fatal(err)
 	}
