@@ -34,6 +34,7 @@ type Options struct {
 
 // Server is a running embedded primary.
 type Server struct {
+	dir    string
 	uri    string
 	cancel context.CancelFunc
 	done   chan error
@@ -76,7 +77,7 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{cancel: cancel, done: make(chan error, 1)}
+	s := &Server{dir: abs, cancel: cancel, done: make(chan error, 1)}
 	go func() { s.done <- f.Run(runCtx) }()
 
 	// MongoDBURI waits for the listener; do not let a failed start hang us.

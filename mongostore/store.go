@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -117,6 +118,9 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts *Opti
 	}
 	if !o.SkipIndexes {
 		if err := s.ensureIndexes(ctx); err != nil {
+			return nil, err
+		}
+		if err := s.ensureCollections(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -248,6 +252,30 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 		}
 	}
 	s.log.InfoContext(ctx, "mongostore: indexes ready", "collection", s.coll.Name(), "created", len(missing))
+	return nil
+}
+
+// ensureCollections creates the pending record's and the graves'
+// collections when they are missing, so that they exist from the start
+// (the embedded primary indexes the collections it finds).
+func (s *Store) ensureCollections(ctx context.Context) error {
+	db := s.coll.Database()
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return fmt.Errorf("mongostore: list collections: %w", mapErr(err))
+	}
+	for _, c := range []*mongo.Collection{s.pending(), s.graves()} {
+		if slices.Contains(names, c.Name()) {
+			continue
+		}
+		if err := db.CreateCollection(ctx, c.Name()); err != nil {
+			var ce mongo.CommandError
+			if errors.As(err, &ce) && ce.Code == 48 { // NamespaceExists: made meanwhile
+				continue
+			}
+			return fmt.Errorf("mongostore: create %s: %w", c.Name(), mapErr(err))
+		}
+	}
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 // configuration names, or the embedded default under the data directory.
 type stores struct {
 	primary     *mongostore.Store
+	embedded    *embedded.Server // nil with an external MongoDB
 	kv          kv.Store
 	dataDir     string
 	primaryDesc string
@@ -48,6 +49,7 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 			return nil, err
 		}
 		st.closers = append(st.closers, srv.Close)
+		st.embedded = srv
 		mongoURI = srv.URI()
 		st.primaryDesc = fmt.Sprintf("embedded FerretDB (SQLite) in %s; MongoDB clients can connect to %s", dir, srv.URI())
 	}
@@ -55,6 +57,13 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		return nil, fmt.Errorf("primary: %w", err)
 	}
 	st.closers = append(st.closers, func() error { return st.primary.Close(context.Background()) })
+	if st.embedded != nil {
+		// The collections exist now (mongostore made them): index their
+		// _id lookups, which FerretDB would otherwise answer by a scan.
+		if err := st.embedded.IndexIDs(ctx); err != nil {
+			return nil, fmt.Errorf("primary: %w", err)
+		}
+	}
 
 	st.kvURL = cfg.KVURL
 	if st.kvURL == "" {
