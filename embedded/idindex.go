@@ -27,15 +27,21 @@ const idExpr = `_ferretdb_sjson->'$._id'`
 // metadataTable lists a database's collections and their tables.
 const metadataTable = "_ferretdb_collections"
 
-// IndexIDs makes sure that every collection table of every database of the
-// server has an index on the expression FerretDB looks documents up by _id
-// with. It is idempotent and cheap when the indexes exist; call it after
-// the collections are created (a collection made later gets its index at
-// the next call).
-func (s *Server) IndexIDs(ctx context.Context) error {
+// IndexIDs makes sure that every collection table of the databases (all
+// of the server's when none are named) has an index on the expression
+// FerretDB looks documents up by _id with. It is idempotent and cheap when
+// the indexes exist; call it after the collections are created (a
+// collection made later gets its index at the next call).
+func (s *Server) IndexIDs(ctx context.Context, databases ...string) error {
 	files, err := filepath.Glob(filepath.Join(s.dir, "*.sqlite"))
 	if err != nil {
 		return fmt.Errorf("embedded: %w", err)
+	}
+	if len(databases) > 0 {
+		files = files[:0]
+		for _, d := range databases {
+			files = append(files, filepath.Join(s.dir, d+".sqlite"))
+		}
 	}
 	for _, f := range files {
 		if err := indexIDs(ctx, f); err != nil {

@@ -51,10 +51,12 @@ func newEnv(t testing.TB, opts *httpapi.Options) *env {
 func newEnvWith(t testing.TB, opts *httpapi.Options, jobs func(e *env) *httpapi.JobRunner) *env {
 	t.Helper()
 	ctx := context.Background()
-	primary, err := mongostore.Open(ctx, memcelltest.Client(t), memcelltest.Database(t), nil)
+	db := memcelltest.Database(t)
+	primary, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	memcelltest.IndexIDs(t, db)
 	e := &env{
 		t: t, primary: primary, reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{},
 		kv: memcelltest.NewFaultKV(memcelltest.KVBackends()[0].Open(t, 0)),

@@ -145,6 +145,20 @@ func Database(t testing.TB) string {
 	return name
 }
 
+// IndexIDs gives the collections of database on the embedded test primary
+// the _id index the program gives its own (embedded.Server.IndexIDs); with
+// an external MongoDB it does nothing. Call it once the collections exist.
+func IndexIDs(t testing.TB, database string) {
+	t.Helper()
+	mustStarted(t)
+	if shared.server == nil {
+		return
+	}
+	if err := shared.server.IndexIDs(context.Background(), database); err != nil {
+		t.Fatalf("memcelltest: %v", err)
+	}
+}
+
 // SupportsTransactions reports whether the primary can run transactions: a
 // replica set member or a mongos.
 func SupportsTransactions(t testing.TB) bool {

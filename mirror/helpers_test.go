@@ -43,10 +43,12 @@ func newBenchEnv(b *testing.B, backend memcelltest.KVBackend) *env {
 func openEnv(t testing.TB, backend memcelltest.KVBackend, opts *mirror.Options) *env {
 	t.Helper()
 	ctx := context.Background()
-	primary, err := mongostore.Open(ctx, memcelltest.Client(t), memcelltest.Database(t), nil)
+	db := memcelltest.Database(t)
+	primary, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	memcelltest.IndexIDs(t, db)
 	e := &env{primary: primary, kv: memcelltest.NewFaultKV(backend.Open(t, 0)), reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{}}
 	var o mirror.Options
 	if opts != nil {

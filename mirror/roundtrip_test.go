@@ -62,10 +62,12 @@ func monitoredEnv(t testing.TB, clearInterval time.Duration) (*mirror.Repository
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = client.Disconnect(context.Background()) })
-	primary, err := mongostore.Open(context.Background(), client, memcelltest.Database(t), nil)
+	db := memcelltest.Database(t)
+	primary, err := mongostore.Open(context.Background(), client, db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	memcelltest.IndexIDs(t, db)
 	repo, err := mirror.New(primary, memory().Open(t, 0), &mirror.Options{ClearInterval: clearInterval, Registerer: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

@@ -24,10 +24,12 @@ func ptr[T any](v T) *T { return &v }
 
 func open(t *testing.T) *mongostore.Store {
 	t.Helper()
-	s, err := mongostore.Open(context.Background(), memcelltest.Client(t), memcelltest.Database(t), nil)
+	db := memcelltest.Database(t)
+	s, err := mongostore.Open(context.Background(), memcelltest.Client(t), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	memcelltest.IndexIDs(t, db)
 	return s
 }
 

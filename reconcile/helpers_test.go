@@ -39,10 +39,12 @@ type env struct {
 // the tombstone grace period grace (0: the default).
 func newEnv(t testing.TB, backend memcelltest.KVBackend, grace time.Duration) *env {
 	t.Helper()
-	primary, err := mongostore.Open(context.Background(), memcelltest.Client(t), memcelltest.Database(t), nil)
+	db := memcelltest.Database(t)
+	primary, err := mongostore.Open(context.Background(), memcelltest.Client(t), db, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	memcelltest.IndexIDs(t, db)
 	e := &env{primary: primary, kv: backend.Open(t, grace), logs: &memcelltest.Buffer{}, reg: prometheus.NewRegistry()}
 	e.repo, err = mirror.New(primary, e.kv, nil)
 	if err != nil {

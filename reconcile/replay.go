@@ -145,9 +145,10 @@ func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *O
 // the intents the documents carried. The copy of a document the primary no
 // longer has is deleted at the revision its grave remembers, so that a
 // document made again under the id (whose revisions start above it) keeps
-// its copy and its later writes; without a grave (a bulk delete, a delete
-// by another program) at kv.MaxRev, which refuses every put for the grace
-// period.
+// its copy and its later writes; without a grave it can trust (a delete by
+// another program; a grave older than the id's note, which a crash
+// between the removal and the grave leaves) at the copy's own revision,
+// and not at all when there is no copy.
 func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memcell.Keys, log *slog.Logger,
 	ids []memcell.ID, docs map[memcell.ID]*memcell.MemCell, graves map[memcell.ID]int64, start time.Time, res *ReplayResult) error {
 	var (
@@ -156,14 +157,15 @@ func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memc
 		done    []memcell.ID
 		intents []memcell.Intent
 	)
+	var unsure []string
 	for _, id := range ids {
 		m, ok := docs[id]
 		if !ok {
-			rev := kv.MaxRev
 			if g, ok := graves[id]; ok {
-				rev = uint64(g)
+				gone = append(gone, kv.Deletion{Key: keys.Key(id), Rev: uint64(g)})
+			} else {
+				unsure = append(unsure, keys.Key(id))
 			}
-			gone = append(gone, kv.Deletion{Key: keys.Key(id), Rev: rev})
 			done = append(done, id)
 			continue
 		}
@@ -177,6 +179,20 @@ func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memc
 		done = append(done, id)
 		if !m.Intent.IsZero() {
 			intents = append(intents, memcell.Intent{ID: id, Mark: m.Intent})
+		}
+	}
+	if len(unsure) > 0 {
+		// No grave to trust: delete the copy at its own revision, if there
+		// is one. No tombstone is needed where there is no copy, and one
+		// at kv.MaxRev would refuse a re-creation of the id.
+		copies, err := store.BatchGet(ctx, unsure)
+		if err != nil {
+			return fmt.Errorf("reconcile: replay: kv batch get: %w", err)
+		}
+		for _, key := range unsure {
+			if v, ok := copies[key]; ok {
+				gone = append(gone, kv.Deletion{Key: key, Rev: copyRevision(v)})
+			}
 		}
 	}
 	if len(entries) > 0 {
@@ -205,6 +221,16 @@ func replayBatch(ctx context.Context, primary Primary, store kv.Store, keys memc
 		return fmt.Errorf("reconcile: replay: clear pending: %w", err)
 	}
 	return nil
+}
+
+// copyRevision is the revision a KV copy holds, kv.MaxRev when it cannot
+// be read.
+func copyRevision(v []byte) uint64 {
+	m, err := memcell.Decode(v)
+	if err != nil || m.Revision < 0 {
+		return kv.MaxRev
+	}
+	return uint64(m.Revision)
 }
 
 // ReplayerOptions configure a Replayer. Nil means defaults.

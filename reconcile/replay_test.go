@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"testing"
 	"time"
@@ -83,15 +84,19 @@ func TestReplayer(t *testing.T) {
 		t.Errorf("Run = %v, want context.Canceled", err)
 	}
 	e.assertConsistent(t, "after the replayer ran")
-	if s := r.State(); s.Written != 2 || s.Deleted != 1 || s.Passes == 0 || s.Failures != 0 {
-		t.Errorf("replayer state = %+v, want 2 written, 1 deleted, no failure", s)
+	// A copy may be written again, unchanged, by a later pass: a write's
+	// pending records are replayed once they are NoteAge old, and a pass
+	// clears only those.
+	s := r.State()
+	if s.Written < 2 || s.Deleted != 1 || s.Passes == 0 || s.Failures != 0 {
+		t.Errorf("replayer state = %+v, want at least 2 written, 1 deleted, no failure", s)
 	}
-	memcelltest.AssertMetrics(t, e.reg, `
+	memcelltest.AssertMetrics(t, e.reg, fmt.Sprintf(`
 # HELP memcell_replayed_total KV copies the replayer wrote (result=written) or deleted (result=deleted) from the pending record.
 # TYPE memcell_replayed_total counter
 memcell_replayed_total{result="deleted"} 1
-memcell_replayed_total{result="written"} 2
-`)
+memcell_replayed_total{result="written"} %d
+`, s.Written))
 }
 
 // TestReplayAfterCrash stands for a process killed between its primary
