@@ -269,26 +269,20 @@ func (s *Store) Intents(ctx context.Context, before time.Time) ([]memcell.ID, er
 // Pending returns the ids noted by RecordPending and not yet cleared, each
 // once.
 func (s *Store) Pending(ctx context.Context) ([]memcell.ID, error) {
-	var ids []memcell.ID
-	seen := map[memcell.ID]bool{}
-	err := eachDoc(ctx, s.pending(), bson.D{}, func(_ memcell.ID, raw bson.Raw) {
-		if id := noteID(raw); !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mongostore: pending: %w", err)
-	}
-	return ids, nil
+	return s.pendingIDs(ctx, bson.D{})
 }
 
 // PendingBefore returns, each once, the ids of the pending notes made
 // before t (in milliseconds).
 func (s *Store) PendingBefore(ctx context.Context, t time.Time) ([]memcell.ID, error) {
+	return s.pendingIDs(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Truncate(time.Millisecond))}}}})
+}
+
+// pendingIDs returns, each once, the ids of the pending notes filter
+// selects.
+func (s *Store) pendingIDs(ctx context.Context, filter bson.D) ([]memcell.ID, error) {
 	var ids []memcell.ID
 	seen := map[memcell.ID]bool{}
-	filter := bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: bson.NewDateTimeFromTime(t.Truncate(time.Millisecond))}}}}
 	err := eachDoc(ctx, s.pending(), filter, func(_ memcell.ID, raw bson.Raw) {
 		if id := noteID(raw); !seen[id] {
 			seen[id] = true
