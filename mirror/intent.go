@@ -29,8 +29,21 @@ const clearBatch = 1000
 // are left in the primary for the replayer.
 const maxClearQueue = 100_000
 
-// clearTimeout bounds one clearing: the KV sync and the primary's clear.
-const clearTimeout = 10 * time.Second
+// clearTimeout bounds one clearing: the KV sync and the primary's clear,
+// which on FerretDB waits its turn for SQLite's write lock under load.
+const clearTimeout = time.Minute
+
+// maxClearHold bounds how long the clearer holds back intents that would
+// not fill one of the primary's bulk commands (see clearBatcher).
+const maxClearHold = 5 * time.Second
+
+// A clearBatcher is a primary that clears intents in bulk commands of a
+// given size (mongostore on FerretDB: 50). The clearer then sends whole
+// commands only, and holds the rest back for up to maxClearHold, so that
+// each command carries as many intents as it can.
+type clearBatcher interface {
+	ClearBatch() int
+}
 
 // clearer removes done intents from the primary in batches.
 type clearer struct {
@@ -40,8 +53,11 @@ type clearer struct {
 	interval time.Duration
 	metrics  *metrics
 
+	batch int // intents per primary command, when the primary says
+
 	mu    sync.Mutex
 	queue []memcell.Intent
+	since time.Time // when the oldest queued intent was queued
 
 	kick     chan struct{}
 	stop     chan struct{}
@@ -54,6 +70,9 @@ func newClearer(primary Primary, store kv.Store, log *slog.Logger, interval time
 		primary: primary, kv: store, log: log, interval: interval, metrics: m,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	if b, ok := primary.(clearBatcher); ok {
+		c.batch = b.ClearBatch()
+	}
 	go c.run()
 	return c
 }
@@ -65,6 +84,9 @@ func (c *clearer) add(intents ...memcell.Intent) {
 		c.mu.Unlock()
 		c.metrics.intentsLeft.Add(float64(len(intents)))
 		return
+	}
+	if len(c.queue) == 0 {
+		c.since = time.Now()
 	}
 	c.queue = append(c.queue, intents...)
 	n := len(c.queue)
@@ -88,17 +110,23 @@ func (c *clearer) run() {
 		case <-t.C:
 		case <-c.kick:
 		}
-		c.flush()
+		c.flush(false)
 	}
 }
 
 // flush clears the queued intents: first the KV is made durable, then the
 // primary forgets the intents. When either fails the intents stay in the
-// primary, where the replayer finds them.
-func (c *clearer) flush() {
+// primary, where the replayer finds them. Unless final, it leaves queued
+// the intents that would only part-fill a primary command, for up to
+// maxClearHold.
+func (c *clearer) flush(final bool) {
 	c.mu.Lock()
-	batch := c.queue
-	c.queue = nil
+	n := len(c.queue)
+	if !final && c.batch > 1 && time.Since(c.since) < maxClearHold {
+		n -= n % c.batch
+	}
+	batch := c.queue[:n:n]
+	c.queue = append([]memcell.Intent(nil), c.queue[n:]...)
 	c.mu.Unlock()
 	if len(batch) == 0 {
 		return
@@ -124,7 +152,7 @@ func (c *clearer) close() {
 	c.stopOnce.Do(func() {
 		close(c.stop)
 		<-c.done
-		c.flush()
+		c.flush(true)
 	})
 }
 

@@ -162,7 +162,7 @@ func isFerret(t testing.TB) bool {
 // commands the clearer sent per write (P9: at most 1 per 50 writes) next
 // to those the writes sent themselves.
 func BenchmarkP9IntentClearing(b *testing.B) {
-	repo, _, log := monitoredEnv(b, 0)
+	repo, primary, log := monitoredEnv(b, 0)
 	rng := rand.New(rand.NewPCG(6, 6))
 	docs := make([]*memcell.MemCell, 64)
 	for i := range docs {
@@ -183,6 +183,9 @@ func BenchmarkP9IntentClearing(b *testing.B) {
 	writes := log.take()
 	repo.Close() // the last partial batch
 	clears := log.take()
+	if left, err := primary.Intents(context.Background(), time.Now().Add(time.Hour)); err != nil || len(left) > 0 {
+		b.Fatalf("%d write intents left after Close (%v), want none", len(left), err)
+	}
 	// The clearer's commands that ran during the benchmark were counted
 	// with the writes: move them over.
 	clears["update memcells"] += writes["update memcells"]

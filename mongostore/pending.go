@@ -196,6 +196,10 @@ func (s *Store) bulkChunk() int {
 	return idChunk
 }
 
+// ClearBatch is how many intents one bulk command of ClearIntents clears
+// (the mirror fills its commands).
+func (s *Store) ClearBatch() int { return s.bulkChunk() }
+
 // bulkWrite sends models as one unordered bulk command (one at a time on
 // FerretDB, see ferretBulk).
 func (s *Store) bulkWrite(ctx context.Context, coll *mongo.Collection, models []mongo.WriteModel) error {
