@@ -65,7 +65,7 @@ from the primary pass to the KV pass (--progress chooses). --report writes
 the final report as JSON; --checkpoint makes an interrupted job resume where
 it stopped when run again with the same file (only when the command opens
 the stores itself).`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd.Flags(), os.Getenv)
 			if err != nil {

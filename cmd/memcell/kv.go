@@ -29,6 +29,8 @@ KV URLs:
   redis://[user:pass@]host:6379/0            Redis    (options: prefix, tombstone_grace,
   rediss://...                                          and go-redis's own)
   redis+cluster://host1:7100?addr=host2:7101 Redis Cluster (same options)`,
+		Args: noArgs,
+		RunE: helpOnly,
 	}
 	c.AddCommand(newKVStatsCmd(), newKVSyncCmd(), newKVVerifyCmd(), newKVRepairCmd())
 	return c
@@ -50,7 +52,7 @@ server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
 		Example: `  memcell kv stats
   memcell kv stats --server 10.0.0.5:8080
   memcell kv stats --kv redis://127.0.0.1:6379/0`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			var st httpapi.KVStats // what GET /v1/kv/stats answers

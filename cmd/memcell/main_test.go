@@ -252,3 +252,29 @@ func TestServeHelp(t *testing.T) {
 		t.Errorf("serve --help shows --mirroring with a value:\n%s", out)
 	}
 }
+
+// TestStrayArguments checks that unknown subcommands and stray positional
+// arguments are usage errors (exit status 2, which verify keeps apart from
+// 1, "differences found"), and that a command grouping others prints its
+// help when called alone.
+func TestStrayArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"kv", "verify", "extra-arg"},
+		{"kv", "repair", "x"},
+		{"kv", "bogus"},
+		{"bogus"},
+		{"version", "x"},
+		{"serve", "x"},
+	} {
+		_, err := run(t, args...)
+		if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "unknown command") {
+			t.Errorf("memcell %v = %v (exit %d), want a usage error naming the unknown command (exit 2)", args, err, exitCode(err))
+		}
+	}
+	for _, args := range [][]string{{}, {"kv"}} {
+		out, err := run(t, args...)
+		if err != nil || !strings.Contains(out, "Available Commands") {
+			t.Errorf("memcell %v = %v, output %q; want its help", args, err, out)
+		}
+	}
+}

@@ -20,6 +20,22 @@ var version = ""
 // errUsage marks a bad invocation (exit status 2).
 var errUsage = errors.New("usage")
 
+// noArgs refuses positional arguments as a usage error (exit status 2),
+// as cobra.NoArgs does with a plain one.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return nil
+}
+
+// helpOnly is the action of a command that only groups others: it prints
+// its help. With noArgs, an unknown subcommand is a usage error rather
+// than help and success.
+func helpOnly(cmd *cobra.Command, _ []string) error {
+	return cmd.Help()
+}
+
 func exitCode(err error) int {
 	switch {
 	case errors.Is(err, errUsage), errors.Is(err, errCouldNotRun):
@@ -41,6 +57,8 @@ primary and a Pebble store under ./memcell-data and serves the API on
 http://127.0.0.1:8080.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          noArgs,
+		RunE:          helpOnly,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %v", errUsage, err)
@@ -53,7 +71,7 @@ func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
 		Short: "Print the version and the Go version it was built with",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			goVersion := "unknown"
 			if bi, ok := debug.ReadBuildInfo(); ok {

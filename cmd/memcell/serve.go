@@ -43,7 +43,7 @@ gracefully: in-flight requests finish and both stores are closed.`,
   MEMCELL_API_TOKEN=s3cret memcell serve --addr 0.0.0.0:8080 \
     --mongo-uri 'mongodb://db1,db2,db3/?replicaSet=rs0' \
     --kv 'redis+cluster://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000'`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadConfig(cmd.Flags(), os.Getenv)
 			if err != nil {
