@@ -92,7 +92,7 @@ func (r *Repository) applyHeld(ctx context.Context, ops []txOp) Mirror {
 		}
 		mir := r.batchPut(ctx, "transaction", entries)
 		if mir.Status != MirrorFailed {
-			r.done(ctx, heldIntents(puts)...)
+			r.done(heldIntents(puts)...)
 		}
 		total = merge(total, mir)
 	}
@@ -103,7 +103,7 @@ func (r *Repository) applyHeld(ctx context.Context, ops []txOp) Mirror {
 		}
 		mir := r.deleteKeys(ctx, "transaction", dels)
 		if mir.Status != MirrorFailed {
-			r.done(ctx, heldIntents(deletes)...)
+			r.done(heldIntents(deletes)...)
 		}
 		total = merge(total, mir)
 	}

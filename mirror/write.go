@@ -237,7 +237,7 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 		*buf = val
 		mir := r.put(ctx, op, kv.Entry{Key: r.Key(docs[0].ID), Value: val, Rev: uint64(docs[0].Revision)})
 		if mir.Status != MirrorFailed && !docs[0].Intent.IsZero() {
-			r.done(ctx, memcell.Intent{ID: docs[0].ID, Mark: docs[0].Intent})
+			r.done(memcell.Intent{ID: docs[0].ID, Mark: docs[0].Intent})
 		}
 		return mir
 	}
@@ -265,7 +265,7 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 		}
 		mir := r.batchPut(ctx, op, entries)
 		if mir.Status != MirrorFailed {
-			r.done(ctx, docIntents(encoded)...)
+			r.done(docIntents(encoded)...)
 		}
 		total = merge(total, mir)
 	}
@@ -274,7 +274,7 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 
 // done hands over the intents of writes whose KV side is done (stored, or
 // refused because the KV holds a newer state) to be cleared.
-func (r *Repository) done(_ context.Context, intents ...memcell.Intent) {
+func (r *Repository) done(intents ...memcell.Intent) {
 	if len(intents) > 0 {
 		r.clear.add(intents...)
 	}
@@ -376,7 +376,7 @@ func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell
 	if total.Status != MirrorFailed && !intent.IsZero() {
 		// The notes of one delete share the mark and are cleared by it,
 		// so only when every chunk is done.
-		r.done(ctx, memcell.Intent{ID: ids[0], Mark: intent, Pending: true})
+		r.done(memcell.Intent{ID: ids[0], Mark: intent, Pending: true})
 	}
 	return total
 }

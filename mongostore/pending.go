@@ -163,11 +163,7 @@ func (s *Store) recordPending(ctx context.Context, ids []memcell.ID, reason stri
 // notesOf selects the pending notes of ids: those with the id in their id
 // field, and those of earlier versions, which kept it in _id.
 func notesOf(ids []memcell.ID) bson.E {
-	oids := make([]bson.ObjectID, len(ids))
-	for i, id := range ids {
-		oids[i] = bson.ObjectID(id)
-	}
-	in := bson.D{{Key: "$in", Value: oids}}
+	in := inIDs(ids).Value
 	return bson.E{Key: "$or", Value: bson.A{bson.D{{Key: "id", Value: in}}, bson.D{{Key: "_id", Value: in}}}}
 }
 

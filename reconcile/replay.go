@@ -141,8 +141,7 @@ func ReplayIntents(ctx context.Context, primary Primary, store kv.Store, opts *O
 
 // replayBatch writes (or deletes) the copies of ids, as docs holds them,
 // makes them durable, and clears their records made before start (the
-// notes bound) and
-// the intents the documents carried. The copy of a document the primary no
+// notes bound) and the intents the documents carried. The copy of a document the primary no
 // longer has is deleted at the revision its grave remembers, so that a
 // document made again under the id (whose revisions start above it) keeps
 // its copy and its later writes; without a grave it can trust (a delete by

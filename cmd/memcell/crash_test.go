@@ -443,39 +443,27 @@ func (l *crashLoad) step(ctx context.Context, cr *crashRun, base string, rng *ra
 			op = "create with id"
 		}
 		body = d
-	case x < 60:
-		id, ok := l.pick(rng)
-		if !ok {
-			return true
-		}
-		op, method, path = "update", "PATCH", "/v1/memcells/"+id
-		target = id
-		fields := map[string]any{"summary": fmt.Sprintf("updated %x", rng.Uint32())}
-		if rng.IntN(3) == 0 {
-			fields["keywords"] = []string{fmt.Sprintf("u%d", rng.IntN(10))}
-		}
-		body = fields
-	case x < 70:
-		id, ok := l.pick(rng)
-		if !ok {
-			return true
-		}
-		op, method, path = "soft delete", "DELETE", "/v1/memcells/"+id+"?deleted_by=crash"
-		target = id
-	case x < 78:
-		id, ok := l.pick(rng)
-		if !ok {
-			return true
-		}
-		op, method, path = "restore", "POST", "/v1/memcells/"+id+"/restore"
-		target = id
 	case x < 90:
 		id, ok := l.pick(rng)
 		if !ok {
 			return true
 		}
-		op, method, path = "hard delete", "DELETE", "/v1/memcells/"+id+"?hard=true"
 		target = id
+		switch {
+		case x < 60:
+			op, method, path = "update", "PATCH", "/v1/memcells/"+id
+			fields := map[string]any{"summary": fmt.Sprintf("updated %x", rng.Uint32())}
+			if rng.IntN(3) == 0 {
+				fields["keywords"] = []string{fmt.Sprintf("u%d", rng.IntN(10))}
+			}
+			body = fields
+		case x < 70:
+			op, method, path = "soft delete", "DELETE", "/v1/memcells/"+id+"?deleted_by=crash"
+		case x < 78:
+			op, method, path = "restore", "POST", "/v1/memcells/"+id+"/restore"
+		default:
+			op, method, path = "hard delete", "DELETE", "/v1/memcells/"+id+"?hard=true"
+		}
 	default:
 		day := 1 + rng.IntN(crashDays)
 		q := url.Values{
