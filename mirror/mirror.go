@@ -242,19 +242,59 @@ func (r *Repository) Keys() memcell.Keys { return r.keys }
 // id's key.
 const readyKey = "readyz"
 
-// Ping checks that both stores answer: the primary's Ping, then a read of
-// one KV key under the prefix (absent is fine). The error says which store
-// failed.
+// Ping checks that both stores answer: the primary's Ping and a read of
+// one KV key under the prefix (absent is fine). Each store that failed is
+// a *StoreError in the returned error (joined when both failed).
 func (r *Repository) Ping(ctx context.Context) error {
+	var errs []error
 	if err := r.primary.Ping(ctx); err != nil {
-		return fmt.Errorf("primary: %w", err)
+		errs = append(errs, &StoreError{Store: StorePrimary, Err: err})
 	}
 	kctx, cancel := r.kvContext(ctx)
 	defer cancel()
 	if _, err := r.kv.Get(kctx, r.keys.Prefix+readyKey); err != nil && !errors.Is(err, kv.ErrNotFound) {
-		return fmt.Errorf("kv: %w", err)
+		errs = append(errs, &StoreError{Store: StoreKV, Err: err})
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+// The stores a StoreError names.
+const (
+	StorePrimary = "primary"
+	StoreKV      = "kv"
+)
+
+// StoreError is a store that did not answer Ping. Store is StorePrimary or
+// StoreKV, a name fit to show anyone; Err holds the details (hosts, ports),
+// which are not.
+type StoreError struct {
+	Store string
+	Err   error
+}
+
+func (e *StoreError) Error() string { return e.Store + ": " + e.Err.Error() }
+func (e *StoreError) Unwrap() error { return e.Err }
+
+// FailedStores returns the stores err (from Ping) names as failed, in
+// order.
+func FailedStores(err error) []string {
+	var out []string
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *StoreError:
+			out = append(out, e.Store)
+		case interface{ Unwrap() []error }:
+			for _, x := range e.Unwrap() {
+				walk(x)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
 }
 
 // Backend is the KV backend's name.
