@@ -97,7 +97,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.BoolVar(&c.Mirror.Mirroring, "mirroring", true, "mirror writes to the KV store (can change at runtime: PUT /v1/admin/flags)")
 	c.MaxBodyBytes = 1 << 20
 	fs.Var((*positiveInt64)(&c.MaxBodyBytes), "max-body-bytes", "largest request body accepted (413 beyond)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for in-flight requests")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for in-flight requests before cancelling them")
 	c.ReplayInterval = reconcile.DefaultReplayInterval
 	fs.Var((*positiveDuration)(&c.ReplayInterval), "replay-interval", "how often serve redoes the KV writes recorded as missed (KV outage, mirroring off)")
 	for _, s := range settings {

@@ -131,7 +131,7 @@ and writes nothing.`,
 
 func runJob(ctx context.Context, cfg *config, o *jobOptions, run jobRun, stdout, stderr io.Writer) error {
 	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
-	st, err := openStores(ctx, cfg, stderr, log)
+	st, err := openStores(ctx, cfg, stderr, log, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,12 +31,7 @@ type redisServer struct {
 func startRedis(t *testing.T, port int, dir string) *redisServer {
 	t.Helper()
 	if port == 0 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
+		port = freePort(t)
 	}
 	r := &redisServer{t: t, port: port, dir: dir}
 	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
@@ -117,4 +118,155 @@ func TestEndToEndKVOutage(t *testing.T) {
 		t.Fatalf("kv verify after the replay: %v\n%s", err, out)
 	}
 	s.stop()
+}
+
+// TestStartWithoutKV starts memcell serve with its Redis stopped: it
+// serves every write from the primary, says on /readyz that the KV is
+// missing, counts each write it could not mirror, opens the store by
+// itself once Redis is started under load, and catches up without a
+// repair.
+func TestStartWithoutKV(t *testing.T) {
+	port := freePort(t)
+	rdir := t.TempDir()
+	s := startServer(t, nil, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0",
+		"--kv", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "--replay-interval", "100ms", "--log-format", "json")
+
+	resp, body := s.call("GET", "/readyz", "", nil, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not ready: the KV store does not answer") {
+		t.Fatalf("/readyz with the KV down = %d %s", resp.StatusCode, body)
+	}
+	s.want("GET", "/healthz", nil, http.StatusOK, nil)
+
+	// Four writers create and update documents while Redis is down, then
+	// while it starts.
+	var (
+		stop               atomic.Bool
+		unmirrored, writes atomic.Int64
+		mu                 sync.Mutex
+		ids                []string
+		problems           []string
+		wg                 sync.WaitGroup
+	)
+	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(problems) < 10 {
+			problems = append(problems, fmt.Sprintf(format, args...))
+		}
+	}
+	do := func(method, path string, body any, status int, out any) bool {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, s.url+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fail("%s %s: %v", method, path, err)
+			return false
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != status {
+			fail("%s %s = %d %s", method, path, resp.StatusCode, data)
+			return false
+		}
+		writes.Add(1)
+		if resp.Header.Get("Memcell-Mirror") == "failed" {
+			unmirrored.Add(1)
+		}
+		return out == nil || json.Unmarshal(data, out) == nil
+	}
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				var created doc
+				if !do("POST", "/v1/memcells", doc{"user_id": fmt.Sprintf("w%d", w), "timestamp": "2026-03-01T10:00:00Z", "summary": "written without the KV"}, http.StatusCreated, &created) {
+					return
+				}
+				id, _ := created["event_id"].(string)
+				mu.Lock()
+				ids = append(ids, id)
+				mu.Unlock()
+				if !do("PATCH", "/v1/memcells/"+id, doc{"summary": fmt.Sprintf("updated %d", i)}, http.StatusOK, nil) {
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(2 * time.Second)
+	downWrites := writes.Load()
+	startRedis(t, port, rdir)
+	time.Sleep(2 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+	if len(problems) > 0 {
+		t.Fatalf("writes failed:\n%s\n%s", strings.Join(problems, "\n"), s.stderr)
+	}
+	if downWrites == 0 || unmirrored.Load() < downWrites {
+		t.Fatalf("%d writes with the KV down, %d of %d answered Memcell-Mirror: failed", downWrites, unmirrored.Load(), writes.Load())
+	}
+
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, body := s.call("GET", "/readyz", "", nil, nil)
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz a minute after Redis started = %d %s\n%s", resp.StatusCode, body, s.stderr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Every write it could not mirror is counted.
+	_, metrics := s.call("GET", "/metrics", "", nil, nil)
+	if got := metricSum(string(metrics), "memcell_kv_write_failures_total"); got != float64(unmirrored.Load()) {
+		t.Errorf("memcell_kv_write_failures_total = %v, want the %d writes answered Memcell-Mirror: failed", got, unmirrored.Load())
+	}
+	// The replayer catches up: no repair is run.
+	for {
+		out, err := exec.Command(binary(t), "kv", "verify", "--server", s.url, "--progress", "none").CombinedOutput()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kv verify a minute after Redis started: %v\n%s\n%s", err, out, s.stderr)
+		}
+		time.Sleep(time.Second)
+	}
+	for _, id := range ids[:min(len(ids), 20)] {
+		if v := s.want("GET", "/v1/memcells/"+id, nil, http.StatusOK, nil).Header.Get("Memcell-Validation"); v != "consistent" {
+			t.Errorf("%s: Memcell-Validation %q after the catch-up", id, v)
+		}
+	}
+	t.Logf("%d writes, %d with the KV down, %d unmirrored and caught up", writes.Load(), downWrites, unmirrored.Load())
+	s.stop()
+}
+
+// metricSum adds up every sample of a metric in a Prometheus text page.
+func metricSum(page, name string) float64 {
+	var sum float64
+	for line := range strings.Lines(page) {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndexByte(rest, '}')+1:])
+		if len(fields) > 0 {
+			v, _ := strconv.ParseFloat(fields[0], 64)
+			sum += v
+		}
+	}
+	return sum
+}
+
+// freePort returns a loopback port nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,8 +38,16 @@ production give --mongo-uri (MongoDB 5.0+, a replica set for transactions)
 and --kv (e.g. a Redis Cluster).
 
 Each setting comes from a flag, else its environment variable, else the
---config YAML file, else its default. SIGINT or SIGTERM stop the server
-gracefully: in-flight requests finish and both stores are closed.`,
+--config YAML file, else its default.
+
+A KV store that cannot be reached at start does not stop the server: it
+serves every route from the primary, reports the KV not ready on /readyz,
+records each write it could not mirror, keeps trying to open the store
+(with backoff) and catches up once it is there.
+
+SIGINT or SIGTERM stop the server gracefully: it stops accepting, in-flight
+requests finish within --shutdown-timeout (those still running then are
+cancelled), jobs stop, and both stores are closed.`,
 		Example: `  memcell serve
   MEMCELL_API_TOKEN=s3cret memcell serve --addr 0.0.0.0:8080 \
     --mongo-uri 'mongodb://db1,db2,db3/?replicaSet=rs0' \
@@ -80,7 +89,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	flags := cfg.Mirror
 	log.Info("memcell starting", "version", versionString(), "config", cfg.redacted())
 
-	st, err := openStores(ctx, cfg, stderr, log)
+	// The KV store need not be there at start: serve runs from the
+	// primary alone and records what it cannot mirror until the store
+	// opens, and the replayer then catches up.
+	st, err := openStores(ctx, cfg, stderr, log, &kvLater{
+		onRetry: func(err error, next time.Duration) {
+			log.Warn("kv store not reachable; serving from the primary alone, writes are recorded for the replay", "error", err, "retry_in", next.Round(time.Millisecond))
+		},
+		onOpen: func(attempts int) { log.Info("kv store open; the replayer catches up", "attempts", attempts) },
+	})
 	if err != nil {
 		return err
 	}
@@ -112,7 +129,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	replayer, err := reconcile.NewReplayer(primary, store, &reconcile.ReplayerOptions{
 		Options:  reconcile.Options{Logger: log, Registerer: reg},
 		Interval: cfg.ReplayInterval,
-		Paused:   func() bool { return !repo.Flags().Mirroring },
+		// It rests too while the KV store has not opened yet: every
+		// pass would fail.
+		Paused: func() bool { return !repo.Flags().Mirroring || !st.kvLater.Ready() },
 	})
 	if err != nil {
 		return err
@@ -149,32 +168,80 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	apiURL := "http://" + ln.Addr().String()
+	kvState := store.Capabilities().Backend
+	if !st.kvLater.Ready() {
+		kvState += ", not reachable yet: serving from the primary alone, retrying in the background"
+	}
 	fmt.Fprintf(stdout, "memcell %s\n  data:    %s\n  primary: %s\n  kv:      %s (%s)\n  api:     %s\n",
-		versionString(), dataDirLine(cfg, st.dataDir), st.primaryDesc, kv.Redact(st.kvURL), store.Capabilities().Backend, apiURL)
-	log.Info("memcell serving", "api", apiURL, "kv_backend", store.Capabilities().Backend, "data_dir", st.dataDir)
+		versionString(), dataDirLine(cfg, st.dataDir), st.primaryDesc, kv.Redact(st.kvURL), kvState, apiURL)
+	log.Info("memcell serving", "api", apiURL, "kv_backend", store.Capabilities().Backend, "kv_open", st.kvLater.Ready(), "data_dir", st.dataDir)
 
-	served := make(chan error, 1)
-	go func() { served <- httpSrv.Serve(ln) }()
-	select {
-	case err := <-served:
-		cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := serveUntil(ctx, httpSrv, ln, cfg.ShutdownTimeout, log); err != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 		defer cancel()
 		_ = jobs.Close(cctx)
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+		return err
 	}
-	log.Info("memcell stopping: finishing in-flight requests", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	// No handler runs now. Running jobs are cancelled; they stop at their
+	// next batch. Then (deferred) the replayer stops, the last intents are
+	// cleared, and the stores close.
+	jctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown did not finish every request", "error", err)
-	}
-	// Running jobs are cancelled; they stop at their next batch, before
-	// the stores close.
-	if err := jobs.Close(sctx); err != nil {
+	if err := jobs.Close(jctx); err != nil {
 		log.Warn("shutdown did not wait for every job to stop", "error", err)
 	}
 	return nil
+}
+
+// drainTimeout bounds the wait for cancelled requests, and for cancelled
+// jobs, to end once the shutdown grace is over.
+const drainTimeout = 10 * time.Second
+
+// serveUntil serves ln until ctx ends (or serving fails), then shuts down
+// in order: it stops accepting, lets the requests in flight finish within
+// grace, then cancels the contexts of those still running, closes their
+// connections and waits up to drainTimeout for their handlers to return.
+// It returns when no handler runs any more (or, logged as an error, when
+// drainTimeout is over), so that the caller can close what the handlers
+// use: a request cancelled mid-write leaves its write intent in the
+// primary, and the mirror records the KV write it could not make.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, grace time.Duration, log *slog.Logger) error {
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	var running atomic.Int64
+	h := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		running.Add(1)
+		defer running.Add(-1)
+		h.ServeHTTP(w, r)
+	})
+	srv.BaseContext = func(net.Listener) context.Context { return reqCtx }
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case err := <-served:
+		serveErr = fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+		log.Info("memcell stopping: finishing in-flight requests", "timeout", grace)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err == nil {
+		return serveErr
+	}
+	log.Warn("shutdown: the grace period is over; cancelling the requests still running", "running", running.Load(), "timeout", grace)
+	cancelRequests()
+	_ = srv.Close()
+	deadline := time.Now().Add(drainTimeout)
+	for running.Load() > 0 {
+		if time.Now().After(deadline) {
+			log.Error("shutdown: requests still running after being cancelled; closing the stores under them", "running", running.Load())
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return serveErr
 }
 
 func dataDirLine(cfg *config, dataDir string) string {

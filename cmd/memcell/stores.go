@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/memcell/memcell/embedded"
 	"github.com/memcell/memcell/kv"
@@ -15,19 +17,31 @@ import (
 // stores are the primary and the KV mirror a command works on: the ones the
 // configuration names, or the embedded default under the data directory.
 type stores struct {
-	primary     *mongostore.Store
-	embedded    *embedded.Server // nil with an external MongoDB
-	kv          kv.Store
+	primary  *mongostore.Store
+	embedded *embedded.Server // nil with an external MongoDB
+	kv       kv.Store
+	// kvLater is kv when it is opened in the background (serve): nil
+	// otherwise.
+	kvLater     *kv.Deferred
 	dataDir     string
 	primaryDesc string
 	kvURL       string
 	closers     []func() error
 }
 
+// kvLater, when not nil, lets openStores return before the KV store has
+// opened: the store is opened in the background, with backoff, for as
+// long as it cannot be reached (serve runs without it meanwhile).
+type kvLater struct {
+	onRetry func(err error, next time.Duration)
+	onOpen  func(attempts int)
+}
+
 // openStores opens the primary (starting the embedded one when no MongoDB
-// URI is configured) and the KV store. On error everything opened so far
-// is closed again.
-func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Logger) (_ *stores, err error) {
+// URI is configured) and the KV store. With later set, a KV store that
+// cannot be reached does not fail it: st.kvLater keeps trying. On error
+// everything opened so far is closed again.
+func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Logger, later *kvLater) (_ *stores, err error) {
 	st := &stores{}
 	defer func() {
 		if err != nil {
@@ -69,8 +83,22 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 	if st.kvURL == "" {
 		st.kvURL = "pebble://" + filepath.ToSlash(filepath.Join(st.dataDir, "kv"))
 	}
-	if st.kv, err = newKVRegistry().Open(ctx, st.kvURL); err != nil {
-		return nil, fmt.Errorf("kv: %w", err)
+	reg := newKVRegistry()
+	if later == nil {
+		if st.kv, err = reg.Open(ctx, st.kvURL); err != nil {
+			return nil, fmt.Errorf("kv: %w", err)
+		}
+	} else {
+		d, err := kv.OpenDeferred(ctx, func(ctx context.Context) (kv.Store, error) { return reg.Open(ctx, st.kvURL) },
+			&kv.DeferredOptions{
+				Capabilities: kv.Capabilities{Backend: backendOf(st.kvURL)},
+				OnRetry:      later.onRetry,
+				OnOpen:       later.onOpen,
+			})
+		if err != nil {
+			return nil, fmt.Errorf("kv: %w", err)
+		}
+		st.kv, st.kvLater = d, d
 	}
 	st.closers = append(st.closers, st.kv.Close)
 	return st, nil
@@ -84,4 +112,19 @@ func (st *stores) close(log *slog.Logger) {
 		}
 	}
 	st.closers = nil
+}
+
+// backendOf names the backend a KV URL opens, as its Capabilities will
+// once it has opened: the metrics are named by it before.
+func backendOf(rawURL string) string {
+	scheme, _, _ := strings.Cut(rawURL, ":")
+	switch scheme = strings.ToLower(scheme); scheme {
+	case "memory", "pebble", "leveldb":
+		return scheme
+	case "redis+cluster", "rediss+cluster":
+		return "redis-cluster"
+	case "redis", "rediss":
+		return "redis"
+	}
+	return scheme
 }
