@@ -138,10 +138,6 @@ func notReadyReason(err error) string {
 	}
 }
 
-// showDetails reports whether the caller may see internal error text
-// (hosts, ports, driver messages).
-func (s *server) showDetails(r *http.Request) bool { return true }
-
 // openAPI serves GET /openapi.yaml.
 func (s *server) openAPI(w http.ResponseWriter, _ *http.Request) error {
 	w.Header().Set("Content-Type", "application/yaml")

@@ -207,6 +207,7 @@ func TestBodyOfUnknownLength(t *testing.T) {
 		{small, `{"timestamp":"2026-01-12T10:30:00Z"}`, http.StatusCreated},
 	} {
 		req := httptest.NewRequest("POST", "/v1/memcells", strings.NewReader(tc.body))
+		req.Host = testHost
 		req.ContentLength = -1
 		req.Header.Set("Content-Type", "application/json; charset=UTF-8")
 		rec := httptest.NewRecorder()

@@ -15,6 +15,7 @@ const (
 	codeMalformedJSON    = "malformed_json"         // 400: the body is not one JSON value
 	codeInvalidArgument  = "invalid_argument"       // 400: a field, parameter or id breaks a rule
 	codeUnauthorized     = "unauthorized"           // 401
+	codeHostNotAllowed   = "host_not_allowed"       // 403: the Host header names no host this server answers to
 	codeNotFound         = "not_found"              // 404
 	codeMethodNotAllowed = "method_not_allowed"     // 405
 	codeConflict         = "conflict"               // 409

@@ -29,6 +29,7 @@ func FuzzCreate(f *testing.F) {
 		writesBefore := e.kv.Writes.Load()
 
 		req := httptest.NewRequest("POST", "/v1/memcells", bytes.NewReader(data))
+		req.Host = testHost
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
 		e.h.ServeHTTP(rec, req)

@@ -148,12 +148,17 @@ func body(t testing.TB, v any) io.Reader {
 	return bytes.NewReader(b)
 }
 
+// testHost is the Host of the requests do sends unless told otherwise:
+// httptest's example.com is no host a server without a token answers to.
+const testHost = "localhost:8080"
+
 // do sends a request (a body is sent as application/json unless headers
-// say otherwise; headers are name, value pairs), checks the answer against
-// the OpenAPI document and returns it.
+// say otherwise; headers are name, value pairs, "Host" setting the Host),
+// checks the answer against the OpenAPI document and returns it.
 func (e *env) do(method, target string, reqBody any, headers ...string) *response {
 	e.t.Helper()
 	req := httptest.NewRequest(method, target, body(e.t, reqBody))
+	req.Host = testHost
 	if reqBody != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -161,6 +166,10 @@ func (e *env) do(method, target string, reqBody any, headers ...string) *respons
 		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
+		if http.CanonicalHeaderKey(headers[i]) == "Host" {
+			req.Host = headers[i+1]
+			continue
+		}
 		if headers[i+1] == "" {
 			req.Header.Del(headers[i])
 		} else {

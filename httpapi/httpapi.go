@@ -20,8 +20,18 @@
 //     new one), echoed in X-Request-Id and carried in the request context
 //     (RequestID); one log line and the HTTP metrics record each request
 //     under its route pattern, never its raw path.
-//   - With a token configured, every route but /healthz and /openapi.yaml
-//     needs "Authorization: Bearer <token>".
+//   - Access (access.go). /healthz and /readyz are open to every caller,
+//     so that probes reach them. With an API token configured (Options.Token)
+//     every other route needs "Authorization: Bearer <token>" (401
+//     otherwise); GET /metrics also takes the metrics token
+//     (Options.MetricsToken), which opens nothing else. /readyz shows the
+//     internal text of a failure (hosts, ports, driver messages) only to a
+//     caller who may use the admin routes.
+//   - The host check, against DNS rebinding: a request that presents no
+//     valid token is served only when its Host header names the loopback
+//     (localhost, 127.0.0.0/8, ::1) or one of Options.AllowedHosts (403
+//     host_not_allowed otherwise). With AllowedHosts set, requests with a
+//     token must name one of those hosts too. The probes are exempt.
 //
 // The OpenAPI 3 description of the API is embedded (OpenAPI) and served at
 // GET /openapi.yaml; the tests hold every response to it.
@@ -57,8 +67,20 @@ type Options struct {
 	// Gatherer is served on GET /metrics; nil makes /metrics answer 404.
 	Gatherer prometheus.Gatherer
 	// Token, when not empty, is required as "Authorization: Bearer <token>"
-	// on every route but /healthz and /openapi.yaml.
+	// on every route but /healthz and /readyz.
 	Token string
+	// MetricsToken, when not empty, is accepted besides Token on GET
+	// /metrics, and required there when Token is empty. It opens no other
+	// route and does not show /readyz's details.
+	MetricsToken string
+	// AllowedHosts are the host names or IP addresses (without port),
+	// besides the loopback ones, that the Host header of a request may
+	// name. The host check applies to requests that present no valid
+	// token (all of them when no token is configured) and, when
+	// AllowedHosts is not empty, to every request; /healthz and /readyz
+	// are exempt. New refuses an entry that is not a host name or IP
+	// address.
+	AllowedHosts []string
 	// MaxBodyBytes bounds request bodies (413 beyond); 0 means
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
@@ -86,8 +108,8 @@ type Route struct {
 type route struct {
 	Route
 	handle handlerFunc
-	// public routes need no token.
-	public bool
+	// guard is what the route asks of a request.
+	guard guard
 }
 
 // handlerFunc serves a request or returns the error to answer with.
@@ -99,7 +121,7 @@ func (s *server) routes() []route {
 	r := func(method, pattern string, h handlerFunc) route {
 		return route{Route: Route{method, pattern}, handle: h}
 	}
-	public := func(rt route) route { rt.public = true; return rt }
+	with := func(g guard, rt route) route { rt.guard = g; return rt }
 	return []route{
 		r(http.MethodPost, "/v1/memcells", s.create),
 		r(http.MethodGet, "/v1/memcells", s.list),
@@ -119,10 +141,10 @@ func (s *server) routes() []route {
 		r(http.MethodGet, "/v1/admin/jobs/{id}", s.getJob),
 		r(http.MethodDelete, "/v1/admin/jobs/{id}", s.cancelJob),
 		r(http.MethodGet, "/v1/admin/pending", s.pending),
-		r(http.MethodGet, "/metrics", s.metricsPage),
-		public(r(http.MethodGet, "/healthz", s.healthz)),
-		r(http.MethodGet, "/readyz", s.readyz),
-		public(r(http.MethodGet, "/openapi.yaml", s.openAPI)),
+		with(guardMetrics, r(http.MethodGet, "/metrics", s.metricsPage)),
+		with(guardOpen, r(http.MethodGet, "/healthz", s.healthz)),
+		with(guardOpen, r(http.MethodGet, "/readyz", s.readyz)),
+		r(http.MethodGet, "/openapi.yaml", s.openAPI),
 	}
 }
 
@@ -154,11 +176,14 @@ type server struct {
 	ready    func(context.Context) error
 	version  string
 	maxBody  int64
-	// tokenSum is the SHA-256 of the token; hashing both sides makes the
-	// comparison constant-time in the token's length too.
-	tokenSum *[sha256.Size]byte
+	// tokenSum and metricsSum are the SHA-256 of the tokens (nil when not
+	// set); hashing both sides makes the comparison constant-time in the
+	// token's length too.
+	tokenSum, metricsSum *[sha256.Size]byte
+	// hosts are the AllowedHosts, canonical (netaddr.CanonicalHost).
+	hosts    map[string]bool
 	mux      *http.ServeMux
-	public   map[string]bool // patterns that need no token
+	guards   map[string]guard // by pattern; absent means guardToken
 	metrics  *httpMetrics
 	jobs     *JobRunner
 	replayer *reconcile.Replayer
@@ -189,6 +214,10 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	if o.Ready == nil {
 		o.Ready = repo.Ping
 	}
+	hosts, err := hostSet(o.AllowedHosts)
+	if err != nil {
+		return nil, err
+	}
 	m, err := newHTTPMetrics(o.Registerer)
 	if err != nil {
 		return nil, err
@@ -196,17 +225,14 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	s := &server{
 		repo: repo, log: o.Logger, gatherer: o.Gatherer, ready: o.Ready,
 		version: o.Version, maxBody: o.MaxBodyBytes,
-		mux: http.NewServeMux(), public: map[string]bool{}, metrics: m, jobs: o.Jobs, replayer: o.Replayer,
-	}
-	if o.Token != "" {
-		sum := sha256.Sum256([]byte(o.Token))
-		s.tokenSum = &sum
+		mux: http.NewServeMux(), guards: map[string]guard{}, metrics: m, jobs: o.Jobs, replayer: o.Replayer,
+		tokenSum: tokenSum(o.Token), metricsSum: tokenSum(o.MetricsToken), hosts: hosts,
 	}
 	for _, rt := range s.routes() {
 		pattern := rt.Method + " " + rt.Pattern
 		s.mux.Handle(pattern, s.adapt(rt.handle))
-		if rt.public {
-			s.public[pattern] = true
+		if rt.guard != guardToken {
+			s.guards[pattern] = rt.guard
 		}
 	}
 	return s, nil

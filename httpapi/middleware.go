@@ -3,8 +3,6 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -141,8 +139,8 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // ServeHTTP is the whole middleware chain: request id, panic recovery, the
-// request's log line and metrics, authentication, routing with JSON 404 and
-// 405 answers.
+// request's log line and metrics, the route's guard (tokens and the host
+// check: access.go), routing with JSON 404 and 405 answers.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get(headerRequestID)
@@ -172,33 +170,14 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.observe(r, sw, route, time.Since(start))
 	}()
 
-	if s.tokenSum != nil && !s.public[pattern] {
-		if ok, given := s.authorized(r); !ok {
-			challenge := `Bearer realm="memcell"`
-			if given {
-				challenge += `, error="invalid_token"`
-			}
-			sw.Header().Set("WWW-Authenticate", challenge)
-			writeErrorBody(sw, http.StatusUnauthorized, codeUnauthorized, "a valid bearer token is required (Authorization: Bearer <token>)")
-			return
-		}
+	if !s.admit(sw, r, s.guards[pattern]) {
+		return
 	}
 	if pattern == "" {
 		s.unmatched(sw, r, h)
 		return
 	}
 	s.mux.ServeHTTP(sw, r)
-}
-
-// authorized checks the bearer token in constant time; given reports
-// whether the request carried one at all.
-func (s *server) authorized(r *http.Request) (ok, given bool) {
-	scheme, token, found := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return false, false
-	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(sum[:], s.tokenSum[:]) == 1, true
 }
 
 // unmatched answers a request no route took. ServeMux's own handler

@@ -29,10 +29,12 @@ func TestAuth(t *testing.T) {
 		{"right token", "/v1/kv/stats", "Bearer s3cret", 200, ""},
 		{"scheme in lower case", "/v1/kv/stats", "bearer s3cret", 200, ""},
 		{"metrics need it", "/metrics", "", 401, `Bearer realm="memcell"`},
-		{"readyz needs it", "/readyz", "", 401, `Bearer realm="memcell"`},
+		{"readyz does not", "/readyz", "", 200, ""},
 		{"a MemCell needs it", "/v1/memcells/65a1b2c3d4e5f60718293a4b", "", 401, `Bearer realm="memcell"`},
 		{"healthz does not", "/healthz", "", 200, ""},
-		{"openapi.yaml does not", "/openapi.yaml", "", 200, ""},
+		{"openapi.yaml needs it", "/openapi.yaml", "", 401, `Bearer realm="memcell"`},
+		{"openapi.yaml with it", "/openapi.yaml", "Bearer s3cret", 200, ""},
+		{"flags need it", "/v1/admin/flags", "", 401, `Bearer realm="memcell"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -114,10 +114,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 }
 
-// TestOpenAPIServed checks GET /openapi.yaml, without a token.
+// TestOpenAPIServed checks GET /openapi.yaml, which needs the token like
+// every route but the probes.
 func TestOpenAPIServed(t *testing.T) {
 	e := newEnv(t, &httpapi.Options{Token: "secret"})
-	r := e.want(http.StatusOK, "GET", "/openapi.yaml", nil, "Authorization", "")
+	e.want(http.StatusUnauthorized, "GET", "/openapi.yaml", nil, "Authorization", "")
+	r := e.want(http.StatusOK, "GET", "/openapi.yaml", nil)
 	if ct := r.header.Get("Content-Type"); ct != "application/yaml" {
 		t.Errorf("Content-Type = %q", ct)
 	}

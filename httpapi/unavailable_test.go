@@ -49,6 +49,7 @@ func TestPrimaryDown(t *testing.T) {
 		{"GET", "/v1/memcells?user_id=alice", ""},
 	} {
 		req := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+		req.Host = testHost
 		if tc.body != "" {
 			req.Header.Set("Content-Type", "application/json")
 		}

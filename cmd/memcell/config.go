@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/internal/netaddr"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mirror"
 	"github.com/memcell/memcell/reconcile"
@@ -36,6 +37,10 @@ type config struct {
 	Addr            string
 	DataDir         string
 	APIToken        string
+	MetricsToken    string
+	AllowedHosts    []string // canonical (netaddr.CanonicalHost)
+	TLSCert         string
+	TLSKey          string
 	LogLevel        string
 	LogFormat       string
 	EmbeddedAddr    string
@@ -62,6 +67,10 @@ var settings = []setting{
 	{"addr", "MEMCELL_ADDR", false},
 	{"data-dir", "MEMCELL_DATA_DIR", false},
 	{"api-token", "MEMCELL_API_TOKEN", true},
+	{"metrics-token", "MEMCELL_METRICS_TOKEN", true},
+	{"allowed-hosts", "MEMCELL_ALLOWED_HOSTS", false},
+	{"tls-cert", "MEMCELL_TLS_CERT", false},
+	{"tls-key", "MEMCELL_TLS_KEY", false},
 	{"log-level", "MEMCELL_LOG_LEVEL", false},
 	{"log-format", "MEMCELL_LOG_FORMAT", false},
 	{"embedded-addr", "MEMCELL_EMBEDDED_ADDR", false},
@@ -85,7 +94,11 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.KVURL, "kv", "", "KV store URL (memory://, pebble:///dir, leveldb:///dir, redis://host:6379/0, redis+cluster://...); empty means Pebble under the data directory")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address the API listens on; a non-loopback address needs --api-token or --insecure")
 	fs.StringVar(&c.DataDir, "data-dir", "memcell-data", "directory of the embedded primary and the default Pebble store")
-	fs.StringVar(&c.APIToken, "api-token", "", "bearer token every route but /healthz requires (prefer the environment variable: flags show in ps)")
+	fs.StringVar(&c.APIToken, "api-token", "", "bearer token every route but /healthz and /readyz requires (prefer the environment variable: flags show in ps)")
+	fs.StringVar(&c.MetricsToken, "metrics-token", "", "bearer token GET /metrics accepts besides the API token, and nothing else does")
+	fs.Var(&hostListValue{&c.AllowedHosts}, "allowed-hosts", "host names or IPs (comma-separated) the Host header may name besides the loopback ones; checked on requests without a token, and on all once set (not /healthz, /readyz)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) file: serve HTTPS, with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key file of --tls-cert")
 	c.LogLevel = "info"
 	fs.Var(&logLevelValue{&c.LogLevel}, "log-level", "debug, info, warn or error")
 	c.LogFormat = "auto"
@@ -217,7 +230,7 @@ func (c *config) redacted() map[string]string {
 	for _, s := range settings {
 		v := fs.Lookup(s.flag).Value.String()
 		switch {
-		case s.flag == "api-token":
+		case s.flag == "api-token" || s.flag == "metrics-token":
 			if v != "" {
 				v = "(set)"
 			}
@@ -227,6 +240,25 @@ func (c *config) redacted() map[string]string {
 		out[fileKey(s.flag)] = v
 	}
 	return out
+}
+
+// hostListValue is the --allowed-hosts value: comma-separated host names
+// or IP addresses without port, each checked and normalised by
+// netaddr.CanonicalHost. Each use of the flag adds to the list.
+type hostListValue struct{ p *[]string }
+
+func (h *hostListValue) String() string { return strings.Join(*h.p, ",") }
+func (h *hostListValue) Type() string   { return "strings" }
+
+func (h *hostListValue) Set(s string) error {
+	for part := range strings.SplitSeq(s, ",") {
+		c, err := netaddr.CanonicalHost(part)
+		if err != nil {
+			return err
+		}
+		*h.p = append(*h.p, c)
+	}
+	return nil
 }
 
 // positiveDuration is a duration flag value that must be above zero.

@@ -57,6 +57,8 @@ type server struct {
 	url    string
 	stderr *memcelltest.Buffer
 	done   chan error
+	// client makes the requests of call; http.DefaultClient when nil.
+	client *http.Client
 }
 
 // startServer runs memcell serve with args and waits until it answers.
@@ -136,7 +138,11 @@ func (s *server) call(method, path, token string, body any, out any) (*http.Resp
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := s.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		s.t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -299,6 +305,39 @@ func TestEndToEndEmbedded(t *testing.T) {
 	s := startServer(t, nil, args...)
 	live := exercise(t, s)
 
+	// Without a token, a request naming another host (a page that rebound
+	// its name to 127.0.0.1) is refused; the probes still answer.
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"off"}`, http.StatusForbidden},
+		{"DELETE", "/v1/memcells?user_id=alice&hard=true", "", http.StatusForbidden},
+		{"GET", "/healthz", "", http.StatusOK},
+		{"GET", "/readyz", "", http.StatusOK},
+	} {
+		req, err := http.NewRequest(tc.method, s.url+tc.path, strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = "attacker.example:8080"
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s %s naming attacker.example = %d %s, want %d", tc.method, tc.path, resp.StatusCode, body, tc.status)
+		}
+	}
+	var flags doc
+	s.want("GET", "/v1/admin/flags", nil, http.StatusOK, &flags)
+	if flags["mirroring"] != true {
+		t.Errorf("flags after the refused requests: %v", flags)
+	}
+
 	// memcell kv stats against the running server.
 	out, err := exec.Command(binary(t), "kv", "stats", "--server", s.url).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte(`"backend": "pebble"`)) {
@@ -363,19 +402,32 @@ func TestServeSecurity(t *testing.T) {
 	if err == nil || bytes.Contains(out, []byte("hunter2secret")) {
 		t.Errorf("serve with an unreachable primary = %v, output leaks the password or it started:\n%s", err, out)
 	}
-	// With a token, every route but /healthz needs it.
-	s := startServer(t, []string{"MEMCELL_API_TOKEN=tok-e2e"}, "--data-dir", dir, "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0")
-	if resp, _ := s.call("GET", "/v1/kv/stats", "", nil, nil); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("no token: %d", resp.StatusCode)
+	// With a token, every route but /healthz and /readyz needs it;
+	// /metrics takes the metrics token too, which opens nothing else.
+	s := startServer(t, []string{"MEMCELL_API_TOKEN=tok-e2e", "MEMCELL_METRICS_TOKEN=scrape-e2e"}, "--data-dir", dir, "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0")
+	for _, tc := range []struct {
+		path, token string
+		status      int
+	}{
+		{"/v1/kv/stats", "", http.StatusUnauthorized},
+		{"/v1/kv/stats", "tok-e2e", http.StatusOK},
+		{"/v1/kv/stats", "scrape-e2e", http.StatusUnauthorized},
+		{"/openapi.yaml", "", http.StatusUnauthorized},
+		{"/openapi.yaml", "tok-e2e", http.StatusOK},
+		{"/metrics", "", http.StatusUnauthorized},
+		{"/metrics", "scrape-e2e", http.StatusOK},
+		{"/metrics", "tok-e2e", http.StatusOK},
+		{"/healthz", "", http.StatusOK},
+		{"/readyz", "", http.StatusOK},
+	} {
+		if resp, body := s.call("GET", tc.path, tc.token, nil, nil); resp.StatusCode != tc.status {
+			t.Errorf("GET %s with token %q = %d %.200s, want %d", tc.path, tc.token, resp.StatusCode, body, tc.status)
+		}
 	}
-	if resp, _ := s.call("GET", "/v1/kv/stats", "tok-e2e", nil, nil); resp.StatusCode != http.StatusOK {
-		t.Errorf("right token: %d", resp.StatusCode)
-	}
-	if resp, _ := s.call("GET", "/healthz", "", nil, nil); resp.StatusCode != http.StatusOK {
-		t.Errorf("healthz without a token: %d", resp.StatusCode)
-	}
-	if strings.Contains(s.stderr.String(), "tok-e2e") {
-		t.Error("the API token appears in the log")
+	for _, secret := range []string{"tok-e2e", "scrape-e2e"} {
+		if strings.Contains(s.stderr.String(), secret) {
+			t.Errorf("the token %s appears in the log", secret)
+		}
 	}
 	s.stop()
 }

@@ -35,6 +35,7 @@ type jobOptions struct {
 	dryRun     bool
 	progress   string
 	server     string
+	caCert     string
 }
 
 type jobRun func(ctx context.Context, primary reconcile.Primary, store kv.Store, opts *reconcile.Options) (*reconcile.Report, error)
@@ -52,7 +53,10 @@ settings give "memcell serve" (--addr, $MEMCELL_ADDR, the config file, else
 127.0.0.1:8080), the job runs inside that server, on the stores it has
 open, through POST /v1/admin/jobs ($MEMCELL_API_TOKEN is sent as the bearer
 token): this is how a job runs on Pebble or LevelDB, which allow one process
-at a time, while the server runs. Ctrl-C cancels the job in the server.
+at a time, while the server runs. Ctrl-C cancels the job in the server. An
+address is asked over https when the configuration has a TLS certificate
+($MEMCELL_TLS_CERT or tls_cert), which the command then trusts; --ca-cert
+names other certificates to trust ($SSL_CERT_FILE works too).
 
 When nothing answers there, the command opens the stores itself: the ones
 the configuration names (--mongo-uri, --kv, or their environment variables
@@ -74,15 +78,15 @@ the stores itself).`,
 			if o.rate < 0 {
 				return fmt.Errorf("%w: --rate must not be negative", errUsage)
 			}
-			base, err := findServer(cmd.Context(), o.server, cfg)
+			srv, err := findServer(cmd.Context(), o.server, o.caCert, cfg)
 			if err != nil {
 				return err
 			}
-			if base != "" {
+			if srv != nil {
 				if o.checkpoint != "" {
-					return fmt.Errorf("%w: --checkpoint is not supported when the job runs in the memcell server at %s (the server keeps no checkpoint file); drop --checkpoint, or stop the server to run the job here", errUsage, base)
+					return fmt.Errorf("%w: --checkpoint is not supported when the job runs in the memcell server at %s (the server keeps no checkpoint file); drop --checkpoint, or stop the server to run the job here", errUsage, srv.base)
 				}
-				return runRemoteJob(cmd.Context(), base, cfg.APIToken, use, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+				return runRemoteJob(cmd.Context(), srv, use, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
 			return runJob(cmd.Context(), cfg, o, run, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -92,6 +96,7 @@ the stores itself).`,
 	c.Flags().Float64Var(&o.rate, "rate", 0, "documents per second at most (0: as fast as it goes)")
 	c.Flags().StringVar(&o.checkpoint, "checkpoint", "", "checkpoint file: an interrupted job resumes from it (not with a server)")
 	c.Flags().StringVar(&o.server, "server", "", "run the job in the memcell server at this address or URL (default: the server at --addr, if one answers)")
+	c.Flags().StringVar(&o.caCert, "ca-cert", "", "PEM certificates to trust, besides the system's, for an https server (default: the configuration's --tls-cert)")
 	o.progress = "auto"
 	c.Flags().Var(&enumValue{p: &o.progress, allowed: []string{"auto", "bar", "json", "none"}}, "progress", "progress display: auto (bar on a terminal, JSON otherwise), bar, json or none")
 	if extra != nil {

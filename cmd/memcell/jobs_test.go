@@ -286,11 +286,21 @@ func TestServerBase(t *testing.T) {
 		"https://memcell.host/": "https://memcell.host",
 		"http://10.0.0.5:8080":  "http://10.0.0.5:8080",
 	} {
-		if got, err := serverBase(in); err != nil || got != want {
+		if got, err := serverBase(in, false); err != nil || got != want {
 			t.Errorf("serverBase(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	if _, err := serverBase("no-port"); !errors.Is(err, errUsage) {
+	// With TLS configured an address gets https://; a URL keeps its scheme.
+	for in, want := range map[string]string{
+		"127.0.0.1:8443":       "https://127.0.0.1:8443",
+		":8443":                "https://127.0.0.1:8443",
+		"http://10.0.0.5:8080": "http://10.0.0.5:8080",
+	} {
+		if got, err := serverBase(in, true); err != nil || got != want {
+			t.Errorf("serverBase(%q, TLS) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if _, err := serverBase("no-port", false); !errors.Is(err, errUsage) {
 		t.Errorf("serverBase(no-port) = %v, want a usage error", err)
 	}
 }

@@ -37,7 +37,7 @@ KV URLs:
 }
 
 func newKVStatsCmd() *cobra.Command {
-	var kvURL, server string
+	var kvURL, server, caCert string
 	c := &cobra.Command{
 		Use:   "stats",
 		Short: "Print the backend, entry count and total value bytes of the KV mirror as JSON",
@@ -46,11 +46,14 @@ keys; tombstones are not counted) and total_size_bytes (the bytes of the
 stored values).
 
 By default it asks the running server (--server, else $MEMCELL_ADDR, else
-127.0.0.1:8080; the token comes from $MEMCELL_API_TOKEN). With --kv it opens
+127.0.0.1:8080; the token comes from $MEMCELL_API_TOKEN; an https server's
+certificate must be trusted by the system, $SSL_CERT_FILE or --ca-cert).
+With --kv it opens
 the store itself instead — not possible for Pebble or LevelDB while a
 server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
 		Example: `  memcell kv stats
   memcell kv stats --server 10.0.0.5:8080
+  memcell kv stats --server https://memcell.internal:8443 --ca-cert ca.pem
   memcell kv stats --kv redis://127.0.0.1:6379/0`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -71,7 +74,11 @@ server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
 				if server == "" {
 					server = cmp.Or(os.Getenv("MEMCELL_ADDR"), "127.0.0.1:8080")
 				}
-				if err := getJSON(ctx, server, "/v1/kv/stats", os.Getenv("MEMCELL_API_TOKEN"), &st); err != nil {
+				client, err := httpClient(caCert)
+				if err != nil {
+					return err
+				}
+				if err := getJSON(ctx, client, server, "/v1/kv/stats", os.Getenv("MEMCELL_API_TOKEN"), &st); err != nil {
 					return err
 				}
 			}
@@ -82,11 +89,13 @@ server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
 	}
 	c.Flags().StringVar(&kvURL, "kv", "", "open this KV store URL directly instead of asking the server")
 	c.Flags().StringVar(&server, "server", "", "address or URL of the running server (default $MEMCELL_ADDR or 127.0.0.1:8080)")
+	c.Flags().StringVar(&caCert, "ca-cert", "", "PEM certificates to trust, besides the system's, for an https --server")
 	return c
 }
 
-// getJSON GETs path from a memcell server and decodes the JSON answer.
-func getJSON(ctx context.Context, server, path, token string, out any) error {
+// getJSON GETs path from a memcell server with client and decodes the
+// JSON answer.
+func getJSON(ctx context.Context, client *http.Client, server, path, token string, out any) error {
 	base := server
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
@@ -98,8 +107,9 @@ func getJSON(ctx context.Context, server, path, token string, out any) error {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	client := &http.Client{Timeout: 5 * time.Minute}
-	resp, err := client.Do(req)
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
 		return fmt.Errorf("cannot reach the memcell server at %s (is \"memcell serve\" running? use --server or --kv): %w", base, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,9 +112,9 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func TestRedactedConfig(t *testing.T) {
-	cfg := &config{MongoURI: "mongodb://u:hunter2@db/", KVURL: "redis://:hunter3@r:6379/0", APIToken: "tok"}
+	cfg := &config{MongoURI: "mongodb://u:hunter2@db/", KVURL: "redis://:hunter3@r:6379/0", APIToken: "tok", MetricsToken: "scrape-secret"}
 	out := fmt.Sprint(cfg.redacted())
-	for _, secret := range []string{"hunter2", "hunter3", "tok "} {
+	for _, secret := range []string{"hunter2", "hunter3", "tok ", "scrape-secret"} {
 		if strings.Contains(out+" ", secret) {
 			t.Errorf("redacted config %s shows %q", out, secret)
 		}
@@ -121,22 +122,99 @@ func TestRedactedConfig(t *testing.T) {
 }
 
 func TestCheckBind(t *testing.T) {
+	const clear, hosts = "travel in clear", "--allowed-hosts"
 	for _, tc := range []struct {
-		cfg config
-		ok  bool
+		cfg  config
+		ok   bool
+		warn []string // a substring of each warning, in order
 	}{
-		{config{Addr: "127.0.0.1:8080"}, true},
-		{config{Addr: "localhost:8080"}, true},
-		{config{Addr: "[::1]:8080"}, true},
-		{config{Addr: "0.0.0.0:8080"}, false},
-		{config{Addr: ":8080"}, false},
-		{config{Addr: "0.0.0.0:8080", APIToken: "t"}, true},
-		{config{Addr: "0.0.0.0:8080", Insecure: true}, true},
-		{config{Addr: "nonsense"}, false},
+		{config{Addr: "127.0.0.1:8080"}, true, nil},
+		{config{Addr: "localhost:8080"}, true, nil},
+		{config{Addr: "[::1]:8080"}, true, nil},
+		{config{Addr: "127.0.0.1:8080", APIToken: "t"}, true, nil},
+		{config{Addr: "0.0.0.0:8080"}, false, nil},
+		{config{Addr: ":8080"}, false, nil},
+		{config{Addr: "0.0.0.0:8080", APIToken: "t"}, true, []string{clear}},
+		{config{Addr: "0.0.0.0:8080", APIToken: "t", TLSCert: "c", TLSKey: "k"}, true, nil},
+		{config{Addr: "0.0.0.0:8080", Insecure: true}, true, []string{hosts}},
+		{config{Addr: "0.0.0.0:8080", Insecure: true, AllowedHosts: []string{"memcell.internal"}}, true, nil},
+		{config{Addr: "0.0.0.0:8080", Insecure: true, MetricsToken: "m"}, true, []string{clear, hosts}},
+		{config{Addr: "nonsense"}, false, nil},
 	} {
-		if err := checkBind(&tc.cfg); (err == nil) != tc.ok {
+		warnings, err := checkBind(&tc.cfg)
+		if (err == nil) != tc.ok {
 			t.Errorf("checkBind(%q, token %v, insecure %v) = %v", tc.cfg.Addr, tc.cfg.APIToken != "", tc.cfg.Insecure, err)
 		}
+		if len(warnings) != len(tc.warn) {
+			t.Errorf("checkBind(%+v) warns %q, want %d warnings", tc.cfg, warnings, len(tc.warn))
+			continue
+		}
+		for i, w := range tc.warn {
+			if !strings.Contains(warnings[i], w) {
+				t.Errorf("checkBind(%+v) warning %q lacks %q", tc.cfg, warnings[i], w)
+			}
+		}
+	}
+}
+
+// TestServerTLS checks that --tls-cert and --tls-key go together and that
+// files that are not a key pair are a usage error.
+func TestServerTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeCert(t, dir)
+	cfg, err := serverTLS(&config{TLSCert: certFile, TLSKey: keyFile})
+	if err != nil || cfg == nil || cfg.MinVersion != tls.VersionTLS12 || len(cfg.Certificates) != 1 {
+		t.Fatalf("serverTLS with a key pair = %+v, %v", cfg, err)
+	}
+	if cfg, err := serverTLS(&config{}); cfg != nil || err != nil {
+		t.Errorf("serverTLS without files = %+v, %v; want nil, nil", cfg, err)
+	}
+	for _, c := range []config{
+		{TLSCert: certFile},
+		{TLSKey: keyFile},
+		{TLSCert: keyFile, TLSKey: certFile},
+		{TLSCert: filepath.Join(dir, "absent.pem"), TLSKey: keyFile},
+	} {
+		if _, err := serverTLS(&c); !errors.Is(err, errUsage) || exitCode(err) != 2 {
+			t.Errorf("serverTLS(%+v) = %v, want a usage error", c, err)
+		}
+	}
+	// From the command line, one without the other stops serve at once.
+	_, err = run(t, "serve", "--tls-cert", certFile, "--data-dir", dir)
+	if exitCode(err) != 2 || !strings.Contains(fmt.Sprint(err), "--tls-cert and --tls-key go together") {
+		t.Errorf("serve --tls-cert alone = %v, want a usage error", err)
+	}
+}
+
+// TestAllowedHostsSetting checks the --allowed-hosts list from each source:
+// comma-separated, normalised, refused when an entry is not a host.
+func TestAllowedHostsSetting(t *testing.T) {
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--allowed-hosts", "Memcell.Internal, 10.0.0.5", "--allowed-hosts", "[FD00::1]"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadConfig(cmd.Flags(), func(string) string { return "" })
+	if err != nil || strings.Join(cfg.AllowedHosts, " ") != "memcell.internal 10.0.0.5 fd00::1" {
+		t.Errorf("--allowed-hosts = %q, %v", cfg.AllowedHosts, err)
+	}
+	if got := cfg.redacted()["allowed_hosts"]; got != "memcell.internal,10.0.0.5,fd00::1" {
+		t.Errorf("redacted allowed_hosts = %q", got)
+	}
+	cmd = newServeCmd()
+	_ = cmd.ParseFlags(nil)
+	cfg, err = loadConfig(cmd.Flags(), func(k string) string { return map[string]string{"MEMCELL_ALLOWED_HOSTS": "a.example,b.example"}[k] })
+	if err != nil || strings.Join(cfg.AllowedHosts, " ") != "a.example b.example" {
+		t.Errorf("MEMCELL_ALLOWED_HOSTS = %q, %v", cfg.AllowedHosts, err)
+	}
+	file := filepath.Join(t.TempDir(), "memcell.yaml")
+	if err := os.WriteFile(file, []byte("allowed_hosts: memcell.internal\ntls_cert: c.pem\ntls_key: k.pem\nmetrics_token: mt\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = newServeCmd()
+	_ = cmd.ParseFlags([]string{"--config", file})
+	cfg, err = loadConfig(cmd.Flags(), func(string) string { return "" })
+	if err != nil || strings.Join(cfg.AllowedHosts, " ") != "memcell.internal" || cfg.TLSCert != "c.pem" || cfg.TLSKey != "k.pem" || cfg.MetricsToken != "mt" {
+		t.Errorf("config file = %+v, %v", cfg, err)
 	}
 }
 
@@ -159,6 +237,9 @@ func TestConfigErrors(t *testing.T) {
 		{"validation", "sample:101", "MEMCELL_VALIDATION", "validation"},
 		{"log-level", "loud", "MEMCELL_LOG_LEVEL", "log_level"},
 		{"log-format", "xml", "MEMCELL_LOG_FORMAT", "log_format"},
+		{"allowed-hosts", "memcell.internal:8080", "MEMCELL_ALLOWED_HOSTS", "allowed_hosts"},
+		{"allowed-hosts", "a.example,,b.example", "MEMCELL_ALLOWED_HOSTS", "allowed_hosts"},
+		{"allowed-hosts", "*.example", "MEMCELL_ALLOWED_HOSTS", "allowed_hosts"},
 	} {
 		flagName := `"--` + tc.setting + `" flag`
 		check := func(source string, err error, wantSource string) {

@@ -2,13 +2,17 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -25,9 +29,10 @@ const probeTimeout = 3 * time.Second
 const pollEvery = time.Second
 
 // serverBase turns a --server or --addr value into a base URL: a URL is
-// kept, an address gets http://, and a listen address on every interface
-// (":8080", "0.0.0.0:8080") is reached on the loopback.
-func serverBase(addr string) (string, error) {
+// kept, an address gets http://, or https:// when the configuration serves
+// TLS, and a listen address on every interface (":8080", "0.0.0.0:8080")
+// is reached on the loopback.
+func serverBase(addr string, useTLS bool) (string, error) {
 	if strings.Contains(addr, "://") {
 		return strings.TrimSuffix(addr, "/"), nil
 	}
@@ -41,50 +46,95 @@ func serverBase(addr string) (string, error) {
 	case "::":
 		host = "::1"
 	}
-	return "http://" + net.JoinHostPort(host, port), nil
+	scheme := "http://"
+	if useTLS {
+		scheme = "https://"
+	}
+	return scheme + net.JoinHostPort(host, port), nil
+}
+
+// remote is a memcell server the command talks to.
+type remote struct {
+	base   string // URL without a trailing slash
+	token  string // the API token, sent as the bearer token when set
+	client *http.Client
+}
+
+// httpClient returns the client for a memcell server: it trusts the
+// system's roots (on Linux $SSL_CERT_FILE and $SSL_CERT_DIR name them)
+// and, when caFile is given, the PEM certificates in it (a CA, or the
+// server's own self-signed certificate).
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return &http.Client{}, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --ca-cert: %v", errUsage, err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%w: --ca-cert %s: no PEM certificate in it", errUsage, caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: tr}, nil
 }
 
 // errNoServer says that nothing answered at an address.
 var errNoServer = errors.New("no memcell server answers")
 
-// findServer returns the base URL of the memcell server a job should run
-// in, or "" when the command should open the stores itself. An explicit
-// --server must answer; otherwise the address of the configuration is
-// tried, and a refused connection or an answer that is not memcell's means
-// no server.
-func findServer(ctx context.Context, server string, cfg *config) (string, error) {
+// findServer returns the memcell server a job should run in, or nil when
+// the command should open the stores itself. An explicit --server must
+// answer; otherwise the address of the configuration is tried, and a
+// refused connection or an answer that is not memcell's means no server.
+// The server's certificate is checked against the system's roots and
+// caFile, else the configuration's --tls-cert.
+func findServer(ctx context.Context, server, caFile string, cfg *config) (*remote, error) {
 	explicit := server != ""
 	if !explicit {
 		server = cfg.Addr
 	}
-	base, err := serverBase(server)
+	base, err := serverBase(server, cfg.TLSCert != "")
 	if err != nil {
 		if explicit {
-			return "", err
+			return nil, err
 		}
-		return "", nil
+		return nil, nil
 	}
-	err = probe(ctx, base, cfg.APIToken)
+	client, err := httpClient(cmp.Or(caFile, cfg.TLSCert))
+	if err != nil {
+		return nil, err
+	}
+	srv := &remote{base: base, token: cfg.APIToken, client: client}
+	err = srv.probe(ctx)
 	switch {
 	case err == nil:
-		return base, nil
+		return srv, nil
 	case errors.Is(err, errNoServer) && !explicit:
-		return "", nil
+		return nil, nil
 	case errors.Is(err, errNoServer):
-		return "", fmt.Errorf("%w: %w", errCouldNotRun, err)
+		return nil, fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
-	return "", err
+	return nil, err
 }
 
-// probe asks GET /readyz at base: nil when a memcell server answers ready,
+// probe asks GET /readyz: nil when a memcell server answers ready,
 // errNoServer when nothing answers or what answers is not memcell, another
-// error when memcell answers but cannot run a job (no token, not ready).
-func probe(ctx context.Context, base, token string) error {
+// error when memcell answers but cannot run a job (not ready), or its
+// certificate is not trusted.
+func (srv *remote) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
-	status, body, hdr, err := call(ctx, http.MethodGet, base, "/readyz", token, nil)
+	status, body, hdr, err := srv.call(ctx, http.MethodGet, "/readyz", nil)
+	if _, bad := errors.AsType[*tls.CertificateVerificationError](err); bad {
+		return fmt.Errorf("%w: the server at %s: %v (trust its certificate with --ca-cert FILE)", errCouldNotRun, srv.base, err)
+	}
 	if err != nil {
-		return fmt.Errorf("%w at %s: %v", errNoServer, base, err)
+		return fmt.Errorf("%w at %s: %v", errNoServer, srv.base, err)
 	}
 	// memcell answers every request with an X-Request-Id and JSON: the
 	// readiness body, or its error body.
@@ -96,11 +146,16 @@ func probe(ctx context.Context, base, token string) error {
 		return nil
 	case json.Unmarshal(body, &e) == nil && e.Error.Code != "":
 		if status == http.StatusUnauthorized {
-			return fmt.Errorf("%w: the memcell server at %s needs its API token: set MEMCELL_API_TOKEN", errUsage, base)
+			return srv.needsToken()
 		}
-		return fmt.Errorf("%w: the memcell server at %s answered %d: %s", errCouldNotRun, base, status, e.Error.Message)
+		return fmt.Errorf("%w: the memcell server at %s answered %d: %s", errCouldNotRun, srv.base, status, e.Error.Message)
 	}
-	return fmt.Errorf("%w at %s: the answer to GET /readyz is not memcell's (%d)", errNoServer, base, status)
+	return fmt.Errorf("%w at %s: the answer to GET /readyz is not memcell's (%d)", errNoServer, srv.base, status)
+}
+
+// needsToken is the error for a 401: the server wants its API token.
+func (srv *remote) needsToken() error {
+	return fmt.Errorf("%w: the memcell server at %s needs its API token: set MEMCELL_API_TOKEN", errUsage, srv.base)
 }
 
 // errorAnswer is the API's error body.
@@ -109,7 +164,7 @@ type errorAnswer struct {
 }
 
 // call makes one request to the API and returns the answer.
-func call(ctx context.Context, method, base, path, token string, in any) (int, []byte, http.Header, error) {
+func (srv *remote) call(ctx context.Context, method, path string, in any) (int, []byte, http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -118,17 +173,17 @@ func call(ctx context.Context, method, base, path, token string, in any) (int, [
 		}
 		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, base+path, body)
+	req, err := http.NewRequestWithContext(ctx, method, srv.base+path, body)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	if srv.token != "" {
+		req.Header.Set("Authorization", "Bearer "+srv.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := srv.client.Do(req)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -138,10 +193,10 @@ func call(ctx context.Context, method, base, path, token string, in any) (int, [
 }
 
 // callJob makes one request whose answer is a job.
-func callJob(ctx context.Context, method, base, path, token string, in any, want ...int) (*httpapi.Job, error) {
+func (srv *remote) callJob(ctx context.Context, method, path string, in any, want ...int) (*httpapi.Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	status, body, _, err := call(ctx, method, base, path, token, in)
+	status, body, _, err := srv.call(ctx, method, path, in)
 	if err != nil {
 		return nil, err
 	}
@@ -176,18 +231,21 @@ func (e *statusError) Error() string {
 	return fmt.Sprintf("%s: the server answered %d: %s", e.what, e.status, e.message)
 }
 
-// runRemoteJob runs a job of kind in the memcell server at base and reports
-// it as runJob does. Ctrl-C (ctx ending) cancels the job in the server.
-func runRemoteJob(ctx context.Context, base, token, kind string, o *jobOptions, stdout, stderr io.Writer) error {
+// runRemoteJob runs a job of kind in the memcell server srv and reports it
+// as runJob does. Ctrl-C (ctx ending) cancels the job in the server.
+func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, stdout, stderr io.Writer) error {
 	in := map[string]any{"kind": kind, "rate": o.rate}
 	if o.dryRun {
 		in["dry_run"] = true
 	}
-	j, err := callJob(ctx, http.MethodPost, base, "/v1/admin/jobs", token, in, http.StatusAccepted)
+	j, err := srv.callJob(ctx, http.MethodPost, "/v1/admin/jobs", in, http.StatusAccepted)
+	if se, ok := errors.AsType[*statusError](err); ok && se.status == http.StatusUnauthorized {
+		return srv.needsToken()
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
-	fmt.Fprintf(stderr, "memcell: %s runs in the memcell server at %s as job %s\n", kind, base, j.ID)
+	fmt.Fprintf(stderr, "memcell: %s runs in the memcell server at %s as job %s\n", kind, srv.base, j.ID)
 	path := "/v1/admin/jobs/" + j.ID
 	progress, finish := progressReporter(o.progress, stderr)
 	show := func(j *httpapi.Job) {
@@ -207,10 +265,10 @@ func runRemoteJob(ctx context.Context, base, token, kind string, o *jobOptions, 
 		select {
 		case <-ctx.Done():
 			finish()
-			return cancelRemoteJob(base, token, path, ctx.Err(), stderr)
+			return cancelRemoteJob(srv, path, ctx.Err(), stderr)
 		case <-tick.C:
 		}
-		got, err := callJob(ctx, http.MethodGet, base, path, token, nil, http.StatusOK)
+		got, err := srv.callJob(ctx, http.MethodGet, path, nil, http.StatusOK)
 		switch {
 		case ctx.Err() != nil:
 			continue // cancelled above
@@ -220,7 +278,7 @@ func runRemoteJob(ctx context.Context, base, token, kind string, o *jobOptions, 
 			var se *statusError
 			if failures++; failures >= 10 || (errors.As(err, &se) && se.status == http.StatusNotFound) {
 				finish()
-				return fmt.Errorf("%w: job %s in the server at %s: %w", errCouldNotRun, j.ID, base, err)
+				return fmt.Errorf("%w: job %s in the server at %s: %w", errCouldNotRun, j.ID, srv.base, err)
 			}
 			continue
 		}
@@ -240,17 +298,17 @@ func runRemoteJob(ctx context.Context, base, token, kind string, o *jobOptions, 
 
 // cancelRemoteJob cancels a job after Ctrl-C and waits a little for it to
 // stop, so that the command does not end before the job does.
-func cancelRemoteJob(base, token, path string, cause error, stderr io.Writer) error {
+func cancelRemoteJob(srv *remote, path string, cause error, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	j, err := callJob(ctx, http.MethodDelete, base, path, token, nil, http.StatusAccepted, http.StatusOK)
+	j, err := srv.callJob(ctx, http.MethodDelete, path, nil, http.StatusAccepted, http.StatusOK)
 	if err != nil {
 		return fmt.Errorf("%w: %w; cancelling the job in the server failed: %w", errCouldNotRun, cause, err)
 	}
 	fmt.Fprintf(stderr, "memcell: job %s cancelled in the server\n", j.ID)
 	for !j.Done() && ctx.Err() == nil {
 		time.Sleep(200 * time.Millisecond)
-		if got, err := callJob(ctx, http.MethodGet, base, path, token, nil, http.StatusOK); err == nil {
+		if got, err := srv.callJob(ctx, http.MethodGet, path, nil, http.StatusOK); err == nil {
 			j = got
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,6 +38,11 @@ client. It suits evaluation and small single-process deployments; for
 production give --mongo-uri (MongoDB 5.0+, a replica set for transactions)
 and --kv (e.g. a Redis Cluster).
 
+Without an API token it answers only requests whose Host header names a
+loopback host or one of --allowed-hosts (a web page cannot reach it by
+rebinding its own name to 127.0.0.1); /healthz and /readyz are open to
+every caller. With --tls-cert and --tls-key it serves HTTPS (TLS 1.2+).
+
 Each setting comes from a flag, else its environment variable, else the
 --config YAML file, else its default.
 
@@ -49,7 +55,8 @@ SIGINT or SIGTERM stop the server gracefully: it stops accepting, in-flight
 requests finish within --shutdown-timeout (those still running then are
 cancelled), jobs stop, and both stores are closed.`,
 		Example: `  memcell serve
-  MEMCELL_API_TOKEN=s3cret memcell serve --addr 0.0.0.0:8080 \
+  MEMCELL_API_TOKEN=s3cret memcell serve --addr 0.0.0.0:8443 \
+    --tls-cert /etc/memcell/tls.crt --tls-key /etc/memcell/tls.key \
     --mongo-uri 'mongodb://db1,db2,db3/?replicaSet=rs0' \
     --kv 'redis+cluster://10.0.0.1:7000?addr=10.0.0.2:7000&addr=10.0.0.3:7000'`,
 		Args: noArgs,
@@ -66,21 +73,55 @@ cancelled), jobs stop, and both stores are closed.`,
 }
 
 // checkBind refuses to serve a non-loopback address without a token, unless
-// the operator said --insecure.
-func checkBind(cfg *config) error {
+// the operator said --insecure. The warnings are for serving that is
+// allowed but weak: a token sent in clear, a host check that will refuse
+// every name but the loopback ones.
+func checkBind(cfg *config) (warnings []string, err error) {
 	loopback, err := netaddr.Loopback(cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("%w: --addr: %v", errUsage, err)
+		return nil, fmt.Errorf("%w: --addr: %v", errUsage, err)
 	}
-	if !loopback && cfg.APIToken == "" && !cfg.Insecure {
-		return fmt.Errorf("%w: refusing to serve %s without an API token: set MEMCELL_API_TOKEN, or pass --insecure to serve it unauthenticated", errUsage, cfg.Addr)
+	if loopback {
+		return nil, nil
 	}
-	return nil
+	if cfg.APIToken == "" && !cfg.Insecure {
+		return nil, fmt.Errorf("%w: refusing to serve %s without an API token: set MEMCELL_API_TOKEN, or pass --insecure to serve it unauthenticated", errUsage, cfg.Addr)
+	}
+	if cfg.TLSCert == "" && (cfg.APIToken != "" || cfg.MetricsToken != "") {
+		warnings = append(warnings, fmt.Sprintf("%s is not a loopback address and the API is served over plain HTTP: the tokens travel in clear; "+
+			"give --tls-cert and --tls-key, or serve it behind a TLS-terminating proxy", cfg.Addr))
+	}
+	if cfg.APIToken == "" && len(cfg.AllowedHosts) == 0 {
+		warnings = append(warnings, "without an API token only requests whose Host names a loopback host (localhost, 127.0.0.1, [::1]) are served "+
+			"(others get 403 host_not_allowed); list the names clients use in --allowed-hosts")
+	}
+	return warnings, nil
+}
+
+// serverTLS returns the TLS configuration of --tls-cert and --tls-key, or
+// nil when neither is given.
+func serverTLS(cfg *config) (*tls.Config, error) {
+	switch {
+	case cfg.TLSCert == "" && cfg.TLSKey == "":
+		return nil, nil
+	case cfg.TLSCert == "" || cfg.TLSKey == "":
+		return nil, fmt.Errorf("%w: --tls-cert and --tls-key go together: give both, or neither", errUsage)
+	}
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --tls-cert %s, --tls-key %s: %v", errUsage, cfg.TLSCert, cfg.TLSKey, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}, nil
 }
 
 // serve runs the service until ctx ends.
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err error) {
-	if err := checkBind(cfg); err != nil {
+	warnings, err := checkBind(cfg)
+	if err != nil {
+		return err
+	}
+	tlsConfig, err := serverTLS(cfg)
+	if err != nil {
 		return err
 	}
 	// Lines logged with a request's context (the mirror's WARN and
@@ -88,6 +129,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	log := slog.New(httpapi.RequestIDHandler(newLogger(stderr, cfg.LogFormat, cfg.LogLevel).Handler()))
 	flags := cfg.Mirror
 	log.Info("memcell starting", "version", versionString(), "config", cfg.redacted())
+	for _, w := range warnings {
+		log.Warn(w)
+	}
 
 	// The KV store need not be there at start: serve runs from the
 	// primary alone and records what it cannot mirror until the store
@@ -148,7 +192,8 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}()
 	handler, err := httpapi.New(repo, &httpapi.Options{
 		Logger: log, Registerer: reg, Gatherer: reg,
-		Token: cfg.APIToken, MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),
+		Token: cfg.APIToken, MetricsToken: cfg.MetricsToken, AllowedHosts: cfg.AllowedHosts,
+		MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),
 		Jobs: jobs, Replayer: replayer,
 	})
 	if err != nil {
@@ -166,8 +211,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		TLSConfig:         tlsConfig,
 	}
-	apiURL := "http://" + ln.Addr().String()
+	scheme := "http"
+	if tlsConfig != nil {
+		scheme = "https"
+	}
+	apiURL := scheme + "://" + ln.Addr().String()
 	kvState := store.Capabilities().Backend
 	if !st.kvLater.Ready() {
 		kvState += ", not reachable yet: serving from the primary alone, retrying in the background"
@@ -217,7 +267,14 @@ func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, grace ti
 	})
 	srv.BaseContext = func(net.Listener) context.Context { return reqCtx }
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			// The certificate is in TLSConfig; ServeTLS adds HTTP/2.
+			served <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		served <- srv.Serve(ln)
+	}()
 	var serveErr error
 	select {
 	case err := <-served:
