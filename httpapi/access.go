@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/memcell/memcell/internal/netaddr"
@@ -91,7 +92,37 @@ func (s *server) check(r *http.Request, g guard) *denial {
 	if (!authenticated || len(s.hosts) > 0) && !s.hostAllowed(r.Host) {
 		return &denial{status: http.StatusForbidden, code: codeHostNotAllowed, message: s.hostMessage(r.Host)}
 	}
+	// The Host check does not stop a page on another site from sending
+	// a request to http://localhost:8080 itself (cross-site request
+	// forgery): a POST without a body, such as a bulk restore, needs no
+	// preflight. Browsers name the page's origin in Origin, so a request
+	// without a token must come from no page or from a page on an allowed
+	// host.
+	if !authenticated {
+		if origin := r.Header.Get("Origin"); origin != "" && !s.originAllowed(origin) {
+			return &denial{status: http.StatusForbidden, code: codeHostNotAllowed, message: originMessage(origin)}
+		}
+	}
 	return nil
+}
+
+// originAllowed reports whether an Origin header names a page on a
+// loopback or allowed host. "null" (a sandboxed or file page) does not.
+func (s *server) originAllowed(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	return s.hostAllowed(u.Host)
+}
+
+// originMessage explains a refused Origin.
+func originMessage(origin string) string {
+	if len(origin) > 100 {
+		origin = origin[:100] + "..."
+	}
+	return fmt.Sprintf("requests from web pages of the origin %q are refused without a token: only pages on a loopback or allowed host may call this server; "+
+		"set an API token and send it, or add the host to the allowed hosts (--allowed-hosts, $MEMCELL_ALLOWED_HOSTS)", origin)
 }
 
 // admit writes the answer of a request check refuses and reports whether

@@ -223,3 +223,46 @@ func TestProbesOverHTTP(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginCheck checks the defence against cross-site requests: a page
+// on another site can send a request to the loopback server under its
+// real Host; without a token, its Origin must be a loopback or allowed
+// host.
+func TestOriginCheck(t *testing.T) {
+	e := newEnv(t, &httpapi.Options{AllowedHosts: []string{"memcell.internal"}})
+	ids := e.seed(cell("alice", epoch))
+	e.want(204, "DELETE", "/v1/memcells/"+ids[0], nil)
+	for _, tc := range []struct {
+		origin string
+		ok     bool
+	}{
+		{"http://localhost:3000", true},
+		{"http://127.0.0.1:8080", true},
+		{"https://memcell.internal", true},
+		{"https://attacker.example", false},
+		{"http://localhost.attacker.example", false},
+		{"null", false},
+		{"file://", false},
+	} {
+		t.Run(tc.origin, func(t *testing.T) {
+			e.t = t
+			if tc.ok {
+				e.want(200, "GET", "/v1/admin/flags", nil, "Origin", tc.origin)
+				return
+			}
+			before := e.state()
+			// A bulk restore needs no body: a browser sends it without
+			// asking first.
+			r := e.want(403, "POST", "/v1/memcells/restore?user_id=alice", nil, "Origin", tc.origin)
+			if code := r.errorCode(t); code != "host_not_allowed" || !strings.Contains(string(r.body), "--allowed-hosts") {
+				t.Errorf("answer %s", r.body)
+			}
+			e.want(403, "POST", "/v1/memcells/"+ids[0]+"/restore", nil, "Origin", tc.origin)
+			e.unchanged(before, "a request from "+tc.origin)
+			e.want(200, "GET", "/healthz", nil, "Origin", tc.origin)
+		})
+	}
+	// With a token, the token is the proof: a page cannot know it.
+	tok := newEnv(t, &httpapi.Options{Token: "s3cret"})
+	tok.want(200, "GET", "/v1/admin/flags", nil, "Origin", "https://tool.example", "Authorization", "Bearer s3cret")
+}
