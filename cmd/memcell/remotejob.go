@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/reconcile"
 )
 
@@ -33,7 +34,8 @@ func serverBase(addr string) (string, error) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("%w: server address %q: %v", errUsage, addr, err)
+		// SplitHostPort's error quotes addr, which may hold credentials.
+		return "", fmt.Errorf("%w: server address %q: want host:port or a URL", errUsage, shownAddr(addr))
 	}
 	switch host {
 	case "", "0.0.0.0":
@@ -42,6 +44,19 @@ func serverBase(addr string) (string, error) {
 		host = "::1"
 	}
 	return "http://" + net.JoinHostPort(host, port), nil
+}
+
+// shownAddr is a --server or --addr value as an error may show it: a URL
+// redacted, an address as given unless an "@" in it may follow
+// credentials.
+func shownAddr(addr string) string {
+	switch {
+	case strings.Contains(addr, "://"):
+		return redact.URL(addr)
+	case strings.Contains(addr, "@"):
+		return redact.URL("http://" + addr)
+	}
+	return addr
 }
 
 // errNoServer says that nothing answered at an address.
@@ -84,7 +99,7 @@ func probe(ctx context.Context, base, token string) error {
 	defer cancel()
 	status, body, hdr, err := call(ctx, http.MethodGet, base, "/readyz", token, nil)
 	if err != nil {
-		return fmt.Errorf("%w at %s: %v", errNoServer, base, err)
+		return fmt.Errorf("%w at %s: %v", errNoServer, redact.URL(base), err)
 	}
 	// memcell answers every request with an X-Request-Id and JSON: the
 	// readiness body, or its error body.
@@ -96,11 +111,11 @@ func probe(ctx context.Context, base, token string) error {
 		return nil
 	case json.Unmarshal(body, &e) == nil && e.Error.Code != "":
 		if status == http.StatusUnauthorized {
-			return fmt.Errorf("%w: the memcell server at %s needs its API token: set MEMCELL_API_TOKEN", errUsage, base)
+			return fmt.Errorf("%w: the memcell server at %s needs its API token: set MEMCELL_API_TOKEN", errUsage, redact.URL(base))
 		}
-		return fmt.Errorf("%w: the memcell server at %s answered %d: %s", errCouldNotRun, base, status, e.Error.Message)
+		return fmt.Errorf("%w: the memcell server at %s answered %d: %s", errCouldNotRun, redact.URL(base), status, e.Error.Message)
 	}
-	return fmt.Errorf("%w at %s: the answer to GET /readyz is not memcell's (%d)", errNoServer, base, status)
+	return fmt.Errorf("%w at %s: the answer to GET /readyz is not memcell's (%d)", errNoServer, redact.URL(base), status)
 }
 
 // errorAnswer is the API's error body.
@@ -108,8 +123,10 @@ type errorAnswer struct {
 	Error struct{ Code, Message string } `json:"error"`
 }
 
-// call makes one request to the API and returns the answer.
-func call(ctx context.Context, method, base, path, token string, in any) (int, []byte, http.Header, error) {
+// call makes one request to the API and returns the answer. Its errors
+// show no credential of base.
+func call(ctx context.Context, method, base, path, token string, in any) (_ int, _ []byte, _ http.Header, err error) {
+	defer func() { err = redact.Error(err, base) }()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -187,7 +204,7 @@ func runRemoteJob(ctx context.Context, base, token, kind string, o *jobOptions, 
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
-	fmt.Fprintf(stderr, "memcell: %s runs in the memcell server at %s as job %s\n", kind, base, j.ID)
+	fmt.Fprintf(stderr, "memcell: %s runs in the memcell server at %s as job %s\n", kind, redact.URL(base), j.ID)
 	path := "/v1/admin/jobs/" + j.ID
 	progress, finish := progressReporter(o.progress, stderr)
 	show := func(j *httpapi.Job) {
@@ -220,7 +237,7 @@ func runRemoteJob(ctx context.Context, base, token, kind string, o *jobOptions, 
 			var se *statusError
 			if failures++; failures >= 10 || (errors.As(err, &se) && se.status == http.StatusNotFound) {
 				finish()
-				return fmt.Errorf("%w: job %s in the server at %s: %w", errCouldNotRun, j.ID, base, err)
+				return fmt.Errorf("%w: job %s in the server at %s: %w", errCouldNotRun, j.ID, redact.URL(base), err)
 			}
 			continue
 		}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/internal/netaddr"
-	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/mirror"
 	"github.com/memcell/memcell/reconcile"
 )
@@ -150,7 +150,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	}
 	apiURL := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "memcell %s\n  data:    %s\n  primary: %s\n  kv:      %s (%s)\n  api:     %s\n",
-		versionString(), dataDirLine(cfg, st.dataDir), st.primaryDesc, kv.Redact(st.kvURL), store.Capabilities().Backend, apiURL)
+		versionString(), dataDirLine(cfg, st.dataDir), st.primaryDesc, redact.URL(st.kvURL), store.Capabilities().Backend, apiURL)
 	log.Info("memcell serving", "api", apiURL, "kv_backend", store.Capabilities().Backend, "data_dir", st.dataDir)
 
 	served := make(chan error, 1)

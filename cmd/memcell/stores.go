@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/memcell/memcell/embedded"
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mongostore"
 )
@@ -26,7 +27,7 @@ type stores struct {
 
 // openStores opens the primary (starting the embedded one when no MongoDB
 // URI is configured) and the KV store. On error everything opened so far
-// is closed again.
+// is closed again; the error shows no credential of either URL.
 func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Logger) (_ *stores, err error) {
 	st := &stores{}
 	defer func() {
@@ -38,7 +39,7 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		return nil, err
 	}
 	mongoURI := cfg.MongoURI
-	st.primaryDesc = "MongoDB " + kv.Redact(cfg.MongoURI)
+	st.primaryDesc = "MongoDB " + redact.URL(cfg.MongoURI)
 	if mongoURI == "" {
 		dir := filepath.Join(st.dataDir, "primary")
 		// FerretDB logs every command it does not support (the driver's
@@ -54,7 +55,8 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		st.primaryDesc = fmt.Sprintf("embedded FerretDB (SQLite) in %s; MongoDB clients can connect to %s", dir, srv.URI())
 	}
 	if st.primary, err = mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, &mongostore.Options{Logger: log}); err != nil {
-		return nil, fmt.Errorf("primary: %w", err)
+		// The driver's errors may quote the URI (a bad option's value).
+		return nil, fmt.Errorf("primary: %w", redact.Error(err, mongoURI))
 	}
 	st.closers = append(st.closers, func() error { return st.primary.Close(context.Background()) })
 	if st.embedded != nil {
@@ -70,7 +72,7 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		st.kvURL = "pebble://" + filepath.ToSlash(filepath.Join(st.dataDir, "kv"))
 	}
 	if st.kv, err = newKVRegistry().Open(ctx, st.kvURL); err != nil {
-		return nil, fmt.Errorf("kv: %w", err)
+		return nil, fmt.Errorf("kv: %w", redact.Error(err, st.kvURL))
 	}
 	st.closers = append(st.closers, st.kv.Close)
 	return st, nil
