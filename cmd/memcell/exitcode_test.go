@@ -111,3 +111,17 @@ func TestExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpExitStatus checks that memcell --help documents the exit status
+// and the redaction.
+func TestHelpExitStatus(t *testing.T) {
+	out, err := run(t, "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Exit status: 0 when", "1 when it found differences", "2 when it could not run", "replaced by xxxxx"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("memcell --help lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -104,10 +104,11 @@ Start with "memcell serve": with no configuration it runs an embedded
 primary and a Pebble store under ./memcell-data and serves the API on
 http://127.0.0.1:8080.
 
-Exit status: 0 when the command succeeded; 1 when "memcell kv verify" or
-"memcell kv repair --dry-run" found differences, or "memcell kv repair" left
-some unrepaired; 2 when it could not run: a bad flag, value, argument or
-config file, or a store or server it could not reach.
+Exit status: 0 when the command succeeded; 1 when it found differences:
+"kv verify" or "kv repair --dry-run" found some, or "kv repair" or "kv sync"
+left some unrepaired; 2 when it could not run: a bad flag, value, argument,
+environment variable or config file, or a store or server it could not
+reach.
 
 URIs are shown with their passwords and secret options (password, token,
 secret, key, authMechanismProperties...) replaced by xxxxx, and the API

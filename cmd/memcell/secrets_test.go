@@ -147,7 +147,8 @@ func TestSecretsNeverShownServing(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "verify: 1 documents") {
 		t.Errorf("kv verify opening the stores: exit %d\n%s", code, out)
 	}
-	// A second server on the first one's primary, named by the URI.
+	// A second server on the first one's primary, named by the URI. It
+	// only reads: two processes must not write to one FerretDB.
 	s2 := startServer(t, env, "--mongo-uri", mongoURI, "--kv", kvURL, "--addr", "127.0.0.1:0",
 		"--log-level", "debug", "--log-format", "text")
 	if resp, body := s2.call("GET", "/v1/memcells/"+created["event_id"].(string), "TOK5zq", nil, nil); resp.StatusCode != http.StatusOK {

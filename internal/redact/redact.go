@@ -7,7 +7,8 @@
 // as written, so an operator still sees which hosts, database and options
 // are in use. It reads the string itself rather than through net/url,
 // which refuses valid MongoDB URIs (several IPv6 hosts, an escaped Unix
-// socket path), and it never echoes a string it cannot read.
+// socket path), and it never echoes a string it cannot read that could
+// hold a credential.
 package redact
 
 import (
@@ -63,7 +64,18 @@ type parsed struct {
 	secret []string
 }
 
-// parse reads raw: scheme ":" then either "//" [userinfo "@"] hosts [path]
+// parse reads raw as parseURL does; a string it cannot read that has no
+// "@", "?" or "#" has no userinfo, query or fragment to hold a credential
+// (an address such as 127.0.0.1:8080, a path), and is kept whole.
+func parse(raw string) (parsed, bool) {
+	p, ok := parseURL(raw)
+	if !ok && !strings.ContainsAny(raw, "@?#") {
+		return parsed{out: raw}, true
+	}
+	return p, ok
+}
+
+// parseURL reads raw: scheme ":" then either "//" [userinfo "@"] hosts [path]
 // or an opaque part, then ["?" query] ["#" fragment]. The userinfo ends at
 // the last "@" before the first "/" after "//", so a password holding "?",
 // "#" or "@" is still taken whole (the MongoDB driver allows "?" and "#"
@@ -71,7 +83,7 @@ type parsed struct {
 // IP addresses or bracketed IPv6 addresses with optional numeric ports,
 // percent-escapes allowed (a Unix socket path). Anything else is not a URL
 // it can read: ok is false.
-func parse(raw string) (p parsed, ok bool) {
+func parseURL(raw string) (p parsed, ok bool) {
 	scheme, rest, found := strings.Cut(raw, ":")
 	if !found || !validScheme(scheme) {
 		return p, false
@@ -222,8 +234,9 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // URL returns raw with the password of its userinfo, the values of its
 // secret query options (SecretOption) and its fragment replaced by Mask.
 // The user name, hosts, path and other options are kept as written. A
-// string it cannot read as a URL comes back as Unparsable; an empty one
-// stays empty.
+// string it cannot read as a URL comes back as Unparsable, unless it has
+// no "@", "?" or "#" where a credential could be (then it is kept); an
+// empty one stays empty.
 //
 //	mongodb://app:s3cret@db1,db2/?replicaSet=rs0&authMechanismProperties=AWS_SESSION_TOKEN:abc
 //	mongodb://app:xxxxx@db1,db2/?replicaSet=rs0&authMechanismProperties=xxxxx

@@ -50,15 +50,17 @@ func TestURL(t *testing.T) {
 		{"http://127.0.0.1:8080", "http://127.0.0.1:8080"},
 		{"https://u:tok@memcell.example/?token=t", "https://u:xxxxx@memcell.example/?token=xxxxx"},
 		{"user:pw@host:80", "user:xxxxx@host:80"},
-		// Not URLs: nothing shown.
+		// Not URLs, with an "@", "?" or "#": nothing shown.
 		{"u:pw@[::1", "u:xxxxx@[::1"},
 		{"redis://:pa/ss@h", Unparsable},
-		{"redis://h:pw/0", Unparsable},
 		{"redis://h:6379?x=a@b&password=s", Unparsable},
-		{"127.0.0.1:8080", Unparsable},
-		{"/abs/dir", Unparsable},
+		{"mongodb://h w/?password=s", Unparsable},
 		{"mongodb://u:p w@h/", "mongodb://u:xxxxx@h/"},
-		{"mongodb://h w/", Unparsable},
+		// Not URLs, but with no "@", "?" or "#": no place for a credential.
+		{"redis://h:pw/0", "redis://h:pw/0"},
+		{"127.0.0.1:8080", "127.0.0.1:8080"},
+		{"/abs/dir", "/abs/dir"},
+		{"mongodb://h w/", "mongodb://h w/"},
 	} {
 		if got := URL(tc.in); got != tc.want {
 			t.Errorf("URL(%q)\n = %q\nwant %q", tc.in, got, tc.want)
