@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/memcell/memcell/internal/redact"
 )
 
 // Opener opens a store from a parsed URL. It must reject query options it
@@ -72,13 +74,12 @@ func (r *Registry) Open(ctx context.Context, rawURL string) (Store, error) {
 	return o(ctx, u)
 }
 
-// Redact returns rawURL with any password replaced by "xxxxx", for logs.
+// Redact returns rawURL with its password and the values of its secret
+// options (password, token, secret, key... in the option's name) replaced
+// by "xxxxx", for logs and errors. A string that is not a URL is not shown:
+// it comes back as "<unparsable URL>".
 func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "<unparsable URL>"
-	}
-	return u.Redacted()
+	return redact.URL(rawURL)
 }
 
 // Query reads the options of a KV URL's query string. Each getter removes the

@@ -17,7 +17,7 @@ import (
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/internal/netaddr"
-	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/mirror"
 	"github.com/memcell/memcell/reconcile"
 )
@@ -180,7 +180,7 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*config, error) 
 			continue
 		}
 		if err := cf.all.Set(s.flag, v); err != nil {
-			return nil, fmt.Errorf("%w: %s: %v", errUsage, from, err)
+			return nil, fmt.Errorf("%w: %s: %s", errUsage, from, redactWords(err.Error()))
 		}
 	}
 	if len(file) > 0 {
@@ -189,7 +189,7 @@ func loadConfig(fs *pflag.FlagSet, getenv func(string) string) (*config, error) 
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		return nil, fmt.Errorf("%w: config file: unknown key(s) %s", errUsage, strings.Join(keys, ", "))
+		return nil, fmt.Errorf("%w: config file: unknown key(s) %s", errUsage, redactWords(strings.Join(keys, ", ")))
 	}
 	return cf.cfg, nil
 }
@@ -202,13 +202,14 @@ func readConfigFile(path string) (map[string]string, error) {
 	var raw map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: config file %s: %v", errUsage, path, err)
+		// The decoder quotes short values, which may be URLs with passwords.
+		return nil, fmt.Errorf("%w: config file %s: %s", errUsage, path, redactWords(err.Error()))
 	}
 	out := make(map[string]string, len(raw))
 	for k, v := range raw {
 		switch v.(type) {
 		case map[string]any, []any:
-			return nil, fmt.Errorf("%w: config file %s: %s must be a single value", errUsage, path, k)
+			return nil, fmt.Errorf("%w: config file %s: %s must be a single value", errUsage, path, redactWords(k))
 		case nil:
 			out[k] = ""
 		default:
@@ -235,7 +236,7 @@ func (c *config) redacted() map[string]string {
 				v = "(set)"
 			}
 		case s.secret && v != "":
-			v = kv.Redact(v)
+			v = redact.URL(v)
 		}
 		out[fileKey(s.flag)] = v
 	}

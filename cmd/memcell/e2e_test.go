@@ -55,6 +55,7 @@ type server struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	url    string
+	stdout *memcelltest.Buffer // the lines read so far
 	stderr *memcelltest.Buffer
 	done   chan error
 	// client makes the requests of call; http.DefaultClient when nil.
@@ -70,7 +71,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{t: t, cmd: cmd, stderr: &memcelltest.Buffer{}, done: make(chan error, 1)}
+	s := &server{t: t, cmd: cmd, stdout: &memcelltest.Buffer{}, stderr: &memcelltest.Buffer{}, done: make(chan error, 1)}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -79,6 +80,7 @@ func startServer(t *testing.T, env []string, args ...string) *server {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			fmt.Fprintln(s.stdout, sc.Text())
 			if rest, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "api:"); ok {
 				urls <- strings.TrimSpace(rest)
 			}

@@ -14,14 +14,17 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/reconcile"
 )
 
-// errDifferences makes "kv verify" exit 1: it ran and found differences.
+// errDifferences is the one error that exits 1: a job ran and found
+// differences (verify, a repair dry run) or left some (repair, sync).
 var errDifferences = errors.New("differences found")
 
-// errCouldNotRun makes "kv verify" exit 2: it could not compare.
+// errCouldNotRun marks a job that could not run or finish: the stores,
+// the server or the report file failed it (exit status 2).
 var errCouldNotRun = errors.New("could not run")
 
 // jobFlags are the settings a job reads: where the stores are and how to log.
@@ -84,7 +87,7 @@ the stores itself).`,
 			}
 			if srv != nil {
 				if o.checkpoint != "" {
-					return fmt.Errorf("%w: --checkpoint is not supported when the job runs in the memcell server at %s (the server keeps no checkpoint file); drop --checkpoint, or stop the server to run the job here", errUsage, srv.base)
+					return fmt.Errorf("%w: --checkpoint is not supported when the job runs in the memcell server at %s (the server keeps no checkpoint file); drop --checkpoint, or stop the server to run the job here", errUsage, redact.URL(srv.base))
 				}
 				return runRemoteJob(cmd.Context(), srv, use, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 			}
@@ -127,7 +130,9 @@ func newKVRepairCmd() *cobra.Command {
 		`Verify, then rewrite missing and differing copies from the primary and
 delete KV copies of documents the primary does not have. Writes are guarded
 by revision, so repair is safe beside live traffic. --dry-run prints the plan
-and writes nothing.`,
+and writes nothing. Exit status: 0 when the mirror is (or, with --dry-run,
+already was) equal to the primary, 1 when differences were found by the dry
+run or were left unrepaired, 2 when the repair could not run.`,
 		reconcile.Repair,
 		func(fs *pflag.FlagSet, o *jobOptions) {
 			fs.BoolVar(&o.dryRun, "dry-run", false, "report what would change, write nothing")
@@ -176,7 +181,7 @@ func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
 		rep.Job, rep.Scanned, rep.KVScanned, diffs, rep.Differences, rep.Repaired, lowered, rep.Unrepaired,
 		rep.Finished.Sub(rep.Started).Round(time.Millisecond))
 	switch {
-	case rep.Job == "verify" && diffs > 0:
+	case (rep.Job == "verify" || rep.DryRun) && diffs > 0:
 		return errDifferences
 	case rep.Unrepaired > 0:
 		return fmt.Errorf("%w: %d could not be repaired: unreadable primary documents (fix them in MongoDB), "+

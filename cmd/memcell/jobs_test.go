@@ -83,8 +83,8 @@ func TestEndToEndJobs(t *testing.T) {
 	if d, _ := rep["differences"].(map[string]any); d["differs"] != 1.0 || d["extra"] != 1.0 {
 		t.Errorf("verify differences = %v, want one differing copy and one extra", rep["differences"])
 	}
-	if code, out := runCLI(t, append([]string{"kv", "repair", "--dry-run"}, store...)...); code != 0 {
-		t.Fatalf("repair --dry-run exit %d:\n%s", code, out)
+	if code, out := runCLI(t, append([]string{"kv", "repair", "--dry-run"}, store...)...); code != 1 {
+		t.Fatalf("repair --dry-run of a mirror with differences: exit %d, want 1:\n%s", code, out)
 	}
 	verify(1) // the dry run wrote nothing
 	if code, out := runCLI(t, append([]string{"kv", "repair"}, store...)...); code != 0 {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/internal/redact"
 )
 
 func newKVCmd() *cobra.Command {
@@ -62,7 +63,7 @@ server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
 			if kvURL != "" {
 				s, err := newKVRegistry().Open(ctx, kvURL)
 				if err != nil {
-					return err
+					return redact.Error(err, kvURL)
 				}
 				defer s.Close()
 				kst, err := s.Stats(ctx)
@@ -102,7 +103,7 @@ func getJSON(ctx context.Context, client *http.Client, server, path, token strin
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path, nil)
 	if err != nil {
-		return fmt.Errorf("%w: server %q: %v", errUsage, server, err)
+		return fmt.Errorf("%w: server %q: %v", errUsage, shownAddr(server), redact.Error(err, base))
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -111,7 +112,7 @@ func getJSON(ctx context.Context, client *http.Client, server, path, token strin
 	defer cancel()
 	resp, err := client.Do(req.WithContext(ctx))
 	if err != nil {
-		return fmt.Errorf("cannot reach the memcell server at %s (is \"memcell serve\" running? use --server or --kv): %w", base, err)
+		return fmt.Errorf("cannot reach the memcell server at %s (is \"memcell serve\" running? use --server or --kv): %w", redact.URL(base), redact.Error(err, base))
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))

@@ -61,7 +61,7 @@ func TestKVStatsErrors(t *testing.T) {
 		t.Errorf("unknown flag = %v, want exit 2", err)
 	}
 	_, err := run(t, "kv", "stats", "--kv", "nosuch://x")
-	if !errors.Is(err, kv.ErrUnknownScheme) || exitCode(err) != 1 {
+	if !errors.Is(err, kv.ErrUnknownScheme) || exitCode(err) != 2 {
 		t.Errorf("unknown scheme = %v", err)
 	}
 	_, err = run(t, "kv", "stats", "--kv", "redis://user:hunter2@127.0.0.1:1/0?dial_timeout=200ms")

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/reconcile"
 )
 
@@ -38,7 +39,8 @@ func serverBase(addr string, useTLS bool) (string, error) {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", fmt.Errorf("%w: server address %q: %v", errUsage, addr, err)
+		// SplitHostPort's error quotes addr, which may hold credentials.
+		return "", fmt.Errorf("%w: server address %q: want host:port or a URL", errUsage, shownAddr(addr))
 	}
 	switch host {
 	case "", "0.0.0.0":
@@ -82,6 +84,19 @@ func httpClient(caFile string) (*http.Client, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	return &http.Client{Transport: tr}, nil
+}
+
+// shownAddr is a --server or --addr value as an error may show it: a URL
+// redacted, an address as given unless an "@" in it may follow
+// credentials.
+func shownAddr(addr string) string {
+	switch {
+	case strings.Contains(addr, "://"):
+		return redact.URL(addr)
+	case strings.Contains(addr, "@"):
+		return redact.URL("http://" + addr)
+	}
+	return addr
 }
 
 // errNoServer says that nothing answered at an address.
@@ -131,10 +146,10 @@ func (srv *remote) probe(ctx context.Context) error {
 	defer cancel()
 	status, body, hdr, err := srv.call(ctx, http.MethodGet, "/readyz", nil)
 	if _, bad := errors.AsType[*tls.CertificateVerificationError](err); bad {
-		return fmt.Errorf("%w: the server at %s: %v (trust its certificate with --ca-cert FILE)", errCouldNotRun, srv.base, err)
+		return fmt.Errorf("%w: the server at %s: %v (trust its certificate with --ca-cert FILE)", errCouldNotRun, redact.URL(srv.base), err)
 	}
 	if err != nil {
-		return fmt.Errorf("%w at %s: %v", errNoServer, srv.base, err)
+		return fmt.Errorf("%w at %s: %v", errNoServer, redact.URL(srv.base), err)
 	}
 	// memcell answers every request with an X-Request-Id and JSON: the
 	// readiness body, or its error body.
@@ -148,14 +163,14 @@ func (srv *remote) probe(ctx context.Context) error {
 		if status == http.StatusUnauthorized {
 			return srv.needsToken()
 		}
-		return fmt.Errorf("%w: the memcell server at %s answered %d: %s", errCouldNotRun, srv.base, status, e.Error.Message)
+		return fmt.Errorf("%w: the memcell server at %s answered %d: %s", errCouldNotRun, redact.URL(srv.base), status, e.Error.Message)
 	}
-	return fmt.Errorf("%w at %s: the answer to GET /readyz is not memcell's (%d)", errNoServer, srv.base, status)
+	return fmt.Errorf("%w at %s: the answer to GET /readyz is not memcell's (%d)", errNoServer, redact.URL(srv.base), status)
 }
 
 // needsToken is the error for a 401: the server wants its API token.
 func (srv *remote) needsToken() error {
-	return fmt.Errorf("%w: the memcell server at %s needs its API token: set MEMCELL_API_TOKEN", errUsage, srv.base)
+	return fmt.Errorf("%w: the memcell server at %s needs its API token: set MEMCELL_API_TOKEN", errUsage, redact.URL(srv.base))
 }
 
 // errorAnswer is the API's error body.
@@ -163,8 +178,10 @@ type errorAnswer struct {
 	Error struct{ Code, Message string } `json:"error"`
 }
 
-// call makes one request to the API and returns the answer.
-func (srv *remote) call(ctx context.Context, method, path string, in any) (int, []byte, http.Header, error) {
+// call makes one request to the API and returns the answer. Its errors
+// show no credential of the server's URL.
+func (srv *remote) call(ctx context.Context, method, path string, in any) (_ int, _ []byte, _ http.Header, err error) {
+	defer func() { err = redact.Error(err, srv.base) }()
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -245,7 +262,7 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
-	fmt.Fprintf(stderr, "memcell: %s runs in the memcell server at %s as job %s\n", kind, srv.base, j.ID)
+	fmt.Fprintf(stderr, "memcell: %s runs in the memcell server at %s as job %s\n", kind, redact.URL(srv.base), j.ID)
 	path := "/v1/admin/jobs/" + j.ID
 	progress, finish := progressReporter(o.progress, stderr)
 	show := func(j *httpapi.Job) {
@@ -278,7 +295,7 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 			var se *statusError
 			if failures++; failures >= 10 || (errors.As(err, &se) && se.status == http.StatusNotFound) {
 				finish()
-				return fmt.Errorf("%w: job %s in the server at %s: %w", errCouldNotRun, j.ID, srv.base, err)
+				return fmt.Errorf("%w: job %s in the server at %s: %w", errCouldNotRun, j.ID, redact.URL(srv.base), err)
 			}
 			continue
 		}

@@ -3,10 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/leveldbkv"
 	"github.com/memcell/memcell/kv/memkv"
@@ -17,16 +20,58 @@ import (
 // version is set at link time: -ldflags "-X main.version=v1.2.3".
 var version = ""
 
-// errUsage marks a bad invocation (exit status 2).
+// errUsage marks a bad invocation: a flag, argument, setting or config
+// file the command refuses (exit status 2, as every error but
+// errDifferences).
 var errUsage = errors.New("usage")
 
-// noArgs refuses positional arguments as a usage error (exit status 2),
-// as cobra.NoArgs does with a plain one.
+// noArgs refuses positional arguments as a usage error. The argument is
+// shown redacted: a URL given without its flag may hold a password.
 func noArgs(cmd *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(cmd, args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if len(args) > 0 {
+		return fmt.Errorf("%w: unknown command %q for %q", errUsage, redactWords(args[0]), cmd.CommandPath())
 	}
 	return nil
+}
+
+// helpTopic refuses "memcell help" with a topic that is no command, as a
+// usage error; cobra would print the usage and exit 0.
+func helpTopic(c *cobra.Command, args []string) error {
+	if cmd, rest, err := c.Root().Find(args); err != nil || cmd == nil || len(rest) > 0 {
+		return fmt.Errorf("%w: unknown help topic %q", errUsage, redactWords(strings.Join(args, " ")))
+	}
+	return nil
+}
+
+// urlLike matches the words of a message that may be URLs, for
+// redactWords.
+var urlLike = regexp.MustCompile(`[^\s"'` + "`" + `]*(?:://|@)[^\s"'` + "`" + `]*`)
+
+// redactWords returns s with every word that may be a URL (it holds "://"
+// or "@") redacted, for messages that quote the command line: a flag
+// error quotes the argument it refused, which may be a URL with a
+// password.
+func redactWords(s string) string {
+	return urlLike.ReplaceAllStringFunc(s, redact.URL)
+}
+
+// strict makes every command of the tree under c refuse positional
+// arguments (noArgs) and print its help when it only groups others, and
+// "help" refuse an unknown topic: cobra's help and completion commands
+// would otherwise exit 0 on a typo.
+func strict(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		switch {
+		case sub.Name() == "help":
+			sub.Args = helpTopic
+		default:
+			sub.Args = noArgs
+			if !sub.Runnable() {
+				sub.RunE = helpOnly
+			}
+		}
+		strict(sub)
+	}
 }
 
 // helpOnly is the action of a command that only groups others: it prints
@@ -36,12 +81,15 @@ func helpOnly(cmd *cobra.Command, _ []string) error {
 	return cmd.Help()
 }
 
+// exitCode is the exit status of a command that returned err (not nil):
+// 1 when it ran and found differences (kv verify, a repair dry run or a
+// repair that left some), 2 for everything else: a usage error, a store
+// that could not be opened, a job that could not run, a server that failed.
 func exitCode(err error) int {
-	switch {
-	case errors.Is(err, errUsage), errors.Is(err, errCouldNotRun):
-		return 2
+	if errors.Is(err, errDifferences) {
+		return 1
 	}
-	return 1
+	return 2
 }
 
 func newRootCmd() *cobra.Command {
@@ -54,16 +102,29 @@ Redis or Redis Cluster.
 
 Start with "memcell serve": with no configuration it runs an embedded
 primary and a Pebble store under ./memcell-data and serves the API on
-http://127.0.0.1:8080.`,
+http://127.0.0.1:8080.
+
+Exit status: 0 when the command succeeded; 1 when it found differences:
+"kv verify" or "kv repair --dry-run" found some, or "kv repair" or "kv sync"
+left some unrepaired; 2 when it could not run: a bad flag, value, argument,
+environment variable or config file, or a store or server it could not
+reach.
+
+URIs are shown with their passwords and secret options (password, token,
+secret, key, authMechanismProperties...) replaced by xxxxx, and the API
+token never.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          noArgs,
 		RunE:          helpOnly,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %s", errUsage, redactWords(err.Error()))
 	})
 	root.AddCommand(newServeCmd(), newKVCmd(), newVersionCmd())
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	strict(root)
 	return root
 }
 

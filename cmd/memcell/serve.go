@@ -19,7 +19,7 @@ import (
 
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/internal/netaddr"
-	"github.com/memcell/memcell/kv"
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/mirror"
 	"github.com/memcell/memcell/reconcile"
 )
@@ -223,7 +223,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		kvState += ", not reachable yet: serving from the primary alone, retrying in the background"
 	}
 	fmt.Fprintf(stdout, "memcell %s\n  data:    %s\n  primary: %s\n  kv:      %s (%s)\n  api:     %s\n",
-		versionString(), dataDirLine(cfg, st.dataDir), st.primaryDesc, kv.Redact(st.kvURL), kvState, apiURL)
+		versionString(), dataDirLine(cfg, st.dataDir), st.primaryDesc, redact.URL(st.kvURL), kvState, apiURL)
 	log.Info("memcell serving", "api", apiURL, "kv_backend", store.Capabilities().Backend, "kv_open", st.kvLater.Ready(), "data_dir", st.dataDir)
 
 	if err := serveUntil(ctx, httpSrv, ln, cfg.ShutdownTimeout, log); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/memcell/memcell/embedded"
+	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/mongostore"
 )
@@ -40,7 +41,8 @@ type kvLater struct {
 // openStores opens the primary (starting the embedded one when no MongoDB
 // URI is configured) and the KV store. With later set, a KV store that
 // cannot be reached does not fail it: st.kvLater keeps trying. On error
-// everything opened so far is closed again.
+// everything opened so far is closed again; the error shows no credential
+// of either URL.
 func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Logger, later *kvLater) (_ *stores, err error) {
 	st := &stores{}
 	defer func() {
@@ -52,7 +54,7 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		return nil, err
 	}
 	mongoURI := cfg.MongoURI
-	st.primaryDesc = "MongoDB " + kv.Redact(cfg.MongoURI)
+	st.primaryDesc = "MongoDB " + redact.URL(cfg.MongoURI)
 	if mongoURI == "" {
 		dir := filepath.Join(st.dataDir, "primary")
 		// FerretDB logs every command it does not support (the driver's
@@ -68,7 +70,8 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		st.primaryDesc = fmt.Sprintf("embedded FerretDB (SQLite) in %s; MongoDB clients can connect to %s", dir, srv.URI())
 	}
 	if st.primary, err = mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, &mongostore.Options{Logger: log}); err != nil {
-		return nil, fmt.Errorf("primary: %w", err)
+		// The driver's errors may quote the URI (a bad option's value).
+		return nil, fmt.Errorf("primary: %w", redact.Error(err, mongoURI))
 	}
 	st.closers = append(st.closers, func() error { return st.primary.Close(context.Background()) })
 	if st.embedded != nil {
@@ -86,7 +89,7 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 	reg := newKVRegistry()
 	if later == nil {
 		if st.kv, err = reg.Open(ctx, st.kvURL); err != nil {
-			return nil, fmt.Errorf("kv: %w", err)
+			return nil, fmt.Errorf("kv: %w", redact.Error(err, st.kvURL))
 		}
 	} else {
 		d, err := kv.OpenDeferred(ctx, func(ctx context.Context) (kv.Store, error) { return reg.Open(ctx, st.kvURL) },
@@ -96,7 +99,7 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 				OnOpen:       later.onOpen,
 			})
 		if err != nil {
-			return nil, fmt.Errorf("kv: %w", err)
+			return nil, fmt.Errorf("kv: %w", redact.Error(err, st.kvURL))
 		}
 		st.kv, st.kvLater = d, d
 	}
