@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memcell/memcell/kv/rediskv/redistest"
 )
@@ -60,7 +61,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		want string // in the output: the run went where the case means
 	}{
 		{"serve, unreachable primary", []string{token}, append(serve, "--mongo-uri", mongoURI, "--kv", kvURL), true, "mongodb://user:xxxxx@127.0.0.1:1/"},
-		{"serve, unreachable KV", []string{token}, append(serve, "--kv", kvURL), true, "kv: rediskv: open redis://:xxxxx@127.0.0.1:1/0"},
+		{"serve, bad KV option", []string{token}, append(serve, "--kv", kvURL+"&colour=PW4zq"), true, "kv: rediskv: open redis://:xxxxx@127.0.0.1:1/0"},
 		{"serve, driver quotes a value", nil, append(serve, "--mongo-uri", "mongodb://u:PW1zq@h/?tlsCertificateKeyFilePassword=PW3zq%zz"), true, "invalid option value"},
 		{"serve, unparsable URI", nil, append(serve, "--mongo-uri", "mongodb://u:PW1zq@[::1/?serverSelectionTimeoutMS=500"), true, "cannot be parsed"},
 		{"serve, environment", []string{token, "MEMCELL_MONGO_URI=" + mongoURI, "MEMCELL_KV_URL=" + kvURL}, serve, true, "primary"},
@@ -155,8 +156,20 @@ func TestSecretsNeverShownServing(t *testing.T) {
 		t.Errorf("GET through the second server = %d %s", resp.StatusCode, body)
 	}
 	s2.stop()
+	// A third server whose KV cannot be reached: it starts, and its
+	// attempts to open the store are logged.
+	s3 := startServer(t, env, "--mongo-uri", mongoURI, "--kv", "redis://default:PW4zq@"+freeAddr(t)+"/0", "--addr", "127.0.0.1:0",
+		"--log-level", "debug", "--log-format", "json")
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(s3.stderr.String(), "kv store not reachable") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no retry of the KV logged in 30 s:\n%s", s3.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s3.stop()
 	s.stop()
-	for _, srv := range []*server{s, s2} {
+	for _, srv := range []*server{s, s2, s3} {
 		outs = append(outs, srv.stdout.String(), srv.stderr.String())
 		if !strings.Contains(srv.stdout.String(), "redis://default:xxxxx@") || !strings.Contains(srv.stderr.String(), "(set)") {
 			t.Errorf("the banner or the start-up line does not show the redacted settings:\n%s\n%s", srv.stdout, srv.stderr)
