@@ -8,7 +8,12 @@
 //     maps domain errors to status and code, and internal errors are
 //     logged with their details while the client sees "internal error".
 //   - Bad input is refused before anything is written: every parameter and
-//     the whole body are checked before the repository is called.
+//     the whole body are checked before the repository is called. Bodies
+//     are strict JSON (no key twice in an object), and every list,
+//     parameter, body and header is bounded (README, "API limits").
+//   - Each request has a deadline (Options.RequestTimeout), which its
+//     primary operations carry to the server as maxTimeMS; a request past
+//     it is answered 503.
 //   - MemCells are in their API representation (memcell.EncodeAPI): the
 //     canonical encoding with the id under "event_id", dates in RFC 3339
 //     UTC with millisecond precision.
