@@ -140,13 +140,15 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// The answer must have time to leave after the request's own limit.
+	writeTimeout := max(2*time.Minute, cfg.RequestTimeout+30*time.Second)
 	httpSrv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// The request line and headers together; 431 beyond, from net/http.
 		MaxHeaderBytes: httpapi.MaxHeaderBytes,
 		ReadTimeout:    time.Minute,
-		WriteTimeout:   2 * time.Minute,
+		WriteTimeout:   writeTimeout,
 		IdleTimeout:    2 * time.Minute,
 		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
