@@ -145,12 +145,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	httpSrv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		// The request line and headers together; 431 beyond, from net/http.
-		MaxHeaderBytes: httpapi.MaxHeaderBytes,
-		ReadTimeout:    time.Minute,
-		WriteTimeout:   writeTimeout,
-		IdleTimeout:    2 * time.Minute,
-		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		MaxHeaderBytes:    httpapi.MaxHeaderBytes, // the request line and headers; 431 beyond, from net/http
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	apiURL := "http://" + ln.Addr().String()
 	fmt.Fprintf(stdout, "memcell %s\n  data:    %s\n  primary: %s\n  kv:      %s (%s)\n  api:     %s\n",
