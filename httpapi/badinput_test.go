@@ -97,7 +97,8 @@ func TestBadInput(t *testing.T) {
 		// batch-get
 		{"batch: invalid id", "POST", "/v1/memcells/batch-get", `{"event_ids":["` + ids[0] + `","xyz"]}`, nil, 400, "invalid_argument", "event_ids.1"},
 		{"batch: no ids", "POST", "/v1/memcells/batch-get", `{"validate":true}`, nil, 400, "invalid_argument", "event_ids"},
-		{"batch: too many", "POST", "/v1/memcells/batch-get", map[string]any{"event_ids": tooMany}, nil, 400, "invalid_argument", "1000"},
+		{"batch: too many", "POST", "/v1/memcells/batch-get", map[string]any{"event_ids": tooMany}, nil, 400, "invalid_argument", "event_ids: at most 1000 ids, got 1001"},
+		{"batch: too many fields", "POST", "/v1/memcells/batch-get", map[string]any{"event_ids": ids[:1], "fields": values("f", 101)}, nil, 400, "invalid_argument", "fields: at most 100 field names, got 101"},
 		{"batch: unknown field", "POST", "/v1/memcells/batch-get", `{"event_ids":[],"ids":[]}`, nil, 400, "invalid_argument", "ids"},
 		{"batch: wrong type", "POST", "/v1/memcells/batch-get", `{"event_ids":"` + ids[0] + `"}`, nil, 400, "invalid_argument", "event_ids"},
 		{"batch: wrong validate", "POST", "/v1/memcells/batch-get", `{"event_ids":[],"validate":"yes"}`, nil, 400, "invalid_argument", "validate"},

@@ -18,6 +18,9 @@ const DefaultListLimit = 100
 // MaxBatchIDs caps the event_ids of one batch-get.
 const MaxBatchIDs = 1000
 
+// MaxBatchFields caps the fields of one batch-get.
+const MaxBatchFields = 100
+
 // The query parameters of the list and count routes.
 var (
 	filterParams = []string{"user_id", "include_participant", "group_id", "participants", "keywords", "match_all", "start", "end"}
@@ -45,8 +48,12 @@ func filterQuery(q url.Values) (memcell.Query, error) {
 	if out.GroupID, err = stringParam(q, "group_id"); err != nil {
 		return out, err
 	}
-	out.Participants = listParam(q, "participants")
-	out.Keywords = listParam(q, "keywords")
+	if out.Participants, err = listParam(q, "participants"); err != nil {
+		return out, err
+	}
+	if out.Keywords, err = listParam(q, "keywords"); err != nil {
+		return out, err
+	}
 	matchAll, err := boolParam(q, "match_all")
 	if err != nil {
 		return out, err
@@ -230,7 +237,10 @@ func (s *server) batchGet(w http.ResponseWriter, r *http.Request) error {
 		return fieldError("event_ids", "is required")
 	}
 	if len(req.EventIDs) > MaxBatchIDs {
-		return fieldError("event_ids", fmt.Sprintf("must hold at most %d ids", MaxBatchIDs))
+		return fieldError("event_ids", fmt.Sprintf("at most %d ids, got %d", MaxBatchIDs, len(req.EventIDs)))
+	}
+	if len(req.Fields) > MaxBatchFields {
+		return fieldError("fields", fmt.Sprintf("at most %d field names, got %d", MaxBatchFields, len(req.Fields)))
 	}
 	ids := make([]memcell.ID, 0, len(req.EventIDs))
 	seen := make(map[memcell.ID]bool, len(req.EventIDs))

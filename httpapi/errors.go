@@ -89,6 +89,15 @@ func fieldMessage(fe *memcell.FieldError) string {
 // writeError answers err and logs what the client does not see.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status, code, message, internal := classify(err)
+	if status >= 500 && (errors.Is(r.Context().Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) {
+		// Whatever failed, it failed because the request ran out of time
+		// (the server may give up on its maxTimeMS a moment before the
+		// context ends): the client hears that, the log hears what it was.
+		s.log.WarnContext(r.Context(), "httpapi: request ran past its time limit", "method", r.Method, "route", r.Pattern,
+			"timeout", s.timeout, "error", err)
+		status, code, internal = http.StatusServiceUnavailable, codeUnavailable, false
+		message = fmt.Sprintf("the request did not finish within the server's time limit (%s)", s.timeout)
+	}
 	if internal {
 		s.log.ErrorContext(r.Context(), "httpapi: request failed", "method", r.Method, "route", r.Pattern,
 			"status", status, "error", err)

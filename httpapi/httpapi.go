@@ -8,7 +8,12 @@
 //     maps domain errors to status and code, and internal errors are
 //     logged with their details while the client sees "internal error".
 //   - Bad input is refused before anything is written: every parameter and
-//     the whole body are checked before the repository is called.
+//     the whole body are checked before the repository is called. Bodies
+//     are strict JSON (no key twice in an object), and every list,
+//     parameter, body and header is bounded (README, "API limits").
+//   - Each request has a deadline (Options.RequestTimeout), which its
+//     primary operations carry to the server as maxTimeMS; a request past
+//     it is answered 503.
 //   - MemCells are in their API representation (memcell.EncodeAPI): the
 //     canonical encoding with the id under "event_id", dates in RFC 3339
 //     UTC with millisecond precision.
@@ -55,6 +60,15 @@ import (
 // DefaultMaxBodyBytes bounds request bodies when Options.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
 
+// DefaultRequestTimeout bounds each request when Options.RequestTimeout is
+// 0.
+const DefaultRequestTimeout = 30 * time.Second
+
+// MaxHeaderBytes is the http.Server.MaxHeaderBytes memcell serve sets: the
+// request line (query string included) and the headers, together. net/http
+// answers a request over it with 431 before any handler runs.
+const MaxHeaderBytes = 64 << 10
+
 // Options configure the handler. Nil means defaults.
 type Options struct {
 	// Logger receives one line per request and the details of internal
@@ -84,6 +98,13 @@ type Options struct {
 	// MaxBodyBytes bounds request bodies (413 beyond); 0 means
 	// DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
+	// RequestTimeout bounds each request: its context gets this deadline,
+	// which every primary operation it makes carries (the driver sends it
+	// as maxTimeMS); a request that runs past it is answered 503. The KV
+	// calls of the mirror keep their own timeout (mirror.Options.KVTimeout)
+	// and jobs started through /v1/admin/jobs run on their own context. 0
+	// means DefaultRequestTimeout (30 s).
+	RequestTimeout time.Duration
 	// Ready reports readiness for GET /readyz (nil error: ready); nil means
 	// the repository's Ping, which asks both stores.
 	Ready func(ctx context.Context) error
@@ -176,6 +197,7 @@ type server struct {
 	ready    func(context.Context) error
 	version  string
 	maxBody  int64
+	timeout  time.Duration // of each request
 	// tokenSum and metricsSum are the SHA-256 of the tokens (nil when not
 	// set); hashing both sides makes the comparison constant-time in the
 	// token's length too.
@@ -205,6 +227,12 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if o.RequestTimeout < 0 {
+		return nil, errors.New("httpapi: RequestTimeout must not be negative")
+	}
+	if o.RequestTimeout == 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -224,7 +252,7 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 	}
 	s := &server{
 		repo: repo, log: o.Logger, gatherer: o.Gatherer, ready: o.Ready,
-		version: o.Version, maxBody: o.MaxBodyBytes,
+		version: o.Version, maxBody: o.MaxBodyBytes, timeout: o.RequestTimeout,
 		mux: http.NewServeMux(), guards: map[string]guard{}, metrics: m, jobs: o.Jobs, replayer: o.Replayer,
 		tokenSum: tokenSum(o.Token), metricsSum: tokenSum(o.MetricsToken), hosts: hosts,
 	}

@@ -138,16 +138,21 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// ServeHTTP is the whole middleware chain: request id, panic recovery, the
-// request's log line and metrics, the route's guard (tokens and the host
-// check: access.go), routing with JSON 404 and 405 answers.
+// ServeHTTP is the whole middleware chain: request id, the request's
+// deadline, panic recovery, the request's log line and metrics, the
+// route's guard (tokens and the host check: access.go), routing with JSON
+// 404 and 405 answers.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	id := r.Header.Get(headerRequestID)
 	if !validRequestID(id) {
 		id = newRequestID()
 	}
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	// The deadline bounds every primary operation the request makes: the
+	// driver sends what is left of it as maxTimeMS.
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), requestIDKey{}, id), s.timeout)
+	defer cancel()
+	r = r.WithContext(ctx)
 	w.Header().Set(headerRequestID, id)
 	sw := &statusWriter{ResponseWriter: w}
 

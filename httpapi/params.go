@@ -196,22 +196,46 @@ func timeRange(v url.Values) (start, end *time.Time, err error) {
 	return start, end, nil
 }
 
+// Bounds on a list parameter (participants, keywords): values given as
+// repeated keys and comma-separated values count together.
+const (
+	// MaxListParamValues bounds the values of one list parameter.
+	MaxListParamValues = 100
+	// MaxListParamBytes bounds each value of a list parameter.
+	MaxListParamBytes = 256
+)
+
 // listParam returns the values of a list parameter given as repeated keys,
-// comma-separated values or both; empty items are dropped.
-func listParam(v url.Values, name string) []string {
+// comma-separated values or both; empty items are dropped. More than
+// MaxListParamValues values, or a value over MaxListParamBytes, is an
+// error: the primary matches every document against every value.
+func listParam(v url.Values, name string) ([]string, error) {
 	var out []string
+	n := 0
 	for _, s := range v[name] {
 		for item := range strings.SplitSeq(s, ",") {
-			if item = strings.TrimSpace(item); item != "" {
+			item = strings.TrimSpace(item)
+			if item == "" {
+				continue
+			}
+			n++
+			if len(item) > MaxListParamBytes {
+				return nil, fieldError(name, fmt.Sprintf("at most %d bytes per value, got %d", MaxListParamBytes, len(item)))
+			}
+			if n <= MaxListParamValues {
 				out = append(out, item)
 			}
 		}
 	}
-	return out
+	if n > MaxListParamValues {
+		return nil, fieldError(name, fmt.Sprintf("at most %d values, got %d", MaxListParamValues, n))
+	}
+	return out, nil
 }
 
 // readBody reads a JSON request body: it must say it is JSON (415), fit
-// the size limit (413) and be one well-formed JSON value (400).
+// the size limit (413) and be one well-formed JSON value with no key twice
+// in an object (400).
 func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
@@ -237,6 +261,9 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 			msg = fe.Rule
 		}
 		return nil, &apiError{http.StatusBadRequest, codeMalformedJSON, msg}
+	}
+	if err := checkDuplicateKeys(body); err != nil {
+		return nil, err
 	}
 	return body, nil
 }

@@ -166,6 +166,11 @@ func mapErr(err error) error {
 	case errors.Is(err, context.Canceled):
 		return err
 	case mongo.IsNetworkError(err), mongo.IsTimeout(err):
+		if ce := (mongo.CommandError{}); errors.As(err, &ce) && ce.IsMaxTimeMSExpiredError() && !errors.Is(err, context.DeadlineExceeded) {
+			// The server ran out of the maxTimeMS that the context's
+			// deadline set, a moment before the context itself.
+			return fmt.Errorf("%w: %w: %w", memcell.ErrUnavailable, context.DeadlineExceeded, err)
+		}
 		return fmt.Errorf("%w: %w", memcell.ErrUnavailable, err)
 	}
 	var ce mongo.CommandError

@@ -423,11 +423,11 @@ func atRevision(id memcell.ID, rev int64) bson.D {
 // findRevisions returns the revision (as revisionOf reads it) of every
 // document filter selects, by id.
 func (s *Store) findRevisions(ctx context.Context, filter bson.D) (map[memcell.ID]int64, error) {
-	cur, err := s.coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: memcell.RevisionField, Value: 1}}))
+	cur, err := find(ctx, s.coll, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: memcell.RevisionField, Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: find revisions: %w", mapErr(err))
 	}
-	defer cur.Close(ctx)
+	defer closeCursor(ctx, cur)
 	out := make(map[memcell.ID]int64)
 	for cur.Next(ctx) {
 		if oid, ok := cur.Current.Lookup("_id").ObjectIDOK(); ok {
@@ -456,11 +456,11 @@ func inIDs(ids []memcell.ID) bson.E {
 // findIDsIn returns the ObjectId ids of the documents filter selects in
 // coll; other ids are not the store's.
 func findIDsIn(ctx context.Context, coll *mongo.Collection, filter bson.D) ([]memcell.ID, error) {
-	cur, err := coll.Find(ctx, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	cur, err := find(ctx, coll, filter, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: find ids: %w", mapErr(err))
 	}
-	defer cur.Close(ctx)
+	defer closeCursor(ctx, cur)
 	var ids []memcell.ID
 	for cur.Next(ctx) {
 		if id, ok := cur.Current.Lookup("_id").ObjectIDOK(); ok {
@@ -473,15 +473,14 @@ func findIDsIn(ctx context.Context, coll *mongo.Collection, filter bson.D) ([]me
 	return ids, nil
 }
 
+// findAll returns every document filter selects, read through find (so
+// under ctx's deadline on the server too).
 func (s *Store) findAll(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]*memcell.MemCell, error) {
-	if opts == nil {
-		opts = options.Find()
-	}
-	cur, err := s.coll.Find(ctx, filter, opts)
+	cur, err := find(ctx, s.coll, filter, opts)
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: find: %w", mapErr(err))
 	}
-	defer cur.Close(ctx)
+	defer closeCursor(ctx, cur)
 	var out []*memcell.MemCell
 	for cur.Next(ctx) {
 		m, err := fromRaw(cur.Current)

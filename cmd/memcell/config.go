@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/internal/netaddr"
 	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/mirror"
@@ -49,6 +50,7 @@ type config struct {
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 	ReplayInterval  time.Duration
+	RequestTimeout  time.Duration
 }
 
 // setting names one configuration value's flag and environment variable;
@@ -80,6 +82,7 @@ var settings = []setting{
 	{"max-body-bytes", "MEMCELL_MAX_BODY_BYTES", false},
 	{"shutdown-timeout", "MEMCELL_SHUTDOWN_TIMEOUT", false},
 	{"replay-interval", "MEMCELL_REPLAY_INTERVAL", false},
+	{"request-timeout", "MEMCELL_REQUEST_TIMEOUT", false},
 }
 
 // fileKey is a flag's key in the config file.
@@ -113,6 +116,8 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for in-flight requests before cancelling them")
 	c.ReplayInterval = reconcile.DefaultReplayInterval
 	fs.Var((*positiveDuration)(&c.ReplayInterval), "replay-interval", "how often serve redoes the KV writes recorded as missed (KV outage, mirroring off)")
+	c.RequestTimeout = httpapi.DefaultRequestTimeout
+	fs.Var((*positiveDuration)(&c.RequestTimeout), "request-timeout", "time limit of each API request, its primary queries included (503 beyond)")
 	for _, s := range settings {
 		f := fs.Lookup(s.flag)
 		f.Usage += " ($" + s.env + ")"

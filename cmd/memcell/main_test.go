@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/pebblekv"
@@ -83,7 +84,7 @@ func TestConfigPrecedence(t *testing.T) {
 	if err := os.WriteFile(file, []byte("addr: 127.0.0.1:9001\nmongo_database: fromfile\nlog_level: warn\nvalidation: sample:25\nmirroring: false\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"MEMCELL_MONGO_DATABASE": "fromenv", "MEMCELL_LOG_LEVEL": "debug"}
+	env := map[string]string{"MEMCELL_MONGO_DATABASE": "fromenv", "MEMCELL_LOG_LEVEL": "debug", "MEMCELL_REQUEST_TIMEOUT": "5s"}
 	cmd := newServeCmd()
 	if err := cmd.ParseFlags([]string{"--config", file, "--log-level", "error"}); err != nil {
 		t.Fatal(err)
@@ -94,6 +95,9 @@ func TestConfigPrecedence(t *testing.T) {
 	}
 	if cfg.Addr != "127.0.0.1:9001" || cfg.MongoDatabase != "fromenv" || cfg.LogLevel != "error" || cfg.DataDir != "memcell-data" || cfg.Mirror.Mirroring {
 		t.Errorf("precedence wrong: %+v", cfg)
+	}
+	if cfg.RequestTimeout != 5*time.Second {
+		t.Errorf("request timeout = %v, want 5s from the environment", cfg.RequestTimeout)
 	}
 	if f := cfg.Mirror; f.Validation != "sample" || f.SamplePercent != 25 {
 		t.Errorf("mirror flags = %+v", f)
@@ -230,6 +234,8 @@ func TestConfigErrors(t *testing.T) {
 		{"max-body-bytes", "0", "MEMCELL_MAX_BODY_BYTES", "max_body_bytes"},
 		{"shutdown-timeout", "30", "MEMCELL_SHUTDOWN_TIMEOUT", "shutdown_timeout"},
 		{"replay-interval", "0s", "MEMCELL_REPLAY_INTERVAL", "replay_interval"},
+		{"request-timeout", "0s", "MEMCELL_REQUEST_TIMEOUT", "request_timeout"},
+		{"request-timeout", "-1s", "MEMCELL_REQUEST_TIMEOUT", "request_timeout"},
 		{"replay-interval", "soon", "MEMCELL_REPLAY_INTERVAL", "replay_interval"},
 		{"mirroring", "maybe", "MEMCELL_MIRRORING", "mirroring"},
 		{"insecure", "maybe", "MEMCELL_INSECURE", "insecure"},
@@ -322,6 +328,7 @@ func TestServeHelp(t *testing.T) {
 	for _, want := range []string{
 		"--max-body-bytes int ", "(default 1048576)",
 		"--shutdown-timeout duration ", "(default 30s)",
+		"--request-timeout duration ", "$MEMCELL_REQUEST_TIMEOUT",
 		"--addr string ", "--validation string ", `(default "on")`,
 		"$MEMCELL_MAX_BODY_BYTES", "--config string ",
 	} {

@@ -193,7 +193,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	handler, err := httpapi.New(repo, &httpapi.Options{
 		Logger: log, Registerer: reg, Gatherer: reg,
 		Token: cfg.APIToken, MetricsToken: cfg.MetricsToken, AllowedHosts: cfg.AllowedHosts,
-		MaxBodyBytes: cfg.MaxBodyBytes, Version: versionString(),
+		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, Version: versionString(),
 		Jobs: jobs, Replayer: replayer,
 	})
 	if err != nil {
@@ -204,11 +204,14 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// The answer must have time to leave after the request's own limit.
+	writeTimeout := max(2*time.Minute, cfg.RequestTimeout+30*time.Second)
 	httpSrv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    httpapi.MaxHeaderBytes, // the request line and headers; 431 beyond, from net/http
 		ReadTimeout:       time.Minute,
-		WriteTimeout:      2 * time.Minute,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		TLSConfig:         tlsConfig,
