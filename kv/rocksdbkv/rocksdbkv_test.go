@@ -38,7 +38,6 @@ func TestMetamorphic(t *testing.T) { kvtest.RunMetamorphic(t, open, kvtest.Metam
 
 func TestDisk(t *testing.T) { disktest.Run(t, testBackend) }
 
-
 // rawSet writes values under keys with RocksDB itself, bypassing the
 // record format.
 func rawSet(t testing.TB, dir string, values map[string][]byte) {
