@@ -51,8 +51,8 @@ When a memcell server answers at --server, or else at the address the same
 settings give "memcell serve" (--addr, $MEMCELL_ADDR, the config file, else
 127.0.0.1:8080), the job runs inside that server, on the stores it has
 open, through POST /v1/admin/jobs ($MEMCELL_API_TOKEN is sent as the bearer
-token): this is how a job runs on Pebble or LevelDB, which allow one process
-at a time, while the server runs. Ctrl-C cancels the job in the server.
+token): this is how a job runs on Pebble, LevelDB or RocksDB, which allow one
+process at a time, while the server runs. Ctrl-C cancels the job in the server.
 
 When nothing answers there, the command opens the stores itself: the ones
 the configuration names (--mongo-uri, --kv, or their environment variables
