@@ -3,35 +3,56 @@ GO ?= go
 BENCH ?= .
 BENCHPKG ?= ./...
 COUNT ?= 6
+# Build tags for bench, e.g. TAGS=rocksdb for ./kv/rocksdbkv.
+TAGS ?=
 
-.PHONY: all build test test-short bench lint fmt run tidy-check
+.PHONY: all build build-rocksdb rocksdb-dev test test-short bench lint fmt run tidy-check
 
 all: lint test
 
 build:
 	$(GO) build ./...
 
+# memcell with the RocksDB backend (kv/rocksdbkv, the rocksdb:// scheme): cgo
+# and RocksDB's headers and library (Debian's librocksdb-dev; rocksdb-dev
+# installs it when missing).
+build-rocksdb: rocksdb-dev
+	$(GO) build -tags rocksdb -o memcell ./cmd/memcell
+
+# RocksDB's headers and library, installed with apt-get when missing; fails
+# when they cannot be had.
+rocksdb-dev:
+	scripts/need-rocksdb.sh
+
 # Starts the Redis servers the suites need, runs every test with -race.
 # -count=1: never report a cached pass for tests that talk to servers.
 # TestMemoryPerDocument is built without -race (reconcile/memory_test.go says
-# why), so it runs in a second, race-free pass.
-test:
+# why), so it runs in a second, race-free pass. The RocksDB backend is behind
+# the build tag rocksdb: a third pass runs its package and its end-to-end test.
+test: rocksdb-dev
 	scripts/check-alerts.sh
 	scripts/with-servers.sh $(GO) test -race -count=1 -timeout 15m ./...
 	scripts/with-servers.sh $(GO) test -count=1 -timeout 5m -run '^TestMemoryPerDocument$$' ./reconcile
+	$(GO) test -race -count=1 -timeout 10m -tags rocksdb ./kv/rocksdbkv
+	$(GO) test -race -count=1 -timeout 10m -tags rocksdb -run '^TestEndToEndRocksDB$$' ./cmd/memcell
 
 # Unit tests that need no server (skips the server-backed suites).
 test-short:
 	$(GO) test -short ./...
 
-# Benchmarks, -count $(COUNT) for benchstat; e.g. make bench BENCHPKG=./kv/memkv BENCH=P4
+# Benchmarks, -count $(COUNT) for benchstat; e.g. make bench BENCHPKG=./kv/memkv BENCH=P4,
+# or make bench BENCHPKG=./kv/rocksdbkv BENCH=Store TAGS=rocksdb
 bench:
-	scripts/with-servers.sh $(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) $(BENCHPKG)
+	scripts/with-servers.sh $(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) $(BENCHPKG)
 
-lint:
+# The RocksDB files (build tag rocksdb) are vetted and checked in a second
+# pass.
+lint: rocksdb-dev
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags rocksdb ./kv/rocksdbkv/... ./cmd/memcell
 	$(GO) tool staticcheck ./...
+	$(GO) tool staticcheck -tags rocksdb ./kv/rocksdbkv/... ./cmd/memcell
 	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum"; exit 1; }
 
 fmt:

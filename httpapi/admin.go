@@ -13,8 +13,8 @@ import (
 // KVStats is the answer of GET /v1/kv/stats, the Stats schema of the
 // OpenAPI document. "memcell kv stats" prints it too.
 type KVStats struct {
-	// Backend names the KV backend: memory, pebble, leveldb, redis or
-	// redis-cluster.
+	// Backend names the KV backend: memory, pebble, leveldb, rocksdb, redis
+	// or redis-cluster.
 	Backend string `json:"backend"`
 	// EntryCount counts the live keys; tombstones are not counted.
 	EntryCount int64 `json:"entry_count"`

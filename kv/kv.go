@@ -2,8 +2,9 @@
 // documents into, the errors every backend returns, and opening a backend by
 // URL through a Registry that the caller builds.
 //
-// Every backend (kv/memkv, kv/pebblekv, kv/leveldbkv, kv/rediskv) implements
-// Store and passes the conformance suite in kv/kvtest.
+// Every backend (kv/memkv, kv/pebblekv, kv/leveldbkv, kv/rocksdbkv with the
+// build tag rocksdb, kv/rediskv) implements Store and passes the conformance
+// suite in kv/kvtest.
 //
 // # Guarded writes
 //

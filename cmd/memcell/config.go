@@ -94,7 +94,7 @@ func fileKey(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
 func (c *config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.MongoURI, "mongo-uri", "", "MongoDB URI of the primary (MongoDB 5.0+, a replica set for transactions); empty starts the embedded primary")
 	fs.StringVar(&c.MongoDatabase, "mongo-database", "memcell", "database holding the memcells collection")
-	fs.StringVar(&c.KVURL, "kv", "", "KV store URL (memory://, pebble:///dir, leveldb:///dir, redis://host:6379/0, redis+cluster://...); empty means Pebble under the data directory")
+	fs.StringVar(&c.KVURL, "kv", "", "KV store URL (memory://, pebble:///dir, leveldb:///dir, rocksdb:///dir, redis://host:6379/0, redis+cluster://...); empty means Pebble under the data directory")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address the API listens on; a non-loopback address needs --api-token or --insecure")
 	fs.StringVar(&c.DataDir, "data-dir", "memcell-data", "directory of the embedded primary and the default Pebble store")
 	fs.StringVar(&c.APIToken, "api-token", "", "bearer token every route but /healthz and /readyz requires (prefer the environment variable: flags show in ps)")

@@ -24,30 +24,48 @@ import (
 // The end-to-end tests build the memcell binary and use it as a user
 // would: start it, talk HTTP to it, stop it with SIGTERM, start it again.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+// builds holds one *build per set of build tags: each binary is built
+// once per test run, when a test first needs it.
+var builds sync.Map
 
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// binary returns the memcell binary of the default build.
 func binary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	return binaryWithTags(t, "")
+}
+
+// binaryWithTags returns the memcell binary built with the build tags tags
+// (a comma-separated list, as go build -tags takes it; "" for none).
+func binaryWithTags(t *testing.T, tags string) string {
+	t.Helper()
+	v, _ := builds.LoadOrStore(tags, &build{})
+	b := v.(*build)
+	b.once.Do(func() {
 		dir, err := os.MkdirTemp("", "memcell-e2e-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "memcell")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		b.path = filepath.Join(dir, "memcell")
+		args := []string{"build", "-o", b.path}
+		if tags != "" {
+			args = append(args, "-tags", tags)
+		}
+		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build -tags %q: %v\n%s", tags, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // server is a running memcell serve process.
@@ -65,7 +83,14 @@ type server struct {
 // startServer runs memcell serve with args and waits until it answers.
 func startServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"serve"}, args...)...)
+	return startServerOf(t, binary(t), env, args...)
+}
+
+// startServerOf runs serve of the memcell binary bin with args and waits
+// until it answers.
+func startServerOf(t *testing.T, bin string, env []string, args ...string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"serve"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -432,4 +457,23 @@ func TestServeSecurity(t *testing.T) {
 		}
 	}
 	s.stop()
+}
+
+// TestWithoutRocksDB checks that the default build, which has no RocksDB,
+// answers a rocksdb URL with how to build one that has it, as a usage
+// error, and that serve stops at start instead of retrying.
+func TestWithoutRocksDB(t *testing.T) {
+	const want = `this memcell was built without RocksDB: build it with "make build-rocksdb" (go build -tags rocksdb ./cmd/memcell, needs librocksdb-dev)`
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0", "--kv", "rocksdb:/x"},
+		{"kv", "stats", "--kv", "rocksdb:/x"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		out, err := exec.CommandContext(ctx, binary(t), args...).CombinedOutput()
+		cancel()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !bytes.Contains(out, []byte(want)) {
+			t.Errorf("memcell %s = %v:\n%s\nwant exit status 2 and %s", strings.Join(args, " "), err, out, want)
+		}
+	}
 }

@@ -55,9 +55,9 @@ When a memcell server answers at --server, or else at the address the same
 settings give "memcell serve" (--addr, $MEMCELL_ADDR, the config file, else
 127.0.0.1:8080), the job runs inside that server, on the stores it has
 open, through POST /v1/admin/jobs ($MEMCELL_API_TOKEN is sent as the bearer
-token): this is how a job runs on Pebble or LevelDB, which allow one process
-at a time, while the server runs. Ctrl-C cancels the job in the server. An
-address is asked over https when the configuration has a TLS certificate
+token): this is how a job runs on Pebble, LevelDB or RocksDB, which allow one
+process at a time, while the server runs. Ctrl-C cancels the job in the server.
+An address is asked over https when the configuration has a TLS certificate
 ($MEMCELL_TLS_CERT or tls_cert), which the command then trusts; --ca-cert
 names other certificates to trust ($SSL_CERT_FILE works too).
 

@@ -27,6 +27,8 @@ KV URLs:
   memory://                                  in memory (this process only)
   pebble:///abs/dir  or  pebble:rel/dir      Pebble   (options: sync, tombstone_grace)
   leveldb:///abs/dir or  leveldb:rel/dir     LevelDB  (options: sync, tombstone_grace)
+  rocksdb:///abs/dir or  rocksdb:rel/dir     RocksDB  (same options; in a memcell built
+                                                      with make build-rocksdb)
   redis://[user:pass@]host:6379/0            Redis    (options: prefix, tombstone_grace,
   rediss://...                                          and go-redis's own)
   redis+cluster://host1:7100?addr=host2:7101 Redis Cluster (same options)`,
@@ -49,9 +51,9 @@ stored values).
 By default it asks the running server (--server, else $MEMCELL_ADDR, else
 127.0.0.1:8080; the token comes from $MEMCELL_API_TOKEN; an https server's
 certificate must be trusted by the system, $SSL_CERT_FILE or --ca-cert).
-With --kv it opens
-the store itself instead — not possible for Pebble or LevelDB while a
-server has them open. On Pebble, LevelDB and Redis the count scans the store.`,
+With --kv it opens the store itself instead — not possible for Pebble,
+LevelDB or RocksDB while a server has them open. On Pebble, LevelDB, RocksDB
+and Redis the count scans the store.`,
 		Example: `  memcell kv stats
   memcell kv stats --server 10.0.0.5:8080
   memcell kv stats --server https://memcell.internal:8443 --ca-cert ca.pem

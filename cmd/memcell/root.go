@@ -98,7 +98,7 @@ func newRootCmd() *cobra.Command {
 		Short: "Store MemCells in MongoDB with a mirrored, verifiable key-value copy",
 		Long: `memcell keeps MemCells (memory records of an AI memory system) in MongoDB
 and mirrors every change to a key-value store: in memory, Pebble, LevelDB,
-Redis or Redis Cluster.
+RocksDB (in a memcell built with the tag rocksdb), Redis or Redis Cluster.
 
 Start with "memcell serve": with no configuration it runs an embedded
 primary and a Pebble store under ./memcell-data and serves the API on
@@ -157,12 +157,15 @@ func versionString() string {
 	return v
 }
 
-// newKVRegistry links in every backend this program knows.
+// newKVRegistry links in every backend this program knows. The rocksdb
+// scheme opens RocksDB only in a memcell built with the tag rocksdb; without
+// it, it says how to build one.
 func newKVRegistry() *kv.Registry {
 	r := kv.NewRegistry()
 	r.Register("memory", memkv.OpenURL)
 	r.Register("pebble", pebblekv.OpenURL)
 	r.Register("leveldb", leveldbkv.OpenURL)
+	r.Register("rocksdb", openRocksDB) // rocksdb.go, or norocksdb.go without the tag
 	for _, scheme := range rediskv.Schemes() {
 		r.Register(scheme, rediskv.OpenURL)
 	}

@@ -163,7 +163,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	// syncs the KV and clears the write intents of the last writes.
 	defer repo.Close()
 	// Jobs started through /v1/admin/jobs run on the stores this process
-	// holds open: Pebble and LevelDB allow no second process.
+	// holds open: Pebble, LevelDB and RocksDB allow no second process.
 	jobs := httpapi.NewJobRunner(func(ctx context.Context, kind string, opts *reconcile.Options) (*reconcile.Report, error) {
 		return reconcile.Run(ctx, kind, primary, store, opts)
 	}, &httpapi.JobRunnerOptions{Logger: log, Registerer: reg})

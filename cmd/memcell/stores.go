@@ -122,7 +122,7 @@ func (st *stores) close(log *slog.Logger) {
 func backendOf(rawURL string) string {
 	scheme, _, _ := strings.Cut(rawURL, ":")
 	switch scheme = strings.ToLower(scheme); scheme {
-	case "memory", "pebble", "leveldb":
+	case "memory", "pebble", "leveldb", "rocksdb":
 		return scheme
 	case "redis+cluster", "rediss+cluster":
 		return "redis-cluster"

@@ -33,8 +33,9 @@
 // and never runs beside one. Scan runs its callback without that lock, so a
 // callback may call the store, including Close.
 //
-// All of this is shared with kv/pebblekv in kv/internal/diskkv; this
-// package adds the options, opening and the adapter to LevelDB.
+// All of this is shared with kv/pebblekv and kv/rocksdbkv in
+// kv/internal/diskkv; this package adds the options, opening and the
+// adapter to LevelDB.
 package leveldbkv
 
 import (

@@ -38,8 +38,9 @@
 // Scan runs its callback without that lock, so a callback may call the store,
 // including Close.
 //
-// All of this is shared with kv/leveldbkv in kv/internal/diskkv; this
-// package adds the options, opening and the adapter to Pebble.
+// All of this is shared with kv/leveldbkv and kv/rocksdbkv in
+// kv/internal/diskkv; this package adds the options, opening and the
+// adapter to Pebble.
 package pebblekv
 
 import (

@@ -1,10 +1,11 @@
-// Package diskkv is the kv.Store that the embedded backends (kv/pebblekv and
-// kv/leveldbkv) share, written against Engine: the few operations it needs
-// from an ordered key-value library. A backend package opens its library,
-// wraps it in an Engine and hands it to Backend.Open; everything else — guarded
-// writes under striped locks, the record format (kv/internal/record), chunked
-// scans with lazy removal of expired tombstones, Stats, the close guard,
-// context checks and error wrapping — lives here.
+// Package diskkv is the kv.Store that the embedded backends (kv/pebblekv,
+// kv/leveldbkv and kv/rocksdbkv) share, written against Engine: the few
+// operations it needs from an ordered key-value library. A backend package
+// opens its library, wraps it in an Engine and hands it to Backend.Open;
+// everything else — guarded writes under striped locks, the record format
+// (kv/internal/record), chunked scans with lazy removal of expired
+// tombstones, Stats, the close guard, context checks and error wrapping —
+// lives here.
 //
 // A guarded write reads the current record and writes the new one while
 // holding the key's stripe of a striped mutex, so two writers of one key in

@@ -1,8 +1,8 @@
 // Package disktest holds the tests and benchmarks that the embedded
-// backends (kv/pebblekv and kv/leveldbkv) share beyond the kvtest
-// conformance suite: opening and URLs, persistence across reopening,
-// corrupt records, chunked scans, closing under load, lazy tombstone
-// removal and durability across kill -9. A backend's test file is a harness
+// backends (kv/pebblekv, kv/leveldbkv and kv/rocksdbkv) share beyond the
+// kvtest conformance suite: opening and URLs, persistence across
+// reopening, corrupt records, chunked scans, closing under load, lazy
+// tombstone removal and durability across kill -9. A backend's test file is a harness
 // plus calls:
 //
 //	var testBackend = disktest.Backend{Scheme: "pebble", Open: disktest.Adapt(Open, ...), ...}

@@ -1,7 +1,7 @@
-// Package record holds what the embedded backends (kv/pebblekv and
-// kv/leveldbkv) share on top of a plain ordered key-value library: the
-// format of a stored value and the guard rule that decides whether a put may
-// replace it.
+// Package record holds what the embedded backends (kv/pebblekv,
+// kv/leveldbkv and kv/rocksdbkv) share on top of a plain ordered key-value
+// library: the format of a stored value and the guard rule that decides
+// whether a put may replace it.
 //
 // A stored value is a small header followed by the user's bytes:
 //

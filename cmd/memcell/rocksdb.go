@@ -1,0 +1,9 @@
+//go:build rocksdb
+
+package main
+
+import "github.com/memcell/memcell/kv/rocksdbkv"
+
+// openRocksDB opens rocksdb URLs: this memcell is built with the tag
+// rocksdb and links RocksDB (cgo, librocksdb).
+var openRocksDB = rocksdbkv.OpenURL
