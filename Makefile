@@ -50,9 +50,9 @@ bench:
 lint: rocksdb-dev
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags rocksdb ./kv/rocksdbkv/... ./cmd/memcell
+	$(GO) vet -tags rocksdb ./kv/rocksdbkv/... ./memcelltest ./cmd/memcell
 	$(GO) tool staticcheck ./...
-	$(GO) tool staticcheck -tags rocksdb ./kv/rocksdbkv/... ./cmd/memcell
+	$(GO) tool staticcheck -tags rocksdb ./kv/rocksdbkv/... ./memcelltest ./cmd/memcell
 	@$(GO) mod tidy -diff >/dev/null || { echo "go mod tidy would change go.mod/go.sum"; exit 1; }
 
 fmt:

@@ -22,11 +22,16 @@ type KVBackend struct {
 	Open func(t testing.TB, grace time.Duration) kv.Store
 }
 
+// tagged are the backends behind build tags (RocksDB: rocksdb.go), added
+// by the files those tags build.
+var tagged []KVBackend
+
 // KVBackends are the five configurations every mirror suite runs with:
 // memory, Pebble and LevelDB on temporary directories, standalone Redis and
-// Redis Cluster (each store with its own key prefix).
+// Redis Cluster (each store with its own key prefix); built with the tag
+// rocksdb, RocksDB too.
 func KVBackends() []KVBackend {
-	return []KVBackend{
+	return append([]KVBackend{
 		{"memory", func(t testing.TB, grace time.Duration) kv.Store {
 			s, err := memkv.New(&memkv.Options{TombstoneGrace: grace})
 			return closing(t, s, err)
@@ -41,7 +46,7 @@ func KVBackends() []KVBackend {
 		}},
 		{"redis", redisBackend(redistest.Standalone())},
 		{"redis-cluster", redisBackend(redistest.Cluster())},
-	}
+	}, tagged...)
 }
 
 func redisBackend(tg redistest.Target) func(t testing.TB, grace time.Duration) kv.Store {
