@@ -61,7 +61,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		want string // in the output: the run went where the case means
 	}{
 		{"serve, unreachable primary", []string{token}, append(serve, "--mongo-uri", mongoURI, "--kv", kvURL), true, "mongodb://user:xxxxx@127.0.0.1:1/"},
-		{"serve, bad KV option", []string{token}, append(serve, "--kv", kvURL+"&colour=PW4zq"), true, "kv: rediskv: open redis://:xxxxx@127.0.0.1:1/0"},
+		{"serve, bad KV option", []string{token}, append(serve, "--kv", kvURL+"&colour=blue"), true, "kv: rediskv: redis://:xxxxx@127.0.0.1:1/0"},
 		{"serve, driver quotes a value", nil, append(serve, "--mongo-uri", "mongodb://u:PW1zq@h/?tlsCertificateKeyFilePassword=PW3zq%zz"), true, "invalid option value"},
 		{"serve, unparsable URI", nil, append(serve, "--mongo-uri", "mongodb://u:PW1zq@[::1/?serverSelectionTimeoutMS=500"), true, "cannot be parsed"},
 		{"serve, environment", []string{token, "MEMCELL_MONGO_URI=" + mongoURI, "MEMCELL_KV_URL=" + kvURL}, serve, true, "primary"},
