@@ -147,15 +147,17 @@ type Stats struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	URL        string  `json:"url"`
-	Clients    int     `json:"clients"`
-	Mix        string  `json:"mix"`
-	Seed       uint64  `json:"seed"`
-	Users      int     `json:"users"`
-	MaxLive    int     `json:"max_live"`
-	Prefilled  int64   `json:"prefilled"`
-	Seconds    float64 `json:"seconds"`
-	Throughput float64 `json:"requests_per_second"`
+	URL       string `json:"url"`
+	Clients   int    `json:"clients"`
+	Mix       string `json:"mix"`
+	Seed      uint64 `json:"seed"`
+	Users     int    `json:"users"`
+	MaxLive   int    `json:"max_live"`
+	Prefilled int64  `json:"prefilled"`
+	// Started is when the timed run began (after the prefill).
+	Started    time.Time `json:"started"`
+	Seconds    float64   `json:"seconds"`
+	Throughput float64   `json:"requests_per_second"`
 	// Live is the number of documents the clients hold at the end.
 	Live    int            `json:"live"`
 	Overall Stats          `json:"overall"`
@@ -294,8 +296,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	return report(&cfg, clients, elapsed, prefilled), nil
+	r := report(&cfg, clients, time.Since(start), prefilled)
+	r.Started = start
+	return r, nil
 }
 
 // fill checks cfg and sets its defaults.
