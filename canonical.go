@@ -2,7 +2,6 @@ package memcell
 
 import (
 	"encoding/json"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -24,6 +23,7 @@ func Encode(m *MemCell) ([]byte, error) {
 // AppendEncode appends the canonical encoding of m to dst.
 func AppendEncode(dst []byte, m *MemCell) ([]byte, error) {
 	e := encoder{buf: dst}
+	e.path = e.small[:0]
 	e.memcell(m, IDField)
 	return e.buf, e.err
 }
@@ -32,6 +32,7 @@ func AppendEncode(dst []byte, m *MemCell) ([]byte, error) {
 // the id under "event_id".
 func EncodeAPI(m *MemCell) ([]byte, error) {
 	e := encoder{buf: make([]byte, 0, 2048)}
+	e.path = e.small[:0]
 	e.memcell(m, APIIDField)
 	return e.buf, e.err
 }
@@ -41,6 +42,8 @@ type encoder struct {
 	buf  []byte
 	err  error
 	path []string
+	// small holds path while it is short, off the heap.
+	small [8]string
 }
 
 func (e *encoder) fail(rule string) {
@@ -117,13 +120,25 @@ func (e *encoder) field(name string, value func()) {
 	e.path = e.path[:len(e.path)-1]
 }
 
+// sortedKeys appends the keys of m to dst in order. Given the slice of a
+// small array of the caller's, it keeps the keys of a small map off the
+// heap (slices.Sorted(maps.Keys(m)) allocates several times per map).
+func sortedKeys[V any](dst []string, m map[string]V) []string {
+	for k := range m {
+		dst = append(dst, k)
+	}
+	slices.Sort(dst)
+	return dst
+}
+
 // extras writes the members of m in key order, each preceded by a comma
 // unless first is set and it is the first.
 func (e *encoder) extras(m map[string]any, first bool) {
 	if len(m) == 0 {
 		return
 	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	var small [16]string
+	for _, k := range sortedKeys(small[:0], m) {
 		e.key(first, k)
 		first = false
 		e.path = append(e.path, k)
@@ -210,7 +225,8 @@ func (e *encoder) stringMap(m map[string]string) {
 		return
 	}
 	e.buf = append(e.buf, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	var small [16]string
+	for i, k := range sortedKeys(small[:0], m) {
 		e.key(i == 0, k)
 		e.buf = appendString(e.buf, m[k])
 	}

@@ -82,6 +82,13 @@ func FromMap(doc map[string]any) (*MemCell, error) {
 	return fromMap(doc, IDField)
 }
 
+// FromAPIMap is FromMap for the API representation (id under "event_id"),
+// for a caller that has parsed the body already (numbers as json.Number):
+// DecodeAPI without a second parse. doc is not modified.
+func FromAPIMap(doc map[string]any) (*MemCell, error) {
+	return fromMap(doc, APIIDField)
+}
+
 func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
 	d := decoder{}
 	m := &MemCell{}

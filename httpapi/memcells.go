@@ -84,7 +84,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, f := range memcell.ManagedFields {
 		if _, ok := obj[f]; ok && f != memcell.APIIDField && f != memcell.IDField {
-			// A client may choose the event id; DecodeAPI checks it.
+			// A client may choose the event id; FromAPIMap checks it.
 			return fieldError(f, "is managed by the store and cannot be set")
 		}
 	}
@@ -93,7 +93,9 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	m, err := memcell.DecodeAPI(body)
+	// The tree is the body parsed as DecodeAPI would parse it: it is not
+	// parsed a second time.
+	m, err := memcell.FromAPIMap(obj)
 	if err != nil {
 		return err
 	}
