@@ -31,7 +31,12 @@ func AppendEncode(dst []byte, m *MemCell) ([]byte, error) {
 // EncodeAPI returns the API representation of m: the canonical encoding with
 // the id under "event_id".
 func EncodeAPI(m *MemCell) ([]byte, error) {
-	e := encoder{buf: make([]byte, 0, 2048)}
+	return AppendEncodeAPI(make([]byte, 0, 2048), m)
+}
+
+// AppendEncodeAPI appends the API representation of m to dst.
+func AppendEncodeAPI(dst []byte, m *MemCell) ([]byte, error) {
+	e := encoder{buf: dst}
 	e.path = e.small[:0]
 	e.memcell(m, APIIDField)
 	return e.buf, e.err

@@ -106,13 +106,14 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(stored)
+	buf, err := pooledMemCell(stored)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	w.Header().Set("Location", "/v1/memcells/"+stored.ID.String())
 	setMirror(w, mir)
-	writeJSON(w, http.StatusCreated, b)
+	writeJSON(w, http.StatusCreated, *buf)
 	return nil
 }
 
@@ -152,12 +153,13 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(m)
+	buf, err := pooledMemCell(m)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	setValidation(w, v.Outcome)
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, *buf)
 	return nil
 }
 
@@ -192,12 +194,13 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(m)
+	buf, err := pooledMemCell(m)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	setMirror(w, mir)
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, *buf)
 	return nil
 }
 
@@ -259,11 +262,12 @@ func (s *server) restore(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(m)
+	buf, err := pooledMemCell(m)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	setMirror(w, mir)
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, *buf)
 	return nil
 }

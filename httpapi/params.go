@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/memcell/memcell"
@@ -65,11 +66,47 @@ func writeValue(w http.ResponseWriter, status int, v any) {
 // encoding cannot hold is the server's problem, not the client's: its
 // field error is hidden from classify, so that it answers 500.
 func encodeMemCell(m *memcell.MemCell) ([]byte, error) {
-	b, err := memcell.EncodeAPI(m)
+	return appendMemCell(nil, m)
+}
+
+// appendMemCell appends the API representation of m to dst, with
+// encodeMemCell's error.
+func appendMemCell(dst []byte, m *memcell.MemCell) ([]byte, error) {
+	b, err := memcell.AppendEncodeAPI(dst, m)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: encoding the stored MemCell %s: %v", m.ID, err)
 	}
 	return b, nil
+}
+
+// answerBuffers hold the encodings of the single MemCells answered: the
+// bytes are written before the handler returns (net/http has copied or
+// sent them when Write returns), so the buffer can serve the next answer.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledAnswer bounds the buffers kept for reuse: an unusually large
+// document's buffer is left to the garbage collector.
+const maxPooledAnswer = 64 << 10
+
+// pooledMemCell encodes m as encodeMemCell does, into a buffer of
+// answerBuffers; the caller writes *buf and then calls releaseAnswer.
+func pooledMemCell(m *memcell.MemCell) (*[]byte, error) {
+	buf := answerBuffers.Get().(*[]byte)
+	b, err := appendMemCell((*buf)[:0], m)
+	if err != nil {
+		answerBuffers.Put(buf)
+		return nil, err
+	}
+	*buf = b
+	return buf, nil
+}
+
+// releaseAnswer gives a buffer of pooledMemCell back once it is written.
+func releaseAnswer(buf *[]byte) {
+	if cap(*buf) <= maxPooledAnswer {
+		*buf = (*buf)[:0]
+		answerBuffers.Put(buf)
+	}
 }
 
 // eventID parses the {event_id} of the path.
