@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -32,6 +33,22 @@ func AppendEncode(dst []byte, m *MemCell) ([]byte, error) {
 // the id under "event_id".
 func EncodeAPI(m *MemCell) ([]byte, error) {
 	return AppendEncodeAPI(make([]byte, 0, 2048), m)
+}
+
+// checkBuffers hold the encodings made only to learn whether a MemCell
+// encodes (Validate, decoding): they are dropped at once.
+var checkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// encodable returns the error Encode would return for m, without keeping
+// the encoding.
+func encodable(m *MemCell) error {
+	buf := checkBuffers.Get().(*[]byte)
+	b, err := AppendEncode((*buf)[:0], m)
+	if cap(b) <= 64<<10 { // a huge document's buffer is left to the collector
+		*buf = b[:0]
+		checkBuffers.Put(buf)
+	}
+	return err
 }
 
 // AppendEncodeAPI appends the API representation of m to dst.

@@ -168,7 +168,7 @@ func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
 	// Free-form values are taken as they come; the encoder finds those JSON
 	// cannot hold (numbers out of range, unsupported types), so that what
 	// decodes always encodes.
-	if _, err := Encode(m); err != nil {
+	if err := encodable(m); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -40,7 +40,7 @@ func (m *MemCell) Validate() error {
 		}
 	}
 	// The encoder knows what JSON can hold; let it find the rest.
-	if _, err := Encode(m); err != nil {
+	if err := encodable(m); err != nil {
 		return err
 	}
 	return nil
