@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"golang.org/x/time/rate"
 
 	"github.com/memcell/memcell"
 )
@@ -108,6 +109,10 @@ type Config struct {
 	Clients int
 	// Duration bounds the timed run.
 	Duration time.Duration
+	// Rate caps the requests per second of all clients together (a token
+	// bucket without burst; the wait for a token is not part of a
+	// request's latency); 0 sends as fast as the server answers.
+	Rate float64
 	// Mix weighs the operations; nil means DefaultMix.
 	Mix Mix
 	// Users is the number of user ids the documents are spread over, and
@@ -147,13 +152,14 @@ type Stats struct {
 
 // Report is the outcome of a run.
 type Report struct {
-	URL       string `json:"url"`
-	Clients   int    `json:"clients"`
-	Mix       string `json:"mix"`
-	Seed      uint64 `json:"seed"`
-	Users     int    `json:"users"`
-	MaxLive   int    `json:"max_live"`
-	Prefilled int64  `json:"prefilled"`
+	URL       string  `json:"url"`
+	Clients   int     `json:"clients"`
+	Rate      float64 `json:"rate,omitempty"`
+	Mix       string  `json:"mix"`
+	Seed      uint64  `json:"seed"`
+	Users     int     `json:"users"`
+	MaxLive   int     `json:"max_live"`
+	Prefilled int64   `json:"prefilled"`
 	// Started is when the timed run began (after the prefill).
 	Started    time.Time `json:"started"`
 	Seconds    float64   `json:"seconds"`
@@ -222,6 +228,8 @@ type client struct {
 	max     int // its share of MaxLive
 	docs    []owned
 	index   map[string]int // id -> position in docs
+	limiter *rate.Limiter  // nil: no cap
+	until   time.Time      // the end of the timed run
 	tallies map[Kind]*tally
 	samples map[string]string
 	picks   []Kind // the mix, expanded for weighted picks
@@ -287,6 +295,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	start := time.Now()
 	end := start.Add(cfg.Duration)
+	if cfg.Rate > 0 {
+		limiter := rate.NewLimiter(rate.Limit(cfg.Rate), 1)
+		for _, c := range clients {
+			c.limiter, c.until = limiter, end
+		}
+	}
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		wg.Go(func() {
@@ -314,6 +328,9 @@ func (cfg *Config) fill() error {
 	if cfg.Duration <= 0 {
 		return fmt.Errorf("%w: the duration must be positive", ErrCouldNotRun)
 	}
+	if cfg.Rate < 0 {
+		return fmt.Errorf("%w: the rate must not be negative", ErrCouldNotRun)
+	}
 	if cfg.Users < 1 {
 		return fmt.Errorf("%w: users must be at least 1", ErrCouldNotRun)
 	}
@@ -335,7 +352,7 @@ func (cfg *Config) fill() error {
 // report merges the clients' tallies.
 func report(cfg *Config, clients []*client, elapsed time.Duration, prefilled int64) *Report {
 	r := &Report{
-		URL: cfg.URL, Clients: cfg.Clients, Mix: cfg.Mix.String(), Seed: cfg.Seed, Users: cfg.Users,
+		URL: cfg.URL, Clients: cfg.Clients, Rate: cfg.Rate, Mix: cfg.Mix.String(), Seed: cfg.Seed, Users: cfg.Users,
 		MaxLive: cfg.MaxLive, Prefilled: prefilled, Seconds: elapsed.Seconds(),
 		Kinds: map[Kind]Stats{}, Errors: map[string]int64{}, Samples: map[string]string{},
 	}
@@ -454,6 +471,15 @@ type answer struct {
 // do sends one request, times it under kind and returns the answer; nil
 // when the request got no answer (counted as "transport" unless ctx ended).
 func (c *client) do(ctx context.Context, k Kind, method, path string, body []byte) *answer {
+	if c.limiter != nil {
+		// A token due after the end of the run is not waited for.
+		wctx, cancel := context.WithDeadline(ctx, c.until)
+		err := c.limiter.Wait(wctx)
+		cancel()
+		if err != nil {
+			return nil // the run is over
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	var rd io.Reader

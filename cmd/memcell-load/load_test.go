@@ -95,7 +95,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--clients", "0"}, {"--duration", "0s"}, {"--mix", "nope=1"}, {"--url", "ftp://x"},
-		{"--users", "0"}, {"--max-live", "0"}, {"stray"}, {"--no-such-flag"},
+		{"--users", "0"}, {"--max-live", "0"}, {"--rate", "-1"}, {"stray"}, {"--no-such-flag"},
 	} {
 		if _, _, err := parseFlags(args, env(nil), &bytes.Buffer{}); !errors.Is(err, errUsage) {
 			t.Errorf("parseFlags(%q) = %v, want a usage error", args, err)
@@ -135,6 +135,23 @@ func TestRunAllKinds(t *testing.T) {
 	}
 	if sum != rep.Overall.Requests || rep.Throughput <= 0 {
 		t.Errorf("overall %d requests (%f/s), kinds sum to %d", rep.Overall.Requests, rep.Throughput, sum)
+	}
+}
+
+// TestRunRate checks that --rate caps the requests of all clients.
+func TestRunRate(t *testing.T) {
+	srv := apiServer(t, "", nil)
+	rep, err := Run(context.Background(), Config{
+		URL: srv.URL, Clients: 4, Duration: 2 * time.Second, Rate: 10, Users: 2, Seed: 3, MaxLive: 4, Prefill: true,
+		Mix: Mix{KindGet: 1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 a second for 2 seconds, the first at once; a slow machine sends
+	// fewer, never more.
+	if n := rep.Overall.Requests; n > 22 || n < 5 || rep.Overall.Errors > 0 {
+		t.Errorf("%d requests (%d failed) in 2s at 10/s", n, rep.Overall.Errors)
 	}
 }
 

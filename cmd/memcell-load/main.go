@@ -123,6 +123,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.StringVar(&cfg.Token, "token", "", "API token (default $"+envToken+", which keeps it out of ps)")
 	fs.IntVar(&cfg.Clients, "clients", 8, "concurrent clients, each sending its next request when the last is answered")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to send requests")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "cap on the requests per second of all clients together (0: as fast as answered)")
 	fs.StringVar(&mix, "mix", DefaultMix.String(), "weights of the operations, kind=weight,... (the kinds named replace the defaults)")
 	fs.IntVar(&cfg.Users, "users", 20, "user ids the documents are spread over, and lists and counts ask for")
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the clients' random streams (0: a new one, printed)")

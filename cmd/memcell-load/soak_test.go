@@ -48,6 +48,10 @@ const (
 	envSoakSeed = "MEMCELL_SOAK_SEED"
 
 	soakClients = 8
+	// soakRate caps the requests per second: the soak looks for growth over
+	// time, not for the most the server can take, and runs beside the other
+	// packages' tests on the same cores. Uncapped it takes both cores.
+	soakRate = 30
 	// soakMaxLive caps the live documents. The embedded primary reads the
 	// whole collection for each list and count, so a bounded collection
 	// keeps their latency, and so the load, steady over the run.
@@ -86,7 +90,7 @@ func TestSoak(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { smp.run(ctx) })
 	rep, err := Run(context.Background(), Config{
-		URL: s.url, Clients: soakClients, Duration: d, Users: 20, Seed: seed,
+		URL: s.url, Clients: soakClients, Duration: d, Rate: soakRate, Users: 20, Seed: seed,
 		MaxLive: soakMaxLive, Prefill: true,
 	})
 	cancel()
