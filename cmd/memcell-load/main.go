@@ -7,7 +7,8 @@
 //
 // The traffic mixes creates of ~2 KB MemCells, validated gets, patches,
 // lists by user (limit 20), counts, soft deletes each followed by a
-// restore, hard deletes and validated batch gets (--mix weighs them). Each
+// restore, hard deletes and validated batch gets (--mix weighs them;
+// --rate caps the requests per second of all clients together). Each
 // client works only on the documents it created and remembers the last
 // state the server answered for each, so every read is checked: the
 // Memcell-Validation header must say consistent and the document must be
