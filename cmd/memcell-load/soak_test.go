@@ -39,10 +39,11 @@ import (
 
 // Soak settings.
 const (
-	// envSoakDuration changes the soak's length (a Go duration, at most
-	// soakMaxDuration).
+	// envSoakDuration changes the soak's length (a Go duration between
+	// soakMinDuration and soakMaxDuration).
 	envSoakDuration     = "MEMCELL_SOAK_DURATION"
 	soakDefaultDuration = 2 * time.Minute
+	soakMinDuration     = 20 * time.Second
 	soakMaxDuration     = 30 * time.Minute
 	// envSoakSeed replays a run's random streams.
 	envSoakSeed = "MEMCELL_SOAK_SEED"
@@ -61,7 +62,7 @@ const (
 	soakHeapFactor     = 1.5
 	soakHeapSlack      = 8 << 20
 	// soakSampleEvery is how often /metrics is read; soakWindow is the
-	// stretch of samples whose minimum stands for a point in time.
+	// longest stretch of samples whose minimum stands for a point in time.
 	soakSampleEvery = 2 * time.Second
 	soakWindow      = 15 * time.Second
 )
@@ -117,12 +118,16 @@ func TestSoak(t *testing.T) {
 	// Under load the server collects garbage many times a second, so the
 	// smallest heap of a window is close to its live heap; a single sample
 	// may catch it just before a collection, twice as large.
+	// A window is at most half of the stretch before it, so that the first
+	// one starts after the server has warmed up (its connection pools grown
+	// to the load).
 	start, first := rep.Started, min(time.Minute, d/2)
-	base, err := smp.minimum(start.Add(first-soakWindow), start.Add(first))
+	window := min(soakWindow, first/2)
+	base, err := smp.minimum(start.Add(first-window), start.Add(first))
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, err := smp.minimum(start.Add(d-soakWindow), start.Add(d))
+	last, err := smp.minimum(start.Add(d-window), start.Add(d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +156,8 @@ func TestSoak(t *testing.T) {
 	}
 }
 
-// soakDuration reads $MEMCELL_SOAK_DURATION: a positive Go duration of at
-// most soakMaxDuration, 2 minutes when unset.
+// soakDuration reads $MEMCELL_SOAK_DURATION: a Go duration between
+// soakMinDuration and soakMaxDuration, 2 minutes when unset.
 func soakDuration(t *testing.T) time.Duration {
 	t.Helper()
 	s := os.Getenv(envSoakDuration)
@@ -160,8 +165,8 @@ func soakDuration(t *testing.T) time.Duration {
 		return soakDefaultDuration
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 || d > soakMaxDuration {
-		t.Fatalf("$%s = %q: want a Go duration above 0 and at most %s", envSoakDuration, s, soakMaxDuration)
+	if err != nil || d < soakMinDuration || d > soakMaxDuration {
+		t.Fatalf("$%s = %q: want a Go duration from %s to %s", envSoakDuration, s, soakMinDuration, soakMaxDuration)
 	}
 	return d
 }
@@ -295,7 +300,8 @@ type serve struct {
 	cmd    *exec.Cmd
 	url    string
 	stderr *memcelltest.Buffer
-	done   chan error
+	exited chan struct{} // closed when the process has exited; err is set then
+	err    error
 }
 
 // startServe runs memcell serve with args and waits until it prints the
@@ -307,7 +313,7 @@ func startServe(t *testing.T, args ...string) *serve {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &serve{t: t, cmd: cmd, stderr: &memcelltest.Buffer{}, done: make(chan error, 1)}
+	s := &serve{t: t, cmd: cmd, stderr: &memcelltest.Buffer{}, exited: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -321,17 +327,22 @@ func startServe(t *testing.T, args ...string) *serve {
 			}
 		}
 	}()
-	go func() { s.done <- cmd.Wait() }()
+	go func() {
+		s.err = cmd.Wait()
+		close(s.exited)
+	}()
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-s.exited:
+		default:
 			_ = cmd.Process.Kill()
-			<-s.done
+			<-s.exited
 		}
 	})
 	select {
 	case s.url = <-urls:
-	case err := <-s.done:
-		t.Fatalf("memcell serve exited at start: %v\n%s", err, s.stderr)
+	case <-s.exited:
+		t.Fatalf("memcell serve exited at start: %v\n%s", s.err, s.stderr)
 	case <-time.After(2 * time.Minute):
 		t.Fatalf("memcell serve printed no api line\n%s", s.stderr)
 	}
@@ -345,9 +356,9 @@ func (s *serve) stop() {
 		s.t.Fatal(err)
 	}
 	select {
-	case err := <-s.done:
-		if err != nil {
-			s.t.Errorf("memcell serve exited with %v after SIGTERM\n%s", err, s.stderr)
+	case <-s.exited:
+		if s.err != nil {
+			s.t.Errorf("memcell serve exited with %v after SIGTERM\n%s", s.err, s.stderr)
 		}
 	case <-time.After(time.Minute):
 		s.t.Fatalf("memcell serve did not stop within a minute of SIGTERM\n%s", s.stderr)
