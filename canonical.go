@@ -2,10 +2,10 @@ package memcell
 
 import (
 	"encoding/json"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -24,6 +24,7 @@ func Encode(m *MemCell) ([]byte, error) {
 // AppendEncode appends the canonical encoding of m to dst.
 func AppendEncode(dst []byte, m *MemCell) ([]byte, error) {
 	e := encoder{buf: dst}
+	e.path = e.small[:0]
 	e.memcell(m, IDField)
 	return e.buf, e.err
 }
@@ -31,7 +32,29 @@ func AppendEncode(dst []byte, m *MemCell) ([]byte, error) {
 // EncodeAPI returns the API representation of m: the canonical encoding with
 // the id under "event_id".
 func EncodeAPI(m *MemCell) ([]byte, error) {
-	e := encoder{buf: make([]byte, 0, 2048)}
+	return AppendEncodeAPI(make([]byte, 0, 2048), m)
+}
+
+// checkBuffers hold the encodings made only to learn whether a MemCell
+// encodes (Validate, decoding): they are dropped at once.
+var checkBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// encodable returns the error Encode would return for m, without keeping
+// the encoding.
+func encodable(m *MemCell) error {
+	buf := checkBuffers.Get().(*[]byte)
+	b, err := AppendEncode((*buf)[:0], m)
+	if cap(b) <= 64<<10 { // a huge document's buffer is left to the collector
+		*buf = b[:0]
+		checkBuffers.Put(buf)
+	}
+	return err
+}
+
+// AppendEncodeAPI appends the API representation of m to dst.
+func AppendEncodeAPI(dst []byte, m *MemCell) ([]byte, error) {
+	e := encoder{buf: dst}
+	e.path = e.small[:0]
 	e.memcell(m, APIIDField)
 	return e.buf, e.err
 }
@@ -41,6 +64,8 @@ type encoder struct {
 	buf  []byte
 	err  error
 	path []string
+	// small holds path while it is short, off the heap.
+	small [8]string
 }
 
 func (e *encoder) fail(rule string) {
@@ -117,13 +142,25 @@ func (e *encoder) field(name string, value func()) {
 	e.path = e.path[:len(e.path)-1]
 }
 
+// sortedKeys appends the keys of m to dst in order. Given the slice of a
+// small array of the caller's, it keeps the keys of a small map off the
+// heap (slices.Sorted(maps.Keys(m)) allocates several times per map).
+func sortedKeys[V any](dst []string, m map[string]V) []string {
+	for k := range m {
+		dst = append(dst, k)
+	}
+	slices.Sort(dst)
+	return dst
+}
+
 // extras writes the members of m in key order, each preceded by a comma
 // unless first is set and it is the first.
 func (e *encoder) extras(m map[string]any, first bool) {
 	if len(m) == 0 {
 		return
 	}
-	for _, k := range slices.Sorted(maps.Keys(m)) {
+	var small [16]string
+	for _, k := range sortedKeys(small[:0], m) {
 		e.key(first, k)
 		first = false
 		e.path = append(e.path, k)
@@ -210,7 +247,8 @@ func (e *encoder) stringMap(m map[string]string) {
 		return
 	}
 	e.buf = append(e.buf, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	var small [16]string
+	for i, k := range sortedKeys(small[:0], m) {
 		e.key(i == 0, k)
 		e.buf = appendString(e.buf, m[k])
 	}

@@ -82,6 +82,13 @@ func FromMap(doc map[string]any) (*MemCell, error) {
 	return fromMap(doc, IDField)
 }
 
+// FromAPIMap is FromMap for the API representation (id under "event_id"),
+// for a caller that has parsed the body already (numbers as json.Number):
+// DecodeAPI without a second parse. doc is not modified.
+func FromAPIMap(doc map[string]any) (*MemCell, error) {
+	return fromMap(doc, APIIDField)
+}
+
 func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
 	d := decoder{}
 	m := &MemCell{}
@@ -161,7 +168,7 @@ func fromMap(doc map[string]any, idKey string) (*MemCell, error) {
 	// Free-form values are taken as they come; the encoder finds those JSON
 	// cannot hold (numbers out of range, unsupported types), so that what
 	// decodes always encodes.
-	if _, err := Encode(m); err != nil {
+	if err := encodable(m); err != nil {
 		return nil, err
 	}
 	return m, nil

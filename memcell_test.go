@@ -121,6 +121,23 @@ func TestRoundTrip(t *testing.T) {
 	if again, _ := Encode(back); !bytes.Equal(again, golden) {
 		t.Error("API round trip changed the document")
 	}
+	// FromAPIMap on the body parsed as DecodeAPI parses it gives the same.
+	dec := json.NewDecoder(bytes.NewReader(api))
+	dec.UseNumber()
+	var tree map[string]any
+	if err := dec.Decode(&tree); err != nil {
+		t.Fatal(err)
+	}
+	fromTree, err := FromAPIMap(tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := Encode(fromTree); !bytes.Equal(again, golden) {
+		t.Error("FromAPIMap gave another document than DecodeAPI")
+	}
+	if _, err := FromAPIMap(map[string]any{"timestamp": "2026-01-01T00:00:00Z", "_id": "65a1b2c3d4e5f60718293a4b"}); err == nil {
+		t.Error("FromAPIMap accepted an _id")
+	}
 }
 
 func TestUnsetFieldsAreNull(t *testing.T) {

@@ -38,7 +38,7 @@ func (m *MemCell) Validate() error {
 		return err
 	}
 	// The encoder knows what JSON can hold; let it find the rest.
-	if _, err := Encode(m); err != nil {
+	if err := encodable(m); err != nil {
 		return err
 	}
 	return nil

@@ -104,11 +104,9 @@ func (s *server) list(w http.ResponseWriter, r *http.Request) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		enc, err := encodeMemCell(d)
-		if err != nil {
+		if b, err = appendMemCell(b, d); err != nil {
 			return err
 		}
-		b = append(b, enc...)
 	}
 	b = append(b, `],"count":`...)
 	b = strconv.AppendInt(b, int64(len(docs)), 10)

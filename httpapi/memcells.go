@@ -84,7 +84,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, f := range memcell.ManagedFields {
 		if _, ok := obj[f]; ok && f != memcell.APIIDField && f != memcell.IDField {
-			// A client may choose the event id; DecodeAPI checks it.
+			// A client may choose the event id; FromAPIMap checks it.
 			return fieldError(f, "is managed by the store and cannot be set")
 		}
 	}
@@ -93,7 +93,9 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	m, err := memcell.DecodeAPI(body)
+	// The tree is the body parsed as DecodeAPI would parse it: it is not
+	// parsed a second time.
+	m, err := memcell.FromAPIMap(obj)
 	if err != nil {
 		return err
 	}
@@ -104,13 +106,14 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(stored)
+	buf, err := pooledMemCell(stored)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	w.Header().Set("Location", "/v1/memcells/"+stored.ID.String())
 	setMirror(w, mir)
-	writeJSON(w, http.StatusCreated, b)
+	writeJSON(w, http.StatusCreated, *buf)
 	return nil
 }
 
@@ -150,12 +153,13 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(m)
+	buf, err := pooledMemCell(m)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	setValidation(w, v.Outcome)
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, *buf)
 	return nil
 }
 
@@ -190,12 +194,13 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(m)
+	buf, err := pooledMemCell(m)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	setMirror(w, mir)
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, *buf)
 	return nil
 }
 
@@ -257,11 +262,12 @@ func (s *server) restore(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b, err := encodeMemCell(m)
+	buf, err := pooledMemCell(m)
 	if err != nil {
 		return err
 	}
+	defer releaseAnswer(buf)
 	setMirror(w, mir)
-	writeJSON(w, http.StatusOK, b)
+	writeJSON(w, http.StatusOK, *buf)
 	return nil
 }

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/memcell/memcell"
@@ -65,11 +65,47 @@ func writeValue(w http.ResponseWriter, status int, v any) {
 // encoding cannot hold is the server's problem, not the client's: its
 // field error is hidden from classify, so that it answers 500.
 func encodeMemCell(m *memcell.MemCell) ([]byte, error) {
-	b, err := memcell.EncodeAPI(m)
+	return appendMemCell(nil, m)
+}
+
+// appendMemCell appends the API representation of m to dst, with
+// encodeMemCell's error.
+func appendMemCell(dst []byte, m *memcell.MemCell) ([]byte, error) {
+	b, err := memcell.AppendEncodeAPI(dst, m)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: encoding the stored MemCell %s: %v", m.ID, err)
 	}
 	return b, nil
+}
+
+// answerBuffers hold the encodings of the single MemCells answered: the
+// bytes are written before the handler returns (net/http has copied or
+// sent them when Write returns), so the buffer can serve the next answer.
+var answerBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledAnswer bounds the buffers kept for reuse: an unusually large
+// document's buffer is left to the garbage collector.
+const maxPooledAnswer = 64 << 10
+
+// pooledMemCell encodes m as encodeMemCell does, into a buffer of
+// answerBuffers; the caller writes *buf and then calls releaseAnswer.
+func pooledMemCell(m *memcell.MemCell) (*[]byte, error) {
+	buf := answerBuffers.Get().(*[]byte)
+	b, err := appendMemCell((*buf)[:0], m)
+	if err != nil {
+		answerBuffers.Put(buf)
+		return nil, err
+	}
+	*buf = b
+	return buf, nil
+}
+
+// releaseAnswer gives a buffer of pooledMemCell back once it is written.
+func releaseAnswer(buf *[]byte) {
+	if cap(*buf) <= maxPooledAnswer {
+		*buf = (*buf)[:0]
+		answerBuffers.Put(buf)
+	}
 }
 
 // eventID parses the {event_id} of the path.
@@ -243,7 +279,14 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	if r.ContentLength > s.maxBody {
 		return nil, &http.MaxBytesError{Limit: s.maxBody}
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	// Read into one buffer of the announced size (io.ReadAll would start
+	// at 512 bytes and grow it several times).
+	var b bytes.Buffer
+	if r.ContentLength > 0 {
+		b.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := b.ReadFrom(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body := b.Bytes()
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {

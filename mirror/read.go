@@ -81,13 +81,22 @@ func (r *Repository) Get(ctx context.Context, id memcell.ID, opts ...ReadOption)
 // reads both again once, because a concurrent write may sit between its
 // primary and its KV step; only a difference that survives is reported.
 func (r *Repository) validateOne(ctx context.Context, m *memcell.MemCell) Validation {
-	want, err := memcell.Encode(m)
+	// The encoding goes in a pooled buffer, given back unless differences
+	// were found: they may hold slices of it.
+	buf := encodeBuffers.Get().(*[]byte)
+	want, err := memcell.AppendEncode((*buf)[:0], m)
+	release := func() {
+		*buf = want[:0]
+		encodeBuffers.Put(buf)
+	}
 	if err != nil {
+		release()
 		return r.count(Validation{Outcome: Errored, Err: err})
 	}
 	key := r.Key(m.ID)
 	got, v := r.readCopy(ctx, key)
 	if v.Outcome != "" {
+		release()
 		return r.count(r.report(ctx, m.ID, v))
 	}
 	verdict := memcell.Judge(want, m.Revision, got)
@@ -99,6 +108,9 @@ func (r *Repository) validateOne(ctx context.Context, m *memcell.MemCell) Valida
 				}
 			}
 		}
+	}
+	if verdict.Equal {
+		release()
 	}
 	v = validation(verdict)
 	return r.count(r.report(ctx, m.ID, v))
