@@ -157,30 +157,35 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	return cfg, asJSON, nil
 }
 
-// probe checks that a memcell server answers ready at base.
+// probe checks that a memcell server answers ready at base (GET /readyz,
+// open to everyone) and takes the token (GET /v1/admin/flags, which needs
+// it when the server has one).
 func probe(ctx context.Context, base, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrCouldNotRun, err)
+	for _, path := range []string{"/readyz", "/v1/admin/flags"} {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrCouldNotRun, err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("%w: no memcell server answers at %s: %v", ErrCouldNotRun, base, err)
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusOK:
+			continue
+		case http.StatusUnauthorized:
+			return fmt.Errorf("%w: the server at %s needs its API token: set %s", ErrCouldNotRun, base, envToken)
+		}
+		return fmt.Errorf("%w: the server at %s is not ready: GET %s: %d %s", ErrCouldNotRun, base, path, resp.StatusCode, strings.TrimSpace(string(body)))
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("%w: no memcell server answers at %s: %v", ErrCouldNotRun, base, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	switch resp.StatusCode {
-	case http.StatusOK:
-		return nil
-	case http.StatusUnauthorized:
-		return fmt.Errorf("%w: the server at %s needs its API token: set %s", ErrCouldNotRun, base, envToken)
-	}
-	return fmt.Errorf("%w: the server at %s is not ready: %d %s", ErrCouldNotRun, base, resp.StatusCode, strings.TrimSpace(string(body)))
+	return nil
 }
 
 // writeTable writes the report for a person.

@@ -14,7 +14,7 @@ import (
 //
 //	go test -run XXX -bench Store -count 6 ./kv/leveldbkv | benchstat -col /impl -
 func BenchmarkStore(b *testing.B) {
-	disktest.BenchmarkStore(b, open, func(dir string) (disktest.RawDB, error) {
+	disktest.BenchmarkStore(b, testBackend.BenchOpener(), func(dir string) (disktest.RawDB, error) {
 		db, err := leveldb.OpenFile(dir, leveldbOptions(Options{}))
 		return rawDB{db}, err
 	})

@@ -17,7 +17,7 @@ import (
 //
 //	go test -run XXX -bench Store -count 6 ./kv/pebblekv | benchstat -col /impl -
 func BenchmarkStore(b *testing.B) {
-	disktest.BenchmarkStore(b, open, func(dir string) (disktest.RawDB, error) {
+	disktest.BenchmarkStore(b, testBackend.BenchOpener(), func(dir string) (disktest.RawDB, error) {
 		db, err := pebble.Open(dir, pebbleOptions(Options{}))
 		return rawDB{db}, err
 	})

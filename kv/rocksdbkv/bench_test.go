@@ -15,7 +15,7 @@ import (
 //
 //	go test -tags rocksdb -run XXX -bench Store -count 6 ./kv/rocksdbkv | benchstat -col /impl -
 func BenchmarkStore(b *testing.B) {
-	disktest.BenchmarkStore(b, open, func(dir string) (disktest.RawDB, error) {
+	disktest.BenchmarkStore(b, testBackend.BenchOpener(), func(dir string) (disktest.RawDB, error) {
 		db, err := openDB(dir, Options{})
 		if err != nil {
 			return nil, err

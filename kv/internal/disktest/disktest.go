@@ -92,6 +92,22 @@ func (b Backend) OpenDir(t testing.TB, dir string, grace time.Duration) kv.Store
 	return s
 }
 
+// BenchOpener returns the kvtest.Opener of the impl=ours benchmarks: stores
+// in fresh temporary directories without the group sync, so that they do
+// the work the raw database does (writes without a sync), and P5 compares
+// like with like. BenchmarkGroupSync measures what the group sync costs.
+func (b Backend) BenchOpener() kvtest.Opener {
+	return func(t testing.TB, grace time.Duration) kv.Store {
+		t.Helper()
+		s, err := b.Open(context.Background(), t.TempDir(), &Options{TombstoneGrace: grace, SyncInterval: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+}
+
 // Opener returns the kvtest.Opener that opens stores in fresh temporary
 // directories.
 func (b Backend) Opener() kvtest.Opener {
