@@ -41,10 +41,14 @@ func BenchKey(i int) string {
 	return benchKeys[i%BenchKeys]
 }
 
-// Fill writes BenchKeys entries of BenchValue at revision 1.
+// FillBatch is how many entries each batch of Fill writes.
+const FillBatch = 128
+
+// Fill writes BenchKeys entries of BenchValue at revision 1, in batches of
+// FillBatch.
 func Fill(b testing.TB, s kv.Store) {
 	b.Helper()
-	entries := make([]kv.Entry, 0, 128)
+	entries := make([]kv.Entry, 0, FillBatch)
 	for i := range BenchKeys {
 		entries = append(entries, kv.Entry{Key: BenchKey(i), Value: BenchValue(i), Rev: 1})
 		if len(entries) == cap(entries) || i == BenchKeys-1 {
