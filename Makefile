@@ -5,8 +5,10 @@ BENCHPKG ?= ./...
 COUNT ?= 6
 # Build tags for bench, e.g. TAGS=rocksdb for ./kv/rocksdbkv.
 TAGS ?=
+# The Python client's tests run on Debian's Python (standard library only).
+PYTHON ?= /usr/bin/python3
 
-.PHONY: all build build-rocksdb rocksdb-dev test test-short bench lint fmt run tidy-check
+.PHONY: all build build-rocksdb rocksdb-dev test test-python test-short bench lint fmt run tidy-check
 
 all: lint test
 
@@ -35,6 +37,15 @@ test: rocksdb-dev
 	scripts/with-servers.sh $(GO) test -count=1 -timeout 5m -run '^TestMemoryPerDocument$$' ./reconcile
 	$(GO) test -race -count=1 -timeout 10m -tags rocksdb ./kv/rocksdbkv
 	$(GO) test -race -count=1 -timeout 10m -tags rocksdb -run '^TestEndToEndRocksDB$$' ./cmd/memcell
+	$(MAKE) test-python
+
+# The Python client (clients/python) against a real memcell built here, on
+# the embedded default. Fails, never skips, when Python or the server is
+# missing.
+test-python:
+	@command -v $(PYTHON) >/dev/null || { echo "test-python: $(PYTHON) not found"; exit 1; }
+	$(GO) build -o bin/memcell ./cmd/memcell
+	MEMCELL_BIN=$(CURDIR)/bin/memcell PYTHONDONTWRITEBYTECODE=1 $(PYTHON) -m unittest discover -s clients/python/tests -v
 
 # Unit tests that need no server (skips the server-backed suites).
 test-short:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT_DIR = os.path.dirname(HERE)
@@ -45,13 +45,13 @@ def binary() -> str:
 class Server:
     """One ``memcell serve`` process with its own data directory."""
 
-    def __init__(self, env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, env: Optional[Dict[str, str]] = None, args: Sequence[str] = ()) -> None:
         self.data_dir = tempfile.mkdtemp(dir=_tmp.name, prefix="data-")
         full_env = dict(os.environ)
         full_env.pop("MEMCELL_API_TOKEN", None)
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [binary(), "serve", "--data-dir", self.data_dir, "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0"],
+            [binary(), "serve", "--data-dir", self.data_dir, "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=full_env,
@@ -94,3 +94,18 @@ class Server:
                 self.proc.wait()
                 raise RuntimeError("memcell serve did not stop within 30 s of SIGTERM")
         return self.proc.returncode
+
+
+def self_signed_cert() -> Tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key, made with openssl."""
+    out = tempfile.mkdtemp(dir=_tmp.name, prefix="tls-")
+    cert, key = os.path.join(out, "cert.pem"), os.path.join(out, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=memcell test",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-addext", "basicConstraints=critical,CA:TRUE"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return cert, key

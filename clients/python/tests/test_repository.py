@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import unittest
+from unittest import mock
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import List, Optional
@@ -321,6 +323,21 @@ class RepositoryTest(unittest.TestCase):
         self.assertNotIn(TOKEN, repr(good))
         cell = good.append_memcell(MemCell(user_id=uid("tok"), timestamp=when))
         self.assertEqual(good.get_by_event_id(cell.event_id), cell)
+
+    def test_tls(self) -> None:
+        cert, key = memcell_server.self_signed_cert()
+        server = Server({"MEMCELL_API_TOKEN": TOKEN}, ["--tls-cert", cert, "--tls-key", key])
+        servers.append(server)
+        self.assertTrue(server.url.startswith("https://127.0.0.1:"), server.url)
+        with mock.patch.dict(os.environ, {"MEMCELL_API_TOKEN": TOKEN}):
+            repo = MemCellRepository(server.url, ca_file=cert)  # the token from the environment
+        cell = repo.append_memcell(MemCell(user_id=uid("tls"), timestamp=base_time()))
+        self.assertEqual(repo.get_by_event_id(cell.event_id), cell)
+        self.assertEqual(repo.last_response.validation, "consistent")
+        with self.assertRaises(Unavailable) as ctx:
+            MemCellRepository(server.url, token=TOKEN).count_by_user_id("x")  # the system CAs do not know it
+        self.assertIn("CERTIFICATE_VERIFY_FAILED", str(ctx.exception))
+        self.assertEqual(server.stop(), 0)
 
 
 if __name__ == "__main__":
