@@ -168,6 +168,7 @@ class MemCellRepository:
             headers["Content-Type"] = "application/json"
         if self._token:
             headers["Authorization"] = "Bearer " + self._token
+        self._local.last = None
         conn = self._connect()
         try:
             try:
@@ -212,6 +213,16 @@ class MemCellRepository:
         if self.strict:
             raise err
 
+    def _valid_id(self, event_id: str) -> bool:
+        # As in EverMemOS, an id that is not an ObjectId's hex is not found
+        # (the API would answer 400).
+        if isinstance(event_id, str) and _EVENT_ID.match(event_id):
+            return True
+        if self.strict:
+            raise NotFound(f"event_id {event_id!r} is not a 24-hex id", code="not_found")
+        self._local.last = None
+        return False
+
     # --- single MemCells -------------------------------------------------
 
     def append_memcell(self, memcell: MemCell) -> MemCell:
@@ -226,9 +237,7 @@ class MemCellRepository:
         """The live MemCell with the id, or None (an id that is not 24 hex
         digits is not found either). ``validate`` overrides the server's
         default of validating against the KV copy."""
-        if not _EVENT_ID.match(event_id or ""):
-            if self.strict:
-                raise NotFound(f"event_id {event_id!r} is not a 24-hex id", code="not_found")
+        if not self._valid_id(event_id):
             return None
         query = [] if validate is None else [("validate", _bool(validate))]
         try:
@@ -276,6 +285,8 @@ class MemCellRepository:
     def update_by_event_id(self, event_id: str, update_data: Mapping[str, Any]) -> Optional[MemCell]:
         """Sets the given top-level fields of a live MemCell (None unsets one)
         and returns it updated, or None when there is no such live MemCell."""
+        if not self._valid_id(event_id):
+            return None
         try:
             _, data = self.request("PATCH", "/v1/memcells/" + _quote(event_id), body=dict(update_data))
         except NotFound as err:
@@ -293,6 +304,8 @@ class MemCellRepository:
         return self._delete_one(event_id, [("hard", "true")])
 
     def _delete_one(self, event_id: str, query: List[Tuple[str, str]]) -> bool:
+        if not self._valid_id(event_id):
+            return False
         try:
             self.request("DELETE", "/v1/memcells/" + _quote(event_id), query)
         except NotFound as err:
@@ -303,6 +316,8 @@ class MemCellRepository:
     def restore_by_event_id(self, event_id: str) -> bool:
         """Clears the deletion marks of a soft-deleted MemCell; False when
         no soft-deleted MemCell has the id."""
+        if not self._valid_id(event_id):
+            return False
         try:
             self.request("POST", "/v1/memcells/" + _quote(event_id) + "/restore")
         except NotFound as err:

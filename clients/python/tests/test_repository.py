@@ -141,6 +141,12 @@ class RepositoryTest(unittest.TestCase):
         self.assertFalse(self.repo.delete_by_event_id(absent))
         self.assertFalse(self.repo.hard_delete_by_event_id(absent))
         self.assertFalse(self.repo.restore_by_event_id(absent))
+        for bad in ("not-an-id", absent[:23], absent + "0", "g" * 24):
+            self.assertIsNone(self.repo.update_by_event_id(bad, {"summary": "x"}))
+            self.assertFalse(self.repo.delete_by_event_id(bad))
+            self.assertFalse(self.repo.hard_delete_by_event_id(bad))
+            self.assertFalse(self.repo.restore_by_event_id(bad))
+        self.assertIsNone(self.repo.last_response)  # no request was made
 
         strict = MemCellRepository(plain.url, strict=True)
         with self.assertRaises(NotFound) as ctx:
@@ -151,6 +157,8 @@ class RepositoryTest(unittest.TestCase):
         self.assertTrue(err.request_id)
         self.assertIsInstance(err, MemCellError)
         for call in (
+            lambda: strict.get_by_event_id("not-an-id"),
+            lambda: strict.hard_delete_by_event_id("not-an-id"),
             lambda: strict.update_by_event_id(absent, {"summary": "x"}),
             lambda: strict.delete_by_event_id(absent),
             lambda: strict.restore_by_event_id(absent),
