@@ -9,6 +9,7 @@ a round trip through the client loses nothing.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
@@ -18,12 +19,16 @@ MANAGED_FIELDS = ("revision", "created_at", "updated_at", "deleted_at", "deleted
 
 _DATE_FIELDS = ("timestamp", "created_at", "updated_at", "deleted_at")
 
+_FRACTION = re.compile(r"\.([0-9]{1,6})[0-9]*(?=[+-][0-9]{2}:[0-9]{2}$)")
+
 
 def parse_datetime(value: Optional[str]) -> Optional[datetime]:
     """Parses an RFC 3339 date of the API into an aware datetime in UTC."""
     if value is None:
         return None
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    # Before Python 3.11 fromisoformat takes only 3 or 6 fractional digits.
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "00000")[:6], text, count=1)
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:
         raise ValueError(f"date {value!r} has no zone")
