@@ -8,7 +8,9 @@ from datetime import datetime, timedelta, timezone
 
 import memcell_server  # noqa: F401 (puts the package on sys.path)
 
+import memcell_client as mc
 from memcell_client import MemCell, Message, RawData
+from memcell_client.errors import error_for_status
 from memcell_client.models import format_datetime, parse_datetime
 
 API_DOC = {
@@ -93,6 +95,26 @@ class ModelsTest(unittest.TestCase):
             fresh["original_data"],
             [{"data_type": "Conversation", "messages": [{"content": "hi", "files": None, "extend": None}], "meta": None}],
         )
+
+
+    def test_error_classes(self) -> None:
+        want = {
+            400: mc.InvalidArgument,
+            401: mc.Unauthorized,
+            403: mc.Forbidden,
+            404: mc.NotFound,
+            409: mc.Conflict,
+            413: mc.TooLarge,
+            415: mc.MemCellError,
+            500: mc.MemCellError,
+            503: mc.Unavailable,
+        }
+        for status, cls in want.items():
+            with self.subTest(status=status):
+                self.assertIs(error_for_status(status), cls)
+                self.assertTrue(issubclass(cls, mc.MemCellError))
+        err = mc.Forbidden("host x not allowed", code="host_not_allowed", status=403, request_id="r1")
+        self.assertEqual(str(err), "403 host_not_allowed: host x not allowed (request r1)")
 
 
 if __name__ == "__main__":

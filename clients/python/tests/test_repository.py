@@ -185,6 +185,17 @@ class RepositoryTest(unittest.TestCase):
         self.assertIsNone(part[a.event_id].timestamp)
         self.assertEqual(self.repo.get_by_event_ids([]), {})
 
+        # Over the batch bound the ids go in several requests, the order and
+        # the worst validation outcome kept.
+        saved = repository_module.MAX_BATCH_IDS
+        repository_module.MAX_BATCH_IDS = 1
+        try:
+            got = self.repo.get_by_event_ids([b.event_id, absent, a.event_id], validate=True)
+        finally:
+            repository_module.MAX_BATCH_IDS = saved
+        self.assertEqual(list(got), [b.event_id, a.event_id])
+        self.assertEqual(self.repo.last_response.validation, "consistent")
+
     def test_update(self) -> None:
         cell = self.add(uid("upd"), base_time(), summary="before", extra={"tenant_id": "t"})
         new_time = datetime(2030, 5, 6, 7, 8, 9, 999999, tzinfo=timezone.utc)
@@ -309,6 +320,13 @@ class RepositoryTest(unittest.TestCase):
         with self.assertRaises(TooLarge) as big:
             self.repo.append_memcell(MemCell(user_id="x", timestamp=t0, summary="x" * (2 << 20)))
         self.assertEqual(big.exception.status, 413)
+        with self.assertRaises(InvalidArgument) as many:
+            self.repo.find_by_participants([f"p{i}" for i in range(101)])
+        self.assertIn("100", many.exception.message)
+        with self.assertRaises(InvalidArgument):
+            self.repo.find_by_user_id("x", limit=1, skip=-1)
+        with self.assertRaises(ValueError):
+            self.repo.find_by_user_id("x", limit=0)
         with self.assertRaises(ValueError):
             self.repo.find_by_time_range(datetime(2026, 1, 1), datetime(2026, 1, 2))  # naive
         with self.assertRaises(ValueError):
