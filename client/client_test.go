@@ -222,6 +222,16 @@ func TestClientRoundTrip(t *testing.T) {
 	if n, err := c.Count(ctx, memcell.Query{UserID: &alice}); err != nil || n != 1 {
 		t.Errorf("Count after HardDelete = %d, %v; want 1", n, err)
 	}
+
+	// The generated client reaches the other routes with the same token.
+	res, err := c.API().KvStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("API().KvStats = %d, want 200", res.StatusCode)
+	}
 }
 
 // TestClientErrors holds every error answer to the sentinel it wraps, with
