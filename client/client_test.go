@@ -356,3 +356,53 @@ func TestClientUnexpectedAnswers(t *testing.T) {
 		t.Errorf("HardDelete answered 502 = %#v, want an *APIError with the body as message", err)
 	}
 }
+
+// TestClientBulk runs the bulk operations on a user's MemCells and on a
+// time range.
+func TestClientBulk(t *testing.T) {
+	ctx := context.Background()
+	url, _ := server(t, "")
+	c := newClient(t, url)
+	ts := time.Date(2026, 1, 12, 10, 30, 0, 0, time.UTC)
+	bob, carol := "bob", "carol"
+	for i, user := range []string{bob, bob, carol} {
+		if _, _, err := c.Append(ctx, &memcell.MemCell{UserID: &user, Timestamp: ts.Add(time.Duration(i) * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(user string) int64 {
+		t.Helper()
+		n, err := c.Count(ctx, memcell.Query{UserID: &user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n, mir, err := c.SoftDeleteMany(ctx, memcell.Scope{UserID: &bob}, "tester"); err != nil || n != 2 || mir != client.MirrorOK {
+		t.Fatalf("SoftDeleteMany(bob) = %d, %q, %v; want 2, ok", n, mir, err)
+	}
+	if n := count(bob); n != 0 {
+		t.Errorf("bob has %d MemCells after SoftDeleteMany, want 0", n)
+	}
+	if n, mir, err := c.RestoreMany(ctx, memcell.Scope{UserID: &bob}); err != nil || n != 2 || mir != client.MirrorOK {
+		t.Fatalf("RestoreMany(bob) = %d, %q, %v; want 2, ok", n, mir, err)
+	}
+	// The range holds the second of bob's and carol's.
+	start, end := ts.Add(time.Hour), ts.Add(3*time.Hour)
+	if n, mir, err := c.HardDeleteMany(ctx, memcell.Scope{Start: &start, End: &end}); err != nil || n != 2 || mir != client.MirrorOK {
+		t.Fatalf("HardDeleteMany(range) = %d, %q, %v; want 2, ok", n, mir, err)
+	}
+	if nb, nc := count(bob), count(carol); nb != 1 || nc != 0 {
+		t.Errorf("after HardDeleteMany bob has %d, carol %d; want 1, 0", nb, nc)
+	}
+	for name, call := range map[string]func() error{
+		"SoftDeleteMany": func() error { _, _, err := c.SoftDeleteMany(ctx, memcell.Scope{}, ""); return err },
+		"HardDeleteMany": func() error { _, _, err := c.HardDeleteMany(ctx, memcell.Scope{Start: &start}); return err },
+		"RestoreMany":    func() error { _, _, err := c.RestoreMany(ctx, memcell.Scope{}); return err },
+	} {
+		var ae *client.APIError
+		if err := call(); !errors.Is(err, memcell.ErrInvalid) || !errors.As(err, &ae) || ae.Status != http.StatusBadRequest {
+			t.Errorf("%s with a bad scope = %v, want a 400 wrapping ErrInvalid", name, err)
+		}
+	}
+}

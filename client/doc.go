@@ -21,7 +21,7 @@
 //		// deleted meanwhile
 //	}
 //
-// The rest of the API (bulk operations, admin routes, jobs) is reached
+// The rest of the API (admin routes, jobs, partial batch reads) is reached
 // through the client generated from httpapi/openapi.yaml by oapi-codegen
 // ([APIClient], [ClientWithResponses], the models), which [Client.API]
 // returns ready to use. client.gen.go is generated: edit the spec and run

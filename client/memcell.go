@@ -342,6 +342,52 @@ func (c *Client) BatchGet(ctx context.Context, ids []memcell.ID, opts ...ReadOpt
 	return found, missing, Validation(res.Header.Get("Memcell-Validation")), nil
 }
 
+// SoftDeleteMany marks every live MemCell in sc deleted, by deletedBy when
+// not empty, and returns how many it marked. The API needs both ends of a
+// time range; a scope it refuses is an error wrapping memcell.ErrInvalid.
+func (c *Client) SoftDeleteMany(ctx context.Context, sc memcell.Scope, deletedBy string) (int64, Mirror, error) {
+	p := &DeleteMemCellsParams{UserId: sc.UserID, Start: sc.Start, End: sc.End}
+	if deletedBy != "" {
+		p.DeletedBy = &deletedBy
+	}
+	return c.deleteMany(ctx, p)
+}
+
+// HardDeleteMany removes every MemCell in sc, live or soft-deleted, with
+// its KV copy, and returns how many it removed.
+func (c *Client) HardDeleteMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
+	hard := true
+	return c.deleteMany(ctx, &DeleteMemCellsParams{UserId: sc.UserID, Start: sc.Start, End: sc.End, Hard: &hard})
+}
+
+func (c *Client) deleteMany(ctx context.Context, p *DeleteMemCellsParams) (int64, Mirror, error) {
+	res, err := c.api.DeleteMemCells(ctx, p)
+	body, err := answer(res, err, "delete many", http.StatusOK)
+	if err != nil {
+		return 0, "", err
+	}
+	var n DeletedResponse
+	if err := json.Unmarshal(body, &n); err != nil {
+		return 0, "", fmt.Errorf("%w: delete many: %v", ErrUnexpectedAnswer, err)
+	}
+	return n.Deleted, Mirror(res.Header.Get("Memcell-Mirror")), nil
+}
+
+// RestoreMany restores every soft-deleted MemCell in sc and returns how
+// many it restored.
+func (c *Client) RestoreMany(ctx context.Context, sc memcell.Scope) (int64, Mirror, error) {
+	res, err := c.api.RestoreMemCells(ctx, &RestoreMemCellsParams{UserId: sc.UserID, Start: sc.Start, End: sc.End})
+	body, err := answer(res, err, "restore many", http.StatusOK)
+	if err != nil {
+		return 0, "", err
+	}
+	var n RestoredResponse
+	if err := json.Unmarshal(body, &n); err != nil {
+		return 0, "", fmt.Errorf("%w: restore many: %v", ErrUnexpectedAnswer, err)
+	}
+	return n.Restored, Mirror(res.Header.Get("Memcell-Mirror")), nil
+}
+
 // filters turns the filters of q into the parameters of a count (those of
 // a list too), refusing what the API cannot express.
 func filters(q *memcell.Query) (*CountMemCellsParams, error) {
