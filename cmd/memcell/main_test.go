@@ -71,13 +71,6 @@ func TestKVStatsErrors(t *testing.T) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	out, err := run(t, "version")
-	if err != nil || !strings.HasPrefix(out, "memcell ") {
-		t.Errorf("version = %q, %v", out, err)
-	}
-}
-
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "memcell.yaml")
