@@ -12,14 +12,27 @@ PYTHON ?= /usr/bin/python3
 
 all: lint test
 
-build:
-	$(GO) build ./...
+# The binary of make build and make build-rocksdb.
+BIN ?= bin/memcell
+# What "memcell version" and memcell_build_info show, from git: go build
+# stamps the revision itself only in a plain checkout (not in a git worktree,
+# nor with -buildvcs=false). VERSION is empty without a tag; the module
+# version is shown then.
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+REVISION_TIME ?= $(shell TZ=UTC git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null)
+MODIFIED ?= $(shell test -n "$$(git status --porcelain 2>/dev/null)" && echo true)
+LDFLAGS = -X main.version=$(VERSION) -X main.revision=$(REVISION) -X main.revisionTime=$(REVISION_TIME) -X main.modified=$(MODIFIED)
 
-# memcell with the RocksDB backend (kv/rocksdbkv, the rocksdb:// scheme): cgo
-# and RocksDB's headers and library (Debian's librocksdb-dev; rocksdb-dev
-# installs it when missing).
+# memcell in $(BIN), stamped with its version and revision.
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/memcell
+
+# memcell with the RocksDB backend (kv/rocksdbkv, the rocksdb:// scheme) in
+# $(BIN): cgo and RocksDB's headers and library (Debian's librocksdb-dev;
+# rocksdb-dev installs it when missing).
 build-rocksdb: rocksdb-dev
-	$(GO) build -tags rocksdb -o memcell ./cmd/memcell
+	$(GO) build -tags rocksdb -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/memcell
 
 # RocksDB's headers and library, installed with apt-get when missing; fails
 # when they cannot be had.

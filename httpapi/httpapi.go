@@ -37,6 +37,8 @@
 //     (localhost, 127.0.0.0/8, ::1) or one of Options.AllowedHosts (403
 //     host_not_allowed otherwise). With AllowedHosts set, requests with a
 //     token must name one of those hosts too. The probes are exempt.
+//   - The runtime profiles of net/http/pprof, under /debug/pprof/, only
+//     with Options.Pprof, behind the API token and the host check.
 //
 // The OpenAPI 3 description of the API is embedded (OpenAPI) and served at
 // GET /openapi.yaml; the tests hold every response to it.
@@ -49,6 +51,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -116,6 +120,11 @@ type Options struct {
 	// Replayer is the replayer of the pending record, whose status GET
 	// /v1/admin/pending reports; nil makes that route answer 404.
 	Replayer *reconcile.Replayer
+	// Pprof serves the runtime profiles of net/http/pprof under
+	// /debug/pprof/, guarded like the admin routes (the API token and the
+	// host check); false makes those routes answer 404. A CPU profile or
+	// trace lasts at most RequestTimeout.
+	Pprof bool
 }
 
 // Route is one route the handler serves. Its ServeMux pattern is
@@ -137,7 +146,8 @@ type route struct {
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // routes lists every route; Routes and New both read it, so the list the
-// OpenAPI test checks is the list that is served.
+// OpenAPI test checks is the list that is served. New leaves out the
+// /debug/pprof/ routes unless Options.Pprof is set.
 func (s *server) routes() []route {
 	r := func(method, pattern string, h handlerFunc) route {
 		return route{Route: Route{method, pattern}, handle: h}
@@ -166,10 +176,34 @@ func (s *server) routes() []route {
 		with(guardOpen, r(http.MethodGet, "/healthz", s.healthz)),
 		with(guardOpen, r(http.MethodGet, "/readyz", s.readyz)),
 		r(http.MethodGet, "/openapi.yaml", s.openAPI),
+		// net/http/pprof's handlers, with Options.Pprof. Its init also
+		// registers them on http.DefaultServeMux, which memcell never
+		// serves.
+		r(http.MethodGet, pprofPrefix+"{$}", pprofHandler(pprof.Index)),
+		r(http.MethodGet, pprofPrefix+"{profile}", pprofHandler(pprof.Index)), // heap, goroutine, allocs, block, mutex, threadcreate
+		r(http.MethodGet, pprofPrefix+"cmdline", pprofHandler(pprof.Cmdline)),
+		r(http.MethodGet, pprofPrefix+"profile", pprofHandler(pprof.Profile)),
+		r(http.MethodGet, pprofPrefix+"symbol", pprofHandler(pprof.Symbol)),
+		r(http.MethodPost, pprofPrefix+"symbol", pprofHandler(pprof.Symbol)),
+		r(http.MethodGet, pprofPrefix+"trace", pprofHandler(pprof.Trace)),
 	}
 }
 
-// Routes returns every route the handler serves.
+// pprofPrefix is the path under which Options.Pprof serves the profiles;
+// pprof.Index expects it.
+const pprofPrefix = "/debug/pprof/"
+
+// pprofHandler adapts a net/http/pprof handler, which answers its own
+// errors.
+func pprofHandler(h http.HandlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		h(w, r)
+		return nil
+	}
+}
+
+// Routes returns every route the handler serves; the /debug/pprof/ ones
+// only with Options.Pprof.
 func Routes() []Route {
 	var s server
 	rs := s.routes()
@@ -257,6 +291,9 @@ func New(repo *mirror.Repository, opts *Options) (http.Handler, error) {
 		tokenSum: tokenSum(o.Token), metricsSum: tokenSum(o.MetricsToken), hosts: hosts,
 	}
 	for _, rt := range s.routes() {
+		if !o.Pprof && strings.HasPrefix(rt.Pattern, pprofPrefix) {
+			continue
+		}
 		pattern := rt.Method + " " + rt.Pattern
 		s.mux.Handle(pattern, s.adapt(rt.handle))
 		if rt.guard != guardToken {

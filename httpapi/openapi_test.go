@@ -105,7 +105,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	var served []string
 	for _, r := range httpapi.Routes() {
-		served = append(served, r.Method+" "+r.Pattern)
+		// "/debug/pprof/{$}" is the path "/debug/pprof/" alone.
+		served = append(served, r.Method+" "+strings.TrimSuffix(r.Pattern, "{$}"))
 	}
 	slices.Sort(inSpec)
 	slices.Sort(served)

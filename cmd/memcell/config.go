@@ -51,6 +51,7 @@ type config struct {
 	ShutdownTimeout time.Duration
 	ReplayInterval  time.Duration
 	RequestTimeout  time.Duration
+	Pprof           bool
 }
 
 // setting names one configuration value's flag and environment variable;
@@ -83,6 +84,7 @@ var settings = []setting{
 	{"shutdown-timeout", "MEMCELL_SHUTDOWN_TIMEOUT", false},
 	{"replay-interval", "MEMCELL_REPLAY_INTERVAL", false},
 	{"request-timeout", "MEMCELL_REQUEST_TIMEOUT", false},
+	{"pprof", "MEMCELL_PPROF", false},
 }
 
 // fileKey is a flag's key in the config file.
@@ -118,6 +120,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.Var((*positiveDuration)(&c.ReplayInterval), "replay-interval", "how often serve redoes the KV writes recorded as missed (KV outage, mirroring off)")
 	c.RequestTimeout = httpapi.DefaultRequestTimeout
 	fs.Var((*positiveDuration)(&c.RequestTimeout), "request-timeout", "time limit of each API request, its primary queries included (503 beyond)")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve the runtime profiles (net/http/pprof) under /debug/pprof/, behind the API token and the host check like the admin routes")
 	for _, s := range settings {
 		f := fs.Lookup(s.flag)
 		f.Usage += " ($" + s.env + ")"

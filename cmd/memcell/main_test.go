@@ -71,13 +71,6 @@ func TestKVStatsErrors(t *testing.T) {
 	}
 }
 
-func TestVersion(t *testing.T) {
-	out, err := run(t, "version")
-	if err != nil || !strings.HasPrefix(out, "memcell ") {
-		t.Errorf("version = %q, %v", out, err)
-	}
-}
-
 func TestConfigPrecedence(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "memcell.yaml")
@@ -112,6 +105,45 @@ func TestConfigPrecedence(t *testing.T) {
 		if _, err := loadConfig(cmd.Flags(), func(string) string { return "" }); !errors.Is(err, errUsage) {
 			t.Errorf("config %q: %v, want a usage error", bad, err)
 		}
+	}
+}
+
+// TestPprofSetting checks that --pprof is off by default and comes from
+// the flag, $MEMCELL_PPROF or the config key pprof.
+func TestPprofSetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "memcell.yaml")
+	if err := os.WriteFile(file, []byte("pprof: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		{"default", nil, nil, false},
+		{"flag", []string{"--pprof"}, nil, true},
+		{"environment", nil, map[string]string{"MEMCELL_PPROF": "true"}, true},
+		{"file", []string{"--config", file}, nil, true},
+		{"flag over file", []string{"--config", file, "--pprof=false"}, nil, false},
+		{"environment over file", []string{"--config", file}, map[string]string{"MEMCELL_PPROF": "false"}, false},
+	} {
+		cmd := newServeCmd()
+		if err := cmd.ParseFlags(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := loadConfig(cmd.Flags(), func(k string) string { return tc.env[k] })
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if cfg.Pprof != tc.want {
+			t.Errorf("%s: pprof = %v, want %v", tc.name, cfg.Pprof, tc.want)
+		}
+	}
+	cmd := newServeCmd()
+	_ = cmd.ParseFlags(nil)
+	if _, err := loadConfig(cmd.Flags(), func(k string) string { return map[string]string{"MEMCELL_PPROF": "maybe"}[k] }); !errors.Is(err, errUsage) {
+		t.Errorf("MEMCELL_PPROF=maybe: %v, want a usage error", err)
 	}
 }
 

@@ -28,3 +28,7 @@ func (noRocksDB) Error() string {
 }
 
 func (noRocksDB) Unwrap() []error { return []error{errUsage, kv.ErrUnknownScheme} }
+
+// withRocksDB reports that this memcell does not link RocksDB ("memcell
+// version", memcell_build_info).
+const withRocksDB = false

@@ -14,7 +14,8 @@ import (
 )
 
 // TestEndToEndRocksDB runs a memcell built with the tag rocksdb on a
-// RocksDB store: writes and validated reads, kv verify against the
+// RocksDB store: its version and memcell_build_info say RocksDB is linked
+// in; writes and validated reads, kv verify against the
 // server, a restart on the same directories, and the store's contents
 // read with rocksdbkv once the server is stopped.
 func TestEndToEndRocksDB(t *testing.T) {
@@ -25,6 +26,12 @@ func TestEndToEndRocksDB(t *testing.T) {
 		"--kv", "rocksdb:" + kvDir}
 	s := startServerOf(t, bin, nil, args...)
 	live := exercise(t, s) // writes, and reads validated as consistent
+	if out, err := exec.Command(bin, "version").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("\n  rocksdb:  yes\n")) {
+		t.Errorf("memcell version of the rocksdb build = %s, %v; want rocksdb: yes", out, err)
+	}
+	if _, page := s.call("GET", "/metrics", "", nil, nil); !bytes.Contains(page, []byte(`rocksdb="true"`)) {
+		t.Errorf("/metrics of the rocksdb build: %s", grepLines(string(page), "memcell_build_info"))
+	}
 
 	out, err := exec.Command(bin, "kv", "stats", "--server", s.url).CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte(`"backend": "rocksdb"`)) {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,9 +15,6 @@ import (
 	"github.com/memcell/memcell/kv/pebblekv"
 	"github.com/memcell/memcell/kv/rediskv"
 )
-
-// version is set at link time: -ldflags "-X main.version=v1.2.3".
-var version = ""
 
 // errUsage marks a bad invocation: a flag, argument, setting or config
 // file the command refuses (exit status 2, as every error but
@@ -117,7 +113,12 @@ token never.`,
 		SilenceErrors: true,
 		Args:          noArgs,
 		RunE:          helpOnly,
+		// --version prints what "memcell version" prints; the template
+		// only reads it, so nothing in it is taken for template text.
+		Version:     versionString(),
+		Annotations: map[string]string{"buildinfo": buildInfo().String()},
 	}
+	root.SetVersionTemplate(`{{index .Annotations "buildinfo"}}`)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return fmt.Errorf("%w: %s", errUsage, redactWords(err.Error()))
 	})
@@ -131,30 +132,13 @@ token never.`,
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "Print the version and the Go version it was built with",
+		Short: "Print the version, VCS revision and time, Go version, and whether RocksDB is linked in",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			goVersion := "unknown"
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				goVersion = bi.GoVersion
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "memcell %s (%s)\n", versionString(), goVersion)
+			fmt.Fprint(cmd.OutOrStdout(), buildInfo())
 			return nil
 		},
 	}
-}
-
-// versionString is the link-time version, else the module version, else
-// "devel".
-func versionString() string {
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
-		v = bi.Main.Version
-	}
-	if v == "" || v == "(devel)" {
-		v = "devel"
-	}
-	return v
 }
 
 // newKVRegistry links in every backend this program knows. The rocksdb

@@ -154,7 +154,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 	primary, store := st.primary, st.kv
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo().collector())
 	repo, err := mirror.New(primary, store, &mirror.Options{Logger: log, Registerer: reg, Flags: &flags})
 	if err != nil {
 		return err
@@ -194,7 +194,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 		Logger: log, Registerer: reg, Gatherer: reg,
 		Token: cfg.APIToken, MetricsToken: cfg.MetricsToken, AllowedHosts: cfg.AllowedHosts,
 		MaxBodyBytes: cfg.MaxBodyBytes, RequestTimeout: cfg.RequestTimeout, Version: versionString(),
-		Jobs: jobs, Replayer: replayer,
+		Jobs: jobs, Replayer: replayer, Pprof: cfg.Pprof,
 	})
 	if err != nil {
 		return err
