@@ -101,7 +101,12 @@ the stores itself).`,
 	c.Flags().StringVar(&o.server, "server", "", "run the job in the memcell server at this address or URL (default: the server at --addr, if one answers)")
 	c.Flags().StringVar(&o.caCert, "ca-cert", "", "PEM certificates to trust, besides the system's, for an https server (default: the configuration's --tls-cert)")
 	o.progress = "auto"
-	c.Flags().Var(&enumValue{p: &o.progress, allowed: []string{"auto", "bar", "json", "none"}}, "progress", "progress display: auto (bar on a terminal, JSON otherwise), bar, json or none")
+	pf := c.Flags().VarPF(&enumValue{p: &o.progress, allowed: []string{"auto", "bar", "json", "none"}}, "progress", "",
+		"progress display: auto (bars on a terminal, JSON lines otherwise), bar, json or none; --progress alone is auto")
+	// The value is optional, so that a bare --progress never takes the
+	// next flag as its value; noArgs takes "--progress json" as
+	// "--progress=json".
+	pf.NoOptDefVal = "auto"
 	if extra != nil {
 		extra(c.Flags(), o)
 	}
