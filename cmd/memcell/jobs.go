@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -174,17 +177,7 @@ func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
 		}
 	}
 	diffs := rep.DifferenceCount()
-	lowered := ""
-	if rep.RevisionsLowered > 0 {
-		verb := "with the revision lowered"
-		if rep.DryRun {
-			verb = "would have the revision lowered"
-		}
-		lowered = fmt.Sprintf(" (%d %s: the primary's went down)", rep.RevisionsLowered, verb)
-	}
-	fmt.Fprintf(stdout, "%s: %d documents and %d KV keys scanned, %d differences %v, %d repaired%s, %d unrepaired in %s\n",
-		rep.Job, rep.Scanned, rep.KVScanned, diffs, rep.Differences, rep.Repaired, lowered, rep.Unrepaired,
-		rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+	fmt.Fprintln(stdout, summary(rep))
 	switch {
 	case (rep.Job == "verify" || rep.DryRun) && diffs > 0:
 		return errDifferences
@@ -194,6 +187,107 @@ func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
 			"or copies that kept changing during the repair (run it again); the log names each one", errDifferences, rep.Unrepaired)
 	}
 	return nil
+}
+
+// kindOrder is the order in which a summary names the kinds of difference.
+var kindOrder = []reconcile.Kind{reconcile.Missing, reconcile.Extra, reconcile.Differs, reconcile.Stale, reconcile.Unreadable}
+
+// dryRunIDs is how many ids of each kind the summary of a dry run lists.
+const dryRunIDs = 5
+
+// summary is the line a job prints when it ends, e.g. "verify: 5
+// documents and 6 KV keys scanned in 1.2s, 2 differences: 1 extra, 1
+// differs", or for a dry run what the repair would change, with the first
+// ids of each kind (from the report's samples).
+func summary(rep *reconcile.Report) string {
+	var b strings.Builder
+	name := rep.Job
+	if rep.DryRun {
+		name += " --dry-run"
+	}
+	fmt.Fprintf(&b, "%s: %d documents and %d KV keys scanned in %s, ", name, rep.Scanned, rep.KVScanned,
+		rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+	diffs := rep.DifferenceCount()
+	if diffs == 0 {
+		b.WriteString("no differences")
+	} else {
+		fmt.Fprintf(&b, "%d %s: %s", diffs, plural(diffs, "difference"), kindCounts(rep, nil, false))
+	}
+	lowered := func(verb string) string {
+		if rep.RevisionsLowered == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%d %s: the primary's went down)", rep.RevisionsLowered, verb)
+	}
+	switch {
+	case rep.DryRun:
+		fixable := diffs - rep.Differences[reconcile.Unreadable]
+		if fixable == 0 {
+			b.WriteString("; nothing to repair")
+		} else {
+			fmt.Fprintf(&b, "; would repair %d%s: %s", fixable, lowered("would have the revision lowered"),
+				kindCounts(rep, func(k reconcile.Kind) bool { return k != reconcile.Unreadable }, true))
+		}
+		if n := rep.Differences[reconcile.Unreadable]; n > 0 {
+			fmt.Fprintf(&b, "; %d unreadable cannot be repaired (ids: %s)", n, sampleIDs(rep, reconcile.Unreadable, n))
+		}
+		b.WriteString("; nothing written")
+	case rep.Job != "verify":
+		fmt.Fprintf(&b, "; %d repaired%s, %d unrepaired", rep.Repaired, lowered("with the revision lowered"), rep.Unrepaired)
+	}
+	return b.String()
+}
+
+// plural is word, with an s unless n is 1.
+func plural(n int64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// kindCounts lists the counts of the kinds of difference of rep that keep
+// selects (nil: all), in kindOrder and then any other kind by name, as "1
+// missing, 2 extra"; with ids, each with its first ids.
+func kindCounts(rep *reconcile.Report, keep func(reconcile.Kind) bool, ids bool) string {
+	order := slices.Clone(kindOrder)
+	for _, k := range slices.Sorted(maps.Keys(rep.Differences)) {
+		if !slices.Contains(order, k) {
+			order = append(order, k)
+		}
+	}
+	var parts []string
+	for _, k := range order {
+		n := rep.Differences[k]
+		if n == 0 || (keep != nil && !keep(k)) {
+			continue
+		}
+		part := fmt.Sprintf("%d %s", n, k)
+		if ids {
+			part += " (ids: " + sampleIDs(rep, k, n) + ")"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// sampleIDs lists the first dryRunIDs ids of kind among rep's samples, and
+// how many of the n more there are.
+func sampleIDs(rep *reconcile.Report, kind reconcile.Kind, n int64) string {
+	var ids []string
+	for _, d := range rep.Samples {
+		if d.Kind == kind && len(ids) < dryRunIDs {
+			ids = append(ids, d.EventID)
+		}
+	}
+	s := strings.Join(ids, ", ")
+	if more := n - int64(len(ids)); more > 0 {
+		if s != "" {
+			s += " and "
+		}
+		s += fmt.Sprintf("%d more", more)
+	}
+	return s
 }
 
 // progressReporter returns the Progress callback for mode and a function
