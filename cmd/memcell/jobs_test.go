@@ -85,14 +85,30 @@ func TestEndToEndJobs(t *testing.T) {
 	}
 	if code, out := runCLI(t, append([]string{"kv", "repair", "--dry-run"}, store...)...); code != 1 {
 		t.Fatalf("repair --dry-run of a mirror with differences: exit %d, want 1:\n%s", code, out)
+	} else if want := "would repair 2: 1 extra (ids: 65a1b2c3d4e5f60718293a4b), 1 differs (ids: " + ids[0] + "); nothing written"; !strings.Contains(out, want) {
+		t.Errorf("repair --dry-run does not say %q:\n%s", want, out)
 	}
 	verify(1) // the dry run wrote nothing
 	if code, out := runCLI(t, append([]string{"kv", "repair"}, store...)...); code != 0 {
 		t.Fatalf("repair exit %d:\n%s", code, out)
 	}
 	verify(0)
-	if code, out := runCLI(t, append([]string{"kv", "sync"}, store...)...); code != 0 {
+	code, out := runCLI(t, append([]string{"kv", "sync"}, store...)...)
+	if code != 0 {
 		t.Fatalf("sync exit %d:\n%s", code, out)
+	}
+	// The job's last log line gives its duration in seconds.
+	var finished map[string]any
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, `"reconcile: job finished"`) {
+			_ = json.Unmarshal([]byte(line), &finished)
+		}
+	}
+	if s, ok := finished["elapsed_seconds"].(float64); !ok || s <= 0 || finished["elapsed"] != nil {
+		t.Errorf("sync's last log line = %v, want elapsed_seconds (a number)", finished)
+	}
+	if !strings.Contains(out, "sync: 5 documents and 0 KV keys scanned in ") || !strings.Contains(out, ", no differences; 5 repaired, 0 unrepaired") {
+		t.Errorf("sync output does not have the summary line:\n%s", out)
 	}
 	verify(0)
 

@@ -22,7 +22,7 @@ func parseLevel(s string) (slog.Level, error) {
 // unless format says which.
 func newLogger(w io.Writer, format, level string) *slog.Logger {
 	l, _ := parseLevel(level) // checked by the --log-level flag's value
-	opts := &slog.HandlerOptions{Level: l}
+	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: durationSeconds}
 	if format == "auto" {
 		format = "json"
 		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
@@ -33,4 +33,19 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationSeconds is the loggers' ReplaceAttr: it writes every
+// time.Duration attribute as seconds (a float64) under its key with
+// "_seconds" appended (unless it ends so already), so that every duration
+// a log line carries has the same form, in JSON and text alike.
+func durationSeconds(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindDuration {
+		return a
+	}
+	key := a.Key
+	if !strings.HasSuffix(key, "_seconds") {
+		key += "_seconds"
+	}
+	return slog.Float64(key, a.Value.Duration().Seconds())
 }
