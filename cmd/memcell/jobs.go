@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mattn/go-isatty"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -69,9 +67,11 @@ the configuration names (--mongo-uri, --kv, or their environment variables
 and config file keys, as for "memcell serve"), else the embedded default
 under --data-dir.
 
-On a terminal a progress bar shows the rate and the time left; otherwise a
-JSON progress line goes to stderr every few seconds and when the job moves
-from the primary pass to the KV pass (--progress chooses). --report writes
+On a terminal a progress bar for each pass (the primary pass, then for
+verify and repair the KV pass) shows the count, the rate and the time left,
+with the log lines printed above the bars; otherwise a JSON progress line
+goes to stderr every few seconds and when the job moves from the primary
+pass to the KV pass (--progress chooses; --progress alone is auto). --report writes
 the final report as JSON; --checkpoint makes an interrupted job resume where
 it stopped when run again with the same file (only when the command opens
 the stores itself).`,
@@ -148,16 +148,19 @@ run or were left unrepaired, 2 when the repair could not run.`,
 }
 
 func runJob(ctx context.Context, cfg *config, o *jobOptions, run jobRun, stdout, stderr io.Writer) error {
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	// The log goes through logs, which the progress bars redirect while
+	// they are drawn.
+	logs := &switchWriter{w: stderr}
+	log := newLogger(logs, logFormat(stderr, cfg.LogFormat), cfg.LogLevel)
 	st, err := openStores(ctx, cfg, stderr, log, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
 	defer st.close(log)
 
-	progress, finish := progressReporter(o.progress, stderr)
+	progress, finish := progressReporter(o.progress, stderr, logs)
 	rep, err := run(ctx, st.primary, st.kv, &reconcile.Options{Logger: log, Rate: o.rate, Checkpoint: o.checkpoint, Progress: progress, DryRun: o.dryRun})
-	finish()
+	finish(err)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
@@ -288,62 +291,4 @@ func sampleIDs(rep *reconcile.Report, kind reconcile.Kind, n int64) string {
 		s += fmt.Sprintf("%d more", more)
 	}
 	return s
-}
-
-// progressReporter returns the Progress callback for mode and a function
-// that ends the display.
-func progressReporter(mode string, w io.Writer) (func(reconcile.Progress), func()) {
-	if mode == "auto" {
-		mode = "json"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			mode = "bar"
-		}
-	}
-	switch mode {
-	case "bar":
-		var bar *progressbar.ProgressBar
-		var phase string
-		return func(p reconcile.Progress) {
-				if bar != nil && p.Phase != phase {
-					bar.Describe(p.Job + " (" + p.Phase + ")")
-				}
-				phase = p.Phase
-				if bar == nil {
-					bar = progressbar.NewOptions64(max(p.Total, -1),
-						progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(p.Job+" ("+p.Phase+")"),
-						progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("docs"),
-						progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond))
-				}
-				_ = bar.Set64(p.Scanned)
-			}, func() {
-				if bar != nil {
-					_ = bar.Finish()
-					fmt.Fprintln(w)
-				}
-			}
-	case "json":
-		enc := json.NewEncoder(w)
-		var last time.Time
-		var phase string
-		var pending *reconcile.Progress // the last report not written
-		emit := func(p reconcile.Progress) {
-			last, phase, pending = time.Now(), p.Phase, nil
-			_ = enc.Encode(map[string]any{"progress": p.Job, "phase": p.Phase, "scanned": p.Scanned, "kv_scanned": p.KVScanned,
-				"total": p.Total, "differences": p.Differences, "repaired": p.Repaired, "elapsed_seconds": p.Elapsed.Seconds()})
-		}
-		return func(p reconcile.Progress) {
-				// A new phase is written at once, the rest every few
-				// seconds; the last report is written at the end.
-				if p.Phase == phase && time.Since(last) < 5*time.Second {
-					pending = &p
-					return
-				}
-				emit(p)
-			}, func() {
-				if pending != nil {
-					emit(*pending)
-				}
-			}
-	}
-	return nil, func() {}
 }

@@ -212,7 +212,7 @@ func TestEndToEndJobsInServer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("kv verify beside the server exit %d:\n%s\n%s", code, out, s.stderr)
 	}
-	for _, want := range []string{"runs in the memcell server at http://" + addr, `"phase":"primary"`, `"phase":"kv"`, "verify: ", " 0 differences"} {
+	for _, want := range []string{"runs in the memcell server at http://" + addr, `"phase":"primary"`, `"phase":"kv"`, "verify: ", ", no differences"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kv verify output lacks %q:\n%s", want, out)
 		}

@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strings"
-
-	"github.com/mattn/go-isatty"
 )
 
 func parseLevel(s string) (slog.Level, error) {
@@ -18,18 +15,24 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// logFormat is format, or for "auto" the format of a log written to w:
+// text on a terminal, JSON otherwise.
+func logFormat(w io.Writer, format string) string {
+	if format != "auto" {
+		return format
+	}
+	if isTerminal(w) {
+		return "text"
+	}
+	return "json"
+}
+
 // newLogger builds the process logger: text on a terminal, JSON otherwise,
 // unless format says which.
 func newLogger(w io.Writer, format, level string) *slog.Logger {
 	l, _ := parseLevel(level) // checked by the --log-level flag's value
 	opts := &slog.HandlerOptions{Level: l, ReplaceAttr: durationSeconds}
-	if format == "auto" {
-		format = "json"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			format = "text"
-		}
-	}
-	if format == "text" {
+	if logFormat(w, format) == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
