@@ -106,7 +106,8 @@ type barDisplay struct {
 
 // phaseBar is the bar of one phase and the counts it shows.
 type phaseBar struct {
-	bar *mpb.Bar
+	phase string
+	bar   *mpb.Bar
 
 	mu             sync.Mutex
 	first, current int64         // the count at the phase's first report, and now
@@ -129,22 +130,36 @@ func phaseName(phase string) string {
 	return phase
 }
 
+// phaseCounts is the count and total a report gives the bar of phase: the
+// primary documents read out of the estimate, or the KV keys read out of
+// the documents read.
+func phaseCounts(phase string, p reconcile.Progress) (count, total int64) {
+	if phase == "kv" {
+		return p.KVScanned, p.Scanned
+	}
+	return p.Scanned, p.Total
+}
+
 // update shows a progress report: it ends the bar of the previous phase
 // when the phase changes and moves the bar of the report's phase.
 func (d *barDisplay) update(p reconcile.Progress) {
-	count, total := p.Scanned, p.Total
-	if p.Phase == "kv" {
-		count, total = p.KVScanned, p.Scanned
-	}
+	count, total := phaseCounts(p.Phase, p)
 	pb := d.bars[p.Phase]
 	if pb == nil {
 		if d.cur != nil {
+			// The report of a new phase has the final count of the
+			// previous one.
+			last, _ := phaseCounts(d.cur.phase, p)
+			d.cur.mu.Lock()
+			d.cur.current, d.cur.total, d.cur.at = last, last, p.Elapsed
+			d.cur.mu.Unlock()
+			d.cur.bar.SetCurrent(last)
 			d.cur.bar.SetTotal(-1, true)
 		}
 		if d.logs != nil && d.prev == nil {
 			d.prev = d.logs.swap(d.p)
 		}
-		pb = &phaseBar{first: count, firstAt: p.Elapsed}
+		pb = &phaseBar{phase: p.Phase, first: count, firstAt: p.Elapsed}
 		// A bar made with total 0 does not complete by itself when the
 		// count passes an estimate; SetTotal below sets what it shows.
 		pb.bar = d.p.New(0, mpb.BarStyle(),
