@@ -184,7 +184,7 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 	attrs := []any{"job", j.name, "dry_run", j.dryRun, "scanned", j.report.Scanned, "kv_scanned", j.report.KVScanned,
 		"differences", j.report.DifferenceCount(), "repaired", j.report.Repaired, "unrepaired", j.report.Unrepaired,
 		"revisions_lowered", j.report.RevisionsLowered,
-		"elapsed", elapsed.Round(time.Millisecond).String()}
+		"elapsed", elapsed.Round(time.Millisecond)}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			j.log.WarnContext(ctx, "reconcile: job interrupted", append(attrs, "error", cerr)...)

@@ -6,11 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/mattn/go-isatty"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -66,9 +67,11 @@ the configuration names (--mongo-uri, --kv, or their environment variables
 and config file keys, as for "memcell serve"), else the embedded default
 under --data-dir.
 
-On a terminal a progress bar shows the rate and the time left; otherwise a
-JSON progress line goes to stderr every few seconds and when the job moves
-from the primary pass to the KV pass (--progress chooses). --report writes
+On a terminal a progress bar for each pass (the primary pass, then for
+verify and repair the KV pass) shows the count, the rate and the time left,
+with the log lines printed above the bars; otherwise a JSON progress line
+goes to stderr every few seconds and when the job moves from the primary
+pass to the KV pass (--progress chooses; --progress alone is auto). --report writes
 the final report as JSON; --checkpoint makes an interrupted job resume where
 it stopped when run again with the same file (only when the command opens
 the stores itself).`,
@@ -101,7 +104,12 @@ the stores itself).`,
 	c.Flags().StringVar(&o.server, "server", "", "run the job in the memcell server at this address or URL (default: the server at --addr, if one answers)")
 	c.Flags().StringVar(&o.caCert, "ca-cert", "", "PEM certificates to trust, besides the system's, for an https server (default: the configuration's --tls-cert)")
 	o.progress = "auto"
-	c.Flags().Var(&enumValue{p: &o.progress, allowed: []string{"auto", "bar", "json", "none"}}, "progress", "progress display: auto (bar on a terminal, JSON otherwise), bar, json or none")
+	pf := c.Flags().VarPF(&enumValue{p: &o.progress, allowed: []string{"auto", "bar", "json", "none"}}, "progress", "",
+		"progress display: auto (bars on a terminal, JSON lines otherwise), bar, json or none; --progress alone is auto")
+	// The value is optional, so that a bare --progress never takes the
+	// next flag as its value; noArgs takes "--progress json" as
+	// "--progress=json".
+	pf.NoOptDefVal = "auto"
 	if extra != nil {
 		extra(c.Flags(), o)
 	}
@@ -140,16 +148,19 @@ run or were left unrepaired, 2 when the repair could not run.`,
 }
 
 func runJob(ctx context.Context, cfg *config, o *jobOptions, run jobRun, stdout, stderr io.Writer) error {
-	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	// The log goes through logs, which the progress bars redirect while
+	// they are drawn.
+	logs := &switchWriter{w: stderr}
+	log := newLogger(logs, logFormat(stderr, cfg.LogFormat), cfg.LogLevel)
 	st, err := openStores(ctx, cfg, stderr, log, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
 	defer st.close(log)
 
-	progress, finish := progressReporter(o.progress, stderr)
+	progress, finish := progressReporter(o.progress, stderr, logs)
 	rep, err := run(ctx, st.primary, st.kv, &reconcile.Options{Logger: log, Rate: o.rate, Checkpoint: o.checkpoint, Progress: progress, DryRun: o.dryRun})
-	finish()
+	finish(err)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
@@ -169,17 +180,7 @@ func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
 		}
 	}
 	diffs := rep.DifferenceCount()
-	lowered := ""
-	if rep.RevisionsLowered > 0 {
-		verb := "with the revision lowered"
-		if rep.DryRun {
-			verb = "would have the revision lowered"
-		}
-		lowered = fmt.Sprintf(" (%d %s: the primary's went down)", rep.RevisionsLowered, verb)
-	}
-	fmt.Fprintf(stdout, "%s: %d documents and %d KV keys scanned, %d differences %v, %d repaired%s, %d unrepaired in %s\n",
-		rep.Job, rep.Scanned, rep.KVScanned, diffs, rep.Differences, rep.Repaired, lowered, rep.Unrepaired,
-		rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+	fmt.Fprintln(stdout, summary(rep))
 	switch {
 	case (rep.Job == "verify" || rep.DryRun) && diffs > 0:
 		return errDifferences
@@ -191,60 +192,103 @@ func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
 	return nil
 }
 
-// progressReporter returns the Progress callback for mode and a function
-// that ends the display.
-func progressReporter(mode string, w io.Writer) (func(reconcile.Progress), func()) {
-	if mode == "auto" {
-		mode = "json"
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			mode = "bar"
+// kindOrder is the order in which a summary names the kinds of difference.
+var kindOrder = []reconcile.Kind{reconcile.Missing, reconcile.Extra, reconcile.Differs, reconcile.Stale, reconcile.Unreadable}
+
+// dryRunIDs is how many ids of each kind the summary of a dry run lists.
+const dryRunIDs = 5
+
+// summary is the line a job prints when it ends, e.g. "verify: 5
+// documents and 6 KV keys scanned in 1.2s, 2 differences: 1 extra, 1
+// differs", or for a dry run what the repair would change, with the first
+// ids of each kind (from the report's samples).
+func summary(rep *reconcile.Report) string {
+	var b strings.Builder
+	name := rep.Job
+	if rep.DryRun {
+		name += " --dry-run"
+	}
+	fmt.Fprintf(&b, "%s: %d documents and %d KV keys scanned in %s, ", name, rep.Scanned, rep.KVScanned,
+		rep.Finished.Sub(rep.Started).Round(time.Millisecond))
+	diffs := rep.DifferenceCount()
+	if diffs == 0 {
+		b.WriteString("no differences")
+	} else {
+		fmt.Fprintf(&b, "%d %s: %s", diffs, plural(diffs, "difference"), kindCounts(rep, nil, false))
+	}
+	lowered := func(verb string) string {
+		if rep.RevisionsLowered == 0 {
+			return ""
+		}
+		return fmt.Sprintf(" (%d %s: the primary's went down)", rep.RevisionsLowered, verb)
+	}
+	switch {
+	case rep.DryRun:
+		fixable := diffs - rep.Differences[reconcile.Unreadable]
+		if fixable == 0 {
+			b.WriteString("; nothing to repair")
+		} else {
+			fmt.Fprintf(&b, "; would repair %d%s: %s", fixable, lowered("would have the revision lowered"),
+				kindCounts(rep, func(k reconcile.Kind) bool { return k != reconcile.Unreadable }, true))
+		}
+		if n := rep.Differences[reconcile.Unreadable]; n > 0 {
+			fmt.Fprintf(&b, "; %d unreadable cannot be repaired (ids: %s)", n, sampleIDs(rep, reconcile.Unreadable, n))
+		}
+		b.WriteString("; nothing written")
+	case rep.Job != "verify":
+		fmt.Fprintf(&b, "; %d repaired%s, %d unrepaired", rep.Repaired, lowered("with the revision lowered"), rep.Unrepaired)
+	}
+	return b.String()
+}
+
+// plural is word, with an s unless n is 1.
+func plural(n int64, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// kindCounts lists the counts of the kinds of difference of rep that keep
+// selects (nil: all), in kindOrder and then any other kind by name, as "1
+// missing, 2 extra"; with ids, each with its first ids.
+func kindCounts(rep *reconcile.Report, keep func(reconcile.Kind) bool, ids bool) string {
+	order := slices.Clone(kindOrder)
+	for _, k := range slices.Sorted(maps.Keys(rep.Differences)) {
+		if !slices.Contains(order, k) {
+			order = append(order, k)
 		}
 	}
-	switch mode {
-	case "bar":
-		var bar *progressbar.ProgressBar
-		var phase string
-		return func(p reconcile.Progress) {
-				if bar != nil && p.Phase != phase {
-					bar.Describe(p.Job + " (" + p.Phase + ")")
-				}
-				phase = p.Phase
-				if bar == nil {
-					bar = progressbar.NewOptions64(max(p.Total, -1),
-						progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(p.Job+" ("+p.Phase+")"),
-						progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("docs"),
-						progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond))
-				}
-				_ = bar.Set64(p.Scanned)
-			}, func() {
-				if bar != nil {
-					_ = bar.Finish()
-					fmt.Fprintln(w)
-				}
-			}
-	case "json":
-		enc := json.NewEncoder(w)
-		var last time.Time
-		var phase string
-		var pending *reconcile.Progress // the last report not written
-		emit := func(p reconcile.Progress) {
-			last, phase, pending = time.Now(), p.Phase, nil
-			_ = enc.Encode(map[string]any{"progress": p.Job, "phase": p.Phase, "scanned": p.Scanned, "kv_scanned": p.KVScanned,
-				"total": p.Total, "differences": p.Differences, "repaired": p.Repaired, "elapsed_seconds": p.Elapsed.Seconds()})
+	var parts []string
+	for _, k := range order {
+		n := rep.Differences[k]
+		if n == 0 || (keep != nil && !keep(k)) {
+			continue
 		}
-		return func(p reconcile.Progress) {
-				// A new phase is written at once, the rest every few
-				// seconds; the last report is written at the end.
-				if p.Phase == phase && time.Since(last) < 5*time.Second {
-					pending = &p
-					return
-				}
-				emit(p)
-			}, func() {
-				if pending != nil {
-					emit(*pending)
-				}
-			}
+		part := fmt.Sprintf("%d %s", n, k)
+		if ids {
+			part += " (ids: " + sampleIDs(rep, k, n) + ")"
+		}
+		parts = append(parts, part)
 	}
-	return nil, func() {}
+	return strings.Join(parts, ", ")
+}
+
+// sampleIDs lists the first dryRunIDs ids of kind among rep's samples, and
+// how many of the n more there are.
+func sampleIDs(rep *reconcile.Report, kind reconcile.Kind, n int64) string {
+	var ids []string
+	for _, d := range rep.Samples {
+		if d.Kind == kind && len(ids) < dryRunIDs {
+			ids = append(ids, d.EventID)
+		}
+	}
+	s := strings.Join(ids, ", ")
+	if more := n - int64(len(ids)); more > 0 {
+		if s != "" {
+			s += " and "
+		}
+		s += fmt.Sprintf("%d more", more)
+	}
+	return s
 }

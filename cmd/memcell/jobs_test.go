@@ -85,14 +85,30 @@ func TestEndToEndJobs(t *testing.T) {
 	}
 	if code, out := runCLI(t, append([]string{"kv", "repair", "--dry-run"}, store...)...); code != 1 {
 		t.Fatalf("repair --dry-run of a mirror with differences: exit %d, want 1:\n%s", code, out)
+	} else if want := "would repair 2: 1 extra (ids: 65a1b2c3d4e5f60718293a4b), 1 differs (ids: " + ids[0] + "); nothing written"; !strings.Contains(out, want) {
+		t.Errorf("repair --dry-run does not say %q:\n%s", want, out)
 	}
 	verify(1) // the dry run wrote nothing
 	if code, out := runCLI(t, append([]string{"kv", "repair"}, store...)...); code != 0 {
 		t.Fatalf("repair exit %d:\n%s", code, out)
 	}
 	verify(0)
-	if code, out := runCLI(t, append([]string{"kv", "sync"}, store...)...); code != 0 {
+	code, out := runCLI(t, append([]string{"kv", "sync"}, store...)...)
+	if code != 0 {
 		t.Fatalf("sync exit %d:\n%s", code, out)
+	}
+	// The job's last log line gives its duration in seconds.
+	var finished map[string]any
+	for line := range strings.Lines(out) {
+		if strings.Contains(line, `"reconcile: job finished"`) {
+			_ = json.Unmarshal([]byte(line), &finished)
+		}
+	}
+	if s, ok := finished["elapsed_seconds"].(float64); !ok || s <= 0 || finished["elapsed"] != nil {
+		t.Errorf("sync's last log line = %v, want elapsed_seconds (a number)", finished)
+	}
+	if !strings.Contains(out, "sync: 5 documents and 0 KV keys scanned in ") || !strings.Contains(out, ", no differences; 5 repaired, 0 unrepaired") {
+		t.Errorf("sync output does not have the summary line:\n%s", out)
 	}
 	verify(0)
 
@@ -196,7 +212,7 @@ func TestEndToEndJobsInServer(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("kv verify beside the server exit %d:\n%s\n%s", code, out, s.stderr)
 	}
-	for _, want := range []string{"runs in the memcell server at http://" + addr, `"phase":"primary"`, `"phase":"kv"`, "verify: ", " 0 differences"} {
+	for _, want := range []string{"runs in the memcell server at http://" + addr, `"phase":"primary"`, `"phase":"kv"`, "verify: ", ", no differences"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kv verify output lacks %q:\n%s", want, out)
 		}
@@ -327,5 +343,52 @@ func TestFinishJobSummary(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "lowered") {
 		t.Errorf("summary %q mentions lowered revisions, none were", out.String())
+	}
+}
+
+// TestJobSummary checks the summary lines: differences by kind in a fixed
+// order (no Go map syntax), "no differences" when none, and for a dry run
+// what a repair would change, with the first ids of each kind.
+func TestJobSummary(t *testing.T) {
+	start := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	rep := func(job string, dry bool, d map[reconcile.Kind]int64, samples ...reconcile.Diff) *reconcile.Report {
+		return &reconcile.Report{Job: job, DryRun: dry, Started: start, Finished: start.Add(1500 * time.Millisecond),
+			Scanned: 10, KVScanned: 12, Differences: d, Samples: samples}
+	}
+	missing := func(ids ...string) []reconcile.Diff {
+		var ds []reconcile.Diff
+		for _, id := range ids {
+			ds = append(ds, reconcile.Diff{EventID: id, Kind: reconcile.Missing})
+		}
+		return ds
+	}
+	for _, tc := range []struct {
+		rep  *reconcile.Report
+		want string
+	}{
+		{rep("verify", false, map[reconcile.Kind]int64{}),
+			"verify: 10 documents and 12 KV keys scanned in 1.5s, no differences"},
+		{rep("verify", false, map[reconcile.Kind]int64{reconcile.Unreadable: 1, reconcile.Differs: 2, reconcile.Extra: 0, reconcile.Missing: 5}),
+			"verify: 10 documents and 12 KV keys scanned in 1.5s, 8 differences: 5 missing, 2 differs, 1 unreadable"},
+		{rep("repair", false, map[reconcile.Kind]int64{reconcile.Stale: 1, reconcile.Extra: 2}),
+			"repair: 10 documents and 12 KV keys scanned in 1.5s, 3 differences: 2 extra, 1 stale; 0 repaired, 0 unrepaired"},
+		{rep("repair", true, map[reconcile.Kind]int64{reconcile.Missing: 7, reconcile.Extra: 1},
+			append(missing("a", "b", "c", "d", "e", "f"), reconcile.Diff{EventID: "x", Kind: reconcile.Extra})...),
+			"repair --dry-run: 10 documents and 12 KV keys scanned in 1.5s, 8 differences: 7 missing, 1 extra; " +
+				"would repair 8: 7 missing (ids: a, b, c, d, e and 2 more), 1 extra (ids: x); nothing written"},
+		{rep("repair", true, map[reconcile.Kind]int64{reconcile.Unreadable: 1}, reconcile.Diff{EventID: "u", Kind: reconcile.Unreadable}),
+			"repair --dry-run: 10 documents and 12 KV keys scanned in 1.5s, 1 difference: 1 unreadable; nothing to repair; " +
+				"1 unreadable cannot be repaired (ids: u); nothing written"},
+		{rep("repair", true, nil),
+			"repair --dry-run: 10 documents and 12 KV keys scanned in 1.5s, no differences; nothing to repair; nothing written"},
+	} {
+		if got := summary(tc.rep); got != tc.want {
+			t.Errorf("summary:\n got %s\nwant %s", got, tc.want)
+		}
+	}
+	// A dry run that would change something still exits 1.
+	var out strings.Builder
+	if err := finishJob(rep("repair", true, map[reconcile.Kind]int64{reconcile.Missing: 1}), &jobOptions{}, &out); !errors.Is(err, errDifferences) {
+		t.Errorf("finishJob of a dry run with differences = %v, want errDifferences", err)
 	}
 }

@@ -398,3 +398,47 @@ func TestStrayArguments(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressFlag checks that --progress takes an optional value: alone it
+// is auto and never takes the next flag as its value, and "--progress json"
+// still means --progress=json.
+func TestProgressFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args          []string
+		progress, dir string
+		err           string
+	}{
+		{args: []string{"--progress"}, progress: "auto"},
+		{args: []string{"--progress", "--data-dir", "X"}, progress: "auto", dir: "X"},
+		{args: []string{"--data-dir", "X", "--progress"}, progress: "auto", dir: "X"},
+		{args: []string{"--progress", "json", "--data-dir", "X"}, progress: "json", dir: "X"},
+		{args: []string{"--progress=none"}, progress: "none"},
+		{args: []string{"--progress", "bar"}, progress: "bar"},
+		{args: []string{}, progress: "auto"},
+		{args: []string{"--progress", "fancy"}, err: `invalid argument "fancy" for "--progress" flag: want auto, bar, json or none`},
+		{args: []string{"--progress=json", "none"}, err: `unknown command "none"`},
+		{args: []string{"json"}, err: `unknown command "json"`},
+	} {
+		cmd, _, err := newRootCmd().Find([]string{"kv", "verify"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err = cmd.ParseFlags(tc.args); err == nil {
+			err = cmd.ValidateArgs(cmd.Flags().Args())
+		}
+		if tc.err != "" {
+			if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("kv verify %q: %v, want a usage error saying %s", tc.args, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("kv verify %q: %v", tc.args, err)
+			continue
+		}
+		progress, dir := cmd.Flags().Lookup("progress").Value.String(), cmd.Flags().Lookup("data-dir").Value.String()
+		if progress != tc.progress || (tc.dir != "" && dir != tc.dir) {
+			t.Errorf("kv verify %q: --progress %q, --data-dir %q; want %q, %q", tc.args, progress, dir, tc.progress, tc.dir)
+		}
+	}
+}

@@ -264,7 +264,7 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 	}
 	fmt.Fprintf(stderr, "memcell: %s runs in the memcell server at %s as job %s\n", kind, redact.URL(srv.base), j.ID)
 	path := "/v1/admin/jobs/" + j.ID
-	progress, finish := progressReporter(o.progress, stderr)
+	progress, finish := progressReporter(o.progress, stderr, nil)
 	show := func(j *httpapi.Job) {
 		if p := j.Progress; p != nil && progress != nil {
 			progress(reconcile.Progress{
@@ -281,7 +281,7 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 	for !j.Done() {
 		select {
 		case <-ctx.Done():
-			finish()
+			finish(ctx.Err())
 			return cancelRemoteJob(srv, path, ctx.Err(), stderr)
 		case <-tick.C:
 		}
@@ -294,7 +294,7 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 			// knows (it restarted) is gone for good.
 			var se *statusError
 			if failures++; failures >= 10 || (errors.As(err, &se) && se.status == http.StatusNotFound) {
-				finish()
+				finish(err)
 				return fmt.Errorf("%w: job %s in the server at %s: %w", errCouldNotRun, j.ID, redact.URL(srv.base), err)
 			}
 			continue
@@ -303,7 +303,11 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 		j = got
 		show(j)
 	}
-	finish()
+	if j.State == httpapi.JobSucceeded {
+		finish(nil)
+	} else {
+		finish(errors.New(j.Error))
+	}
 	switch {
 	case j.State == httpapi.JobSucceeded && j.Report != nil:
 		return finishJob(j.Report, o, stdout)

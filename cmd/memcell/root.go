@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/memcell/memcell/internal/redact"
 	"github.com/memcell/memcell/kv"
@@ -24,10 +25,36 @@ var errUsage = errors.New("usage")
 // noArgs refuses positional arguments as a usage error. The argument is
 // shown redacted: a URL given without its flag may hold a password.
 func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 1 {
+		if taken, err := optionalValue(cmd.Flags(), args[0]); taken {
+			return err
+		}
+	}
 	if len(args) > 0 {
 		return fmt.Errorf("%w: unknown command %q for %q", errUsage, redactWords(args[0]), cmd.CommandPath())
 	}
 	return nil
+}
+
+// optionalValue takes arg, the one positional argument of a command that
+// takes none, as the value of a flag whose value is optional (pflag's
+// NoOptDefVal: "--flag value" parses as a bare --flag and an argument)
+// when that flag was given bare. It reports whether it did, and the usage
+// error of a value the flag refuses.
+func optionalValue(fs *pflag.FlagSet, arg string) (bool, error) {
+	var f *pflag.Flag
+	fs.VisitAll(func(g *pflag.Flag) {
+		if _, ok := g.Value.(*enumValue); ok && g.Changed && g.NoOptDefVal != "" && g.Value.String() == g.NoOptDefVal {
+			f = g
+		}
+	})
+	if f == nil {
+		return false, nil
+	}
+	if err := f.Value.Set(arg); err != nil {
+		return true, fmt.Errorf("%w: invalid argument %q for \"--%s\" flag: %w", errUsage, redactWords(arg), f.Name, err)
+	}
+	return true, nil
 }
 
 // helpTopic refuses "memcell help" with a topic that is no command, as a
