@@ -772,6 +772,9 @@ type Internal = Error
 // NotFound defines model for NotFound.
 type NotFound = Error
 
+// PprofNotFound defines model for PprofNotFound.
+type PprofNotFound = Error
+
 // TooLarge defines model for TooLarge.
 type TooLarge = Error
 
@@ -783,6 +786,30 @@ type Unavailable = Error
 
 // UnsupportedMediaType defines model for UnsupportedMediaType.
 type UnsupportedMediaType = Error
+
+// PprofCPUParams defines parameters for PprofCPU.
+type PprofCPUParams struct {
+	// Seconds How long to record (default 30, at most the request time limit, 30 s by default).
+	Seconds *float32 `form:"seconds,omitempty" json:"seconds,omitempty"`
+}
+
+// PprofTraceParams defines parameters for PprofTrace.
+type PprofTraceParams struct {
+	// Seconds How long to record (default 30, at most the request time limit, 30 s by default).
+	Seconds *float32 `form:"seconds,omitempty" json:"seconds,omitempty"`
+}
+
+// PprofProfileParams defines parameters for PprofProfile.
+type PprofProfileParams struct {
+	// Debug 0 (default) for the binary format, 1 or 2 for text.
+	Debug *int `form:"debug,omitempty" json:"debug,omitempty"`
+
+	// Gc For heap, 1 runs a garbage collection first.
+	Gc *int `form:"gc,omitempty" json:"gc,omitempty"`
+
+	// Seconds When given, the difference between now and that many seconds later.
+	Seconds *float32 `form:"seconds,omitempty" json:"seconds,omitempty"`
+}
 
 // DeleteMemCellsParams defines parameters for DeleteMemCells.
 type DeleteMemCellsParams struct {
@@ -2128,6 +2155,61 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 // The interface specification for the client above.
 type ClientInterface interface {
 
+	// PprofIndex Runtime profiles (net/http/pprof)
+	//
+	// The index of the runtime profiles, served only when the server runs
+	// with profiling on (--pprof, MEMCELL_PPROF; 404 otherwise). Like the
+	// admin routes it needs the API token when the server has one, and
+	// passes the host check. `go tool pprof` reads the profiles below. A
+	// CPU profile or trace lasts at most the request time limit.
+	//
+	// Corresponds with GET /debug/pprof/ (the `PprofIndex` operationId).
+	PprofIndex(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PprofCmdline The command line
+	//
+	// The program's command line, its arguments separated by NUL bytes
+	// (give credentials in the environment, not as flags). With --pprof only.
+	//
+	// Corresponds with GET /debug/pprof/cmdline (the `PprofCmdline` operationId).
+	PprofCmdline(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PprofCPU CPU profile
+	//
+	// The CPU profile of the next `seconds`. With --pprof only.
+	//
+	// Corresponds with GET /debug/pprof/profile (the `PprofCPU` operationId).
+	PprofCPU(ctx context.Context, params *PprofCPUParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PprofSymbol Symbol lookup
+	//
+	// The number of symbols (go tool pprof asks it first). With --pprof only.
+	//
+	// Corresponds with GET /debug/pprof/symbol (the `PprofSymbol` operationId).
+	PprofSymbol(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PprofSymbolLookup Symbol lookup
+	//
+	// The names of the program counters in the body (hexadecimal, separated by +). With --pprof only.
+	//
+	// Corresponds with POST /debug/pprof/symbol (the `PprofSymbolLookup` operationId).
+	PprofSymbolLookup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PprofTrace Execution trace
+	//
+	// The execution trace of the next `seconds` (go tool trace reads it). With --pprof only.
+	//
+	// Corresponds with GET /debug/pprof/trace (the `PprofTrace` operationId).
+	PprofTrace(ctx context.Context, params *PprofTraceParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PprofProfile One named runtime profile
+	//
+	// A named profile of runtime/pprof: allocs, block, goroutine, heap,
+	// mutex or threadcreate (404 for another name). With --pprof only.
+	//
+	// Corresponds with GET /debug/pprof/{profile} (the `PprofProfile` operationId).
+	PprofProfile(ctx context.Context, profile string, params *PprofProfileParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Healthz Liveness
 	//
 	// Always 200 while the process serves; open to every caller (no token, no host check).
@@ -2402,6 +2484,131 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /v1/memcells/{event_id}/restore (the `RestoreMemCell` operationId).
 	RestoreMemCell(ctx context.Context, eventId EventIDParam, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// PprofIndex Runtime profiles (net/http/pprof)
+//
+// The index of the runtime profiles, served only when the server runs
+// with profiling on (--pprof, MEMCELL_PPROF; 404 otherwise). Like the
+// admin routes it needs the API token when the server has one, and
+// passes the host check. `go tool pprof` reads the profiles below. A
+// CPU profile or trace lasts at most the request time limit.
+//
+// Corresponds with GET /debug/pprof/ (the `PprofIndex` operationId).
+func (c *APIClient) PprofIndex(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPprofIndexRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PprofCmdline The command line
+//
+// The program's command line, its arguments separated by NUL bytes
+// (give credentials in the environment, not as flags). With --pprof only.
+//
+// Corresponds with GET /debug/pprof/cmdline (the `PprofCmdline` operationId).
+func (c *APIClient) PprofCmdline(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPprofCmdlineRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PprofCPU CPU profile
+//
+// The CPU profile of the next `seconds`. With --pprof only.
+//
+// Corresponds with GET /debug/pprof/profile (the `PprofCPU` operationId).
+func (c *APIClient) PprofCPU(ctx context.Context, params *PprofCPUParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPprofCPURequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PprofSymbol Symbol lookup
+//
+// The number of symbols (go tool pprof asks it first). With --pprof only.
+//
+// Corresponds with GET /debug/pprof/symbol (the `PprofSymbol` operationId).
+func (c *APIClient) PprofSymbol(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPprofSymbolRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PprofSymbolLookup Symbol lookup
+//
+// The names of the program counters in the body (hexadecimal, separated by +). With --pprof only.
+//
+// Corresponds with POST /debug/pprof/symbol (the `PprofSymbolLookup` operationId).
+func (c *APIClient) PprofSymbolLookup(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPprofSymbolLookupRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PprofTrace Execution trace
+//
+// The execution trace of the next `seconds` (go tool trace reads it). With --pprof only.
+//
+// Corresponds with GET /debug/pprof/trace (the `PprofTrace` operationId).
+func (c *APIClient) PprofTrace(ctx context.Context, params *PprofTraceParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPprofTraceRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PprofProfile One named runtime profile
+//
+// A named profile of runtime/pprof: allocs, block, goroutine, heap,
+// mutex or threadcreate (404 for another name). With --pprof only.
+//
+// Corresponds with GET /debug/pprof/{profile} (the `PprofProfile` operationId).
+func (c *APIClient) PprofProfile(ctx context.Context, profile string, params *PprofProfileParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPprofProfileRequest(c.Server, profile, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // Healthz Liveness
@@ -2947,6 +3154,307 @@ func (c *APIClient) RestoreMemCell(ctx context.Context, eventId EventIDParam, re
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewPprofIndexRequest constructs an http.Request for the PprofIndex method
+func NewPprofIndexRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/debug/pprof/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPprofCmdlineRequest constructs an http.Request for the PprofCmdline method
+func NewPprofCmdlineRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/debug/pprof/cmdline")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPprofCPURequest constructs an http.Request for the PprofCPU method
+func NewPprofCPURequest(server string, params *PprofCPUParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/debug/pprof/profile")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Seconds != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "seconds", *params.Seconds, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPprofSymbolRequest constructs an http.Request for the PprofSymbol method
+func NewPprofSymbolRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/debug/pprof/symbol")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPprofSymbolLookupRequest constructs an http.Request for the PprofSymbolLookup method
+func NewPprofSymbolLookupRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/debug/pprof/symbol")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPprofTraceRequest constructs an http.Request for the PprofTrace method
+func NewPprofTraceRequest(server string, params *PprofTraceParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/debug/pprof/trace")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Seconds != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "seconds", *params.Seconds, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPprofProfileRequest constructs an http.Request for the PprofProfile method
+func NewPprofProfileRequest(server string, profile string, params *PprofProfileParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "profile", profile, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/debug/pprof/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Debug != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "debug", *params.Debug, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Gc != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "gc", *params.Gc, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Seconds != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "seconds", *params.Seconds, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "number", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
 }
 
 // NewHealthzRequest constructs an http.Request for the Healthz method
@@ -4156,6 +4664,75 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// PprofIndexWithResponse Runtime profiles (net/http/pprof)
+	//
+	// The index of the runtime profiles, served only when the server runs
+	// with profiling on (--pprof, MEMCELL_PPROF; 404 otherwise). Like the
+	// admin routes it needs the API token when the server has one, and
+	// passes the host check. `go tool pprof` reads the profiles below. A
+	// CPU profile or trace lasts at most the request time limit.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /debug/pprof/ (the `PprofIndex` operationId).
+	PprofIndexWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofIndexResponse, error)
+
+	// PprofCmdlineWithResponse The command line
+	//
+	// The program's command line, its arguments separated by NUL bytes
+	// (give credentials in the environment, not as flags). With --pprof only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /debug/pprof/cmdline (the `PprofCmdline` operationId).
+	PprofCmdlineWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofCmdlineResponse, error)
+
+	// PprofCPUWithResponse CPU profile
+	//
+	// The CPU profile of the next `seconds`. With --pprof only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /debug/pprof/profile (the `PprofCPU` operationId).
+	PprofCPUWithResponse(ctx context.Context, params *PprofCPUParams, reqEditors ...RequestEditorFn) (*PprofCPUResponse, error)
+
+	// PprofSymbolWithResponse Symbol lookup
+	//
+	// The number of symbols (go tool pprof asks it first). With --pprof only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /debug/pprof/symbol (the `PprofSymbol` operationId).
+	PprofSymbolWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofSymbolResponse, error)
+
+	// PprofSymbolLookupWithResponse Symbol lookup
+	//
+	// The names of the program counters in the body (hexadecimal, separated by +). With --pprof only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /debug/pprof/symbol (the `PprofSymbolLookup` operationId).
+	PprofSymbolLookupWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofSymbolLookupResponse, error)
+
+	// PprofTraceWithResponse Execution trace
+	//
+	// The execution trace of the next `seconds` (go tool trace reads it). With --pprof only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /debug/pprof/trace (the `PprofTrace` operationId).
+	PprofTraceWithResponse(ctx context.Context, params *PprofTraceParams, reqEditors ...RequestEditorFn) (*PprofTraceResponse, error)
+
+	// PprofProfileWithResponse One named runtime profile
+	//
+	// A named profile of runtime/pprof: allocs, block, goroutine, heap,
+	// mutex or threadcreate (404 for another name). With --pprof only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /debug/pprof/{profile} (the `PprofProfile` operationId).
+	PprofProfileWithResponse(ctx context.Context, profile string, params *PprofProfileParams, reqEditors ...RequestEditorFn) (*PprofProfileResponse, error)
+
 	// HealthzWithResponse Liveness
 	//
 	// Always 200 while the process serves; open to every caller (no token, no host check).
@@ -4464,6 +5041,489 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /v1/memcells/{event_id}/restore (the `RestoreMemCell` operationId).
 	RestoreMemCellWithResponse(ctx context.Context, eventId EventIDParam, reqEditors ...RequestEditorFn) (*RestoreMemCellResponse, error)
+}
+
+// PprofIndexResponse401Headers the declared response headers of an HTTP 401 response for PprofIndex
+type PprofIndexResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PprofIndexResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *HostNotAllowed
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PprofNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PprofIndexResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PprofIndexResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PprofIndexResponse) GetJSON403() *HostNotAllowed {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PprofIndexResponse) GetJSON404() *PprofNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PprofIndexResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PprofIndexResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PprofIndexResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PprofIndexResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PprofIndexResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PprofCmdlineResponse401Headers the declared response headers of an HTTP 401 response for PprofCmdline
+type PprofCmdlineResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PprofCmdlineResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *HostNotAllowed
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PprofNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PprofCmdlineResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PprofCmdlineResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PprofCmdlineResponse) GetJSON403() *HostNotAllowed {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PprofCmdlineResponse) GetJSON404() *PprofNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PprofCmdlineResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PprofCmdlineResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PprofCmdlineResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PprofCmdlineResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PprofCmdlineResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PprofCPUResponse401Headers the declared response headers of an HTTP 401 response for PprofCPU
+type PprofCPUResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PprofCPUResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *HostNotAllowed
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PprofNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PprofCPUResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PprofCPUResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PprofCPUResponse) GetJSON403() *HostNotAllowed {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PprofCPUResponse) GetJSON404() *PprofNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PprofCPUResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PprofCPUResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PprofCPUResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PprofCPUResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PprofCPUResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PprofSymbolResponse401Headers the declared response headers of an HTTP 401 response for PprofSymbol
+type PprofSymbolResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PprofSymbolResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *HostNotAllowed
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PprofNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PprofSymbolResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PprofSymbolResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PprofSymbolResponse) GetJSON403() *HostNotAllowed {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PprofSymbolResponse) GetJSON404() *PprofNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PprofSymbolResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PprofSymbolResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PprofSymbolResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PprofSymbolResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PprofSymbolResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PprofSymbolLookupResponse401Headers the declared response headers of an HTTP 401 response for PprofSymbolLookup
+type PprofSymbolLookupResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PprofSymbolLookupResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *HostNotAllowed
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PprofNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PprofSymbolLookupResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PprofSymbolLookupResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PprofSymbolLookupResponse) GetJSON403() *HostNotAllowed {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PprofSymbolLookupResponse) GetJSON404() *PprofNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PprofSymbolLookupResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PprofSymbolLookupResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PprofSymbolLookupResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PprofSymbolLookupResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PprofSymbolLookupResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PprofTraceResponse401Headers the declared response headers of an HTTP 401 response for PprofTrace
+type PprofTraceResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PprofTraceResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *HostNotAllowed
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PprofNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PprofTraceResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PprofTraceResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PprofTraceResponse) GetJSON403() *HostNotAllowed {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PprofTraceResponse) GetJSON404() *PprofNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PprofTraceResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PprofTraceResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PprofTraceResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PprofTraceResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PprofTraceResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PprofProfileResponse401Headers the declared response headers of an HTTP 401 response for PprofProfile
+type PprofProfileResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+type PprofProfileResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON403 the response for an HTTP 403 `application/json` response
+	JSON403 *HostNotAllowed
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *PprofNotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PprofProfileResponse401Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r PprofProfileResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON403 returns the response for an HTTP 403 `application/json` response
+func (r PprofProfileResponse) GetJSON403() *HostNotAllowed {
+	return r.JSON403
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r PprofProfileResponse) GetJSON404() *PprofNotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r PprofProfileResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r PprofProfileResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PprofProfileResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PprofProfileResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PprofProfileResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 type HealthzResponse struct {
@@ -6363,6 +7423,117 @@ func (r RestoreMemCellResponse) ContentType() string {
 	return ""
 }
 
+// PprofIndexWithResponse Runtime profiles (net/http/pprof)
+//
+// The index of the runtime profiles, served only when the server runs
+// with profiling on (--pprof, MEMCELL_PPROF; 404 otherwise). Like the
+// admin routes it needs the API token when the server has one, and
+// passes the host check. `go tool pprof` reads the profiles below. A
+// CPU profile or trace lasts at most the request time limit.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /debug/pprof/ (the `PprofIndex` operationId).
+func (c *ClientWithResponses) PprofIndexWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofIndexResponse, error) {
+	rsp, err := c.PprofIndex(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePprofIndexResponse(rsp)
+}
+
+// PprofCmdlineWithResponse The command line
+//
+// The program's command line, its arguments separated by NUL bytes
+// (give credentials in the environment, not as flags). With --pprof only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /debug/pprof/cmdline (the `PprofCmdline` operationId).
+func (c *ClientWithResponses) PprofCmdlineWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofCmdlineResponse, error) {
+	rsp, err := c.PprofCmdline(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePprofCmdlineResponse(rsp)
+}
+
+// PprofCPUWithResponse CPU profile
+//
+// The CPU profile of the next `seconds`. With --pprof only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /debug/pprof/profile (the `PprofCPU` operationId).
+func (c *ClientWithResponses) PprofCPUWithResponse(ctx context.Context, params *PprofCPUParams, reqEditors ...RequestEditorFn) (*PprofCPUResponse, error) {
+	rsp, err := c.PprofCPU(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePprofCPUResponse(rsp)
+}
+
+// PprofSymbolWithResponse Symbol lookup
+//
+// The number of symbols (go tool pprof asks it first). With --pprof only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /debug/pprof/symbol (the `PprofSymbol` operationId).
+func (c *ClientWithResponses) PprofSymbolWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofSymbolResponse, error) {
+	rsp, err := c.PprofSymbol(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePprofSymbolResponse(rsp)
+}
+
+// PprofSymbolLookupWithResponse Symbol lookup
+//
+// The names of the program counters in the body (hexadecimal, separated by +). With --pprof only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /debug/pprof/symbol (the `PprofSymbolLookup` operationId).
+func (c *ClientWithResponses) PprofSymbolLookupWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PprofSymbolLookupResponse, error) {
+	rsp, err := c.PprofSymbolLookup(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePprofSymbolLookupResponse(rsp)
+}
+
+// PprofTraceWithResponse Execution trace
+//
+// The execution trace of the next `seconds` (go tool trace reads it). With --pprof only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /debug/pprof/trace (the `PprofTrace` operationId).
+func (c *ClientWithResponses) PprofTraceWithResponse(ctx context.Context, params *PprofTraceParams, reqEditors ...RequestEditorFn) (*PprofTraceResponse, error) {
+	rsp, err := c.PprofTrace(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePprofTraceResponse(rsp)
+}
+
+// PprofProfileWithResponse One named runtime profile
+//
+// A named profile of runtime/pprof: allocs, block, goroutine, heap,
+// mutex or threadcreate (404 for another name). With --pprof only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /debug/pprof/{profile} (the `PprofProfile` operationId).
+func (c *ClientWithResponses) PprofProfileWithResponse(ctx context.Context, profile string, params *PprofProfileParams, reqEditors ...RequestEditorFn) (*PprofProfileResponse, error) {
+	rsp, err := c.PprofProfile(ctx, profile, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePprofProfileResponse(rsp)
+}
+
 // HealthzWithResponse Liveness
 //
 // Always 200 while the process serves; open to every caller (no token, no host check).
@@ -6832,6 +8003,447 @@ func (c *ClientWithResponses) RestoreMemCellWithResponse(ctx context.Context, ev
 		return nil, err
 	}
 	return ParseRestoreMemCellResponse(rsp)
+}
+
+// ParsePprofIndexResponse parses an HTTP response from a PprofIndexWithResponse call
+func ParsePprofIndexResponse(rsp *http.Response) (*PprofIndexResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PprofIndexResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest HostNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PprofNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 404:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PprofIndexResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePprofCmdlineResponse parses an HTTP response from a PprofCmdlineWithResponse call
+func ParsePprofCmdlineResponse(rsp *http.Response) (*PprofCmdlineResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PprofCmdlineResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest HostNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PprofNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 404:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PprofCmdlineResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePprofCPUResponse parses an HTTP response from a PprofCPUWithResponse call
+func ParsePprofCPUResponse(rsp *http.Response) (*PprofCPUResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PprofCPUResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest HostNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PprofNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 404:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PprofCPUResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePprofSymbolResponse parses an HTTP response from a PprofSymbolWithResponse call
+func ParsePprofSymbolResponse(rsp *http.Response) (*PprofSymbolResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PprofSymbolResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest HostNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PprofNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 404:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PprofSymbolResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePprofSymbolLookupResponse parses an HTTP response from a PprofSymbolLookupWithResponse call
+func ParsePprofSymbolLookupResponse(rsp *http.Response) (*PprofSymbolLookupResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PprofSymbolLookupResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest HostNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PprofNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 404:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PprofSymbolLookupResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePprofTraceResponse parses an HTTP response from a PprofTraceWithResponse call
+func ParsePprofTraceResponse(rsp *http.Response) (*PprofTraceResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PprofTraceResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest HostNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PprofNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 404:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PprofTraceResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePprofProfileResponse parses an HTTP response from a PprofProfileWithResponse call
+func ParsePprofProfileResponse(rsp *http.Response) (*PprofProfileResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PprofProfileResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest HostNotAllowed
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PprofNotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case rsp.StatusCode == 404:
+		// Content-type (text/plain) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PprofProfileResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseHealthzResponse parses an HTTP response from a HealthzWithResponse call
