@@ -21,6 +21,7 @@ type metrics struct {
 	intentsCleared  prometheus.Counter
 	intentClears    prometheus.Counter
 	intentsLeft     prometheus.Counter
+	fallbackReads   *prometheus.CounterVec
 }
 
 // kvBuckets span 50µs to ~1.6s: in-process stores answer in microseconds,
@@ -73,10 +74,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "memcell", Name: "intents_left_total",
 			Help: "Write intents of done KV writes left in the primary for the replayer: the KV sync or the clearing failed, or too many were waiting.",
 		}),
+		fallbackReads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "fallback_reads_total",
+			Help: "Reads answered from the KV copies because the primary was unavailable (--read-fallback), by result (served, not_found, no_copy, error).",
+		}, []string{"backend", "op", "result"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations, m.writesSkipped,
-			m.intentsCleared, m.intentClears, m.intentsLeft} {
+			m.intentsCleared, m.intentClears, m.intentsLeft, m.fallbackReads} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

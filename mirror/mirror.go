@@ -70,6 +70,17 @@ type Options struct {
 	// removed from the primary, in one batch; 0 means
 	// DefaultClearInterval. A batch of 1,000 goes at once.
 	ClearInterval time.Duration
+	// ReadFallback makes Get and GetMany answer from the KV copies while
+	// the primary is unavailable (its error wraps memcell.ErrUnavailable);
+	// see fallback.go. Off by default: such answers may be stale.
+	ReadFallback bool
+	// FallbackTimeout bounds the primary's part of a read when
+	// ReadFallback is on; 0 means DefaultFallbackTimeout.
+	FallbackTimeout time.Duration
+	// FallbackHold is how long reads go straight to the KV after one
+	// found the primary unavailable, when ReadFallback is on; 0 means
+	// DefaultFallbackHold.
+	FallbackHold time.Duration
 }
 
 // Validation modes of the service-wide flag.
@@ -141,6 +152,14 @@ type Repository struct {
 	log     *slog.Logger
 	flags   atomic.Pointer[Flags]
 
+	// Degraded reads (fallback.go): on or off, the bound of the primary's
+	// part of a read, the hold, and until when (Unix nanoseconds) reads
+	// skip the primary.
+	fallback  bool
+	fbTimeout time.Duration
+	fbHold    time.Duration
+	downUntil atomic.Int64
+
 	metrics *metrics
 	putM    *opMetrics
 	batchM  *opMetrics
@@ -172,6 +191,15 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	if o.ClearInterval == 0 {
 		o.ClearInterval = DefaultClearInterval
 	}
+	if o.FallbackTimeout < 0 || o.FallbackHold < 0 {
+		return nil, errors.New("mirror: FallbackTimeout and FallbackHold must not be negative")
+	}
+	if o.FallbackTimeout == 0 {
+		o.FallbackTimeout = DefaultFallbackTimeout
+	}
+	if o.FallbackHold == 0 {
+		o.FallbackHold = DefaultFallbackHold
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -190,6 +218,7 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	r := &Repository{
 		primary: primary, kv: store, backend: backend, keys: keys,
 		timeout: o.KVTimeout, log: o.Logger, metrics: m,
+		fallback: o.ReadFallback, fbTimeout: o.FallbackTimeout, fbHold: o.FallbackHold,
 		putM: m.write(backend, "put"), batchM: m.write(backend, "batch_put"),
 		delM: m.write(backend, "delete"), bdelM: m.write(backend, "batch_delete"),
 		getM: m.read(backend, "get"), bgetM: m.read(backend, "batch_get"),
@@ -202,10 +231,17 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	for _, o := range []Outcome{Consistent, Inconsistent, Missing, Errored, Skipped} {
 		m.validations.WithLabelValues(backend, string(o))
 	}
+	if o.ReadFallback {
+		for _, op := range []string{"get", "batch_get"} {
+			for _, res := range []string{fallbackServed, fallbackNotFound, fallbackNoCopy, fallbackError} {
+				m.fallbackReads.WithLabelValues(backend, op, res)
+			}
+		}
+	}
 	r.flags.Store(&flags)
 	r.clear = newClearer(primary, store, o.Logger, o.ClearInterval, m)
 	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", keys.Prefix,
-		"mirroring", flags.Mirroring, "validation", flags.Validation)
+		"mirroring", flags.Mirroring, "validation", flags.Validation, "read_fallback", o.ReadFallback)
 	return r, nil
 }
 

@@ -28,6 +28,10 @@ type Validation struct {
 	Diffs []memcell.Difference
 	// Err is the KV error when Outcome is Errored.
 	Err error
+	// FromKV is set when the answer (a document, or not found) came from
+	// the KV copy because the primary was unavailable
+	// (Options.ReadFallback); such a read is not validated.
+	FromKV bool
 }
 
 // ReadOption changes one read.
@@ -65,10 +69,20 @@ func (r *Repository) shouldValidate(ctx context.Context, def bool, opts []ReadOp
 }
 
 // Get returns the live MemCell with the id (memcell.ErrNotFound if absent or
-// soft-deleted) and, when validated, how its KV copy compares.
+// soft-deleted) and, when validated, how its KV copy compares. With
+// Options.ReadFallback, while the primary is unavailable it answers from
+// the KV copy (Validation.FromKV), and fails with ErrNoCopy when there is
+// none.
 func (r *Repository) Get(ctx context.Context, id memcell.ID, opts ...ReadOption) (*memcell.MemCell, Validation, error) {
-	m, err := r.primary.Get(ctx, id)
+	var m *memcell.MemCell
+	err := r.primaryRead(ctx, func(ctx context.Context) (err error) {
+		m, err = r.primary.Get(ctx, id)
+		return err
+	})
 	if err != nil {
+		if r.fallsBack(ctx, err) {
+			return r.getFromKV(ctx, id, err)
+		}
 		return nil, Validation{}, err
 	}
 	if !r.shouldValidate(ctx, true, opts) {
@@ -172,14 +186,28 @@ type BatchValidation struct {
 	Outcome Outcome
 	// PerID holds each document's validation; nil when skipped.
 	PerID map[memcell.ID]Validation
+	// FromKV is set when the documents came from the KV copies because
+	// the primary was unavailable (Options.ReadFallback); such a read is
+	// not validated.
+	FromKV bool
 }
 
 // GetMany returns the live MemCells among ids. It does not validate unless
 // asked (Validate(true)); a validated batch reads the KV copies in one
 // BatchGet. With fields set the documents are partial and never validated.
+// With Options.ReadFallback, while the primary is unavailable it answers
+// from the KV copies (BatchValidation.FromKV; whole documents, fields or
+// not), and fails with ErrNoCopy when an id has none.
 func (r *Repository) GetMany(ctx context.Context, ids []memcell.ID, fields []string, opts ...ReadOption) (map[memcell.ID]*memcell.MemCell, BatchValidation, error) {
-	docs, err := r.primary.GetMany(ctx, ids, fields)
+	var docs map[memcell.ID]*memcell.MemCell
+	err := r.primaryRead(ctx, func(ctx context.Context) (err error) {
+		docs, err = r.primary.GetMany(ctx, ids, fields)
+		return err
+	})
 	if err != nil {
+		if r.fallsBack(ctx, err) {
+			return r.getManyFromKV(ctx, ids, err)
+		}
 		return nil, BatchValidation{}, err
 	}
 	if len(fields) > 0 || !r.shouldValidate(ctx, false, opts) {
