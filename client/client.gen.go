@@ -2398,6 +2398,12 @@ type ClientInterface interface {
 	// `event_id` and those top-level fields (null when unset) and is never
 	// validated.
 	//
+	// With `--read-fallback`, while the primary is unavailable every MemCell
+	// of the answer comes from its KV copy, unvalidated, with
+	// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+	// When the KV holds no copy of one of the ids, the answer is 503:
+	// whether it exists cannot be told.
+	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/memcells/batch-get (the `BatchGetMemCells` operationId).
@@ -2411,6 +2417,12 @@ type ClientInterface interface {
 	// validated in one KV round trip. With `fields`, each MemCell holds only
 	// `event_id` and those top-level fields (null when unset) and is never
 	// validated.
+	//
+	// With `--read-fallback`, while the primary is unavailable every MemCell
+	// of the answer comes from its KV copy, unvalidated, with
+	// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+	// When the KV holds no copy of one of the ids, the answer is 503:
+	// whether it exists cannot be told.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2446,6 +2458,11 @@ type ClientInterface interface {
 	// The live MemCell with the id (404 if absent or soft-deleted). Validated
 	// against its KV copy by default; `validate=false` skips it. The
 	// service-wide flag can switch validation off or sample it.
+	//
+	// With `--read-fallback`, while the primary is unavailable the answer
+	// comes from the KV copy, unvalidated, with `Memcell-Source: kv`: 200
+	// with the copy, 404 when the copy is soft-deleted, and 503 when the
+	// KV holds no copy (whether the MemCell exists cannot be told).
 	//
 	// Corresponds with GET /v1/memcells/{event_id} (the `GetMemCell` operationId).
 	GetMemCell(ctx context.Context, eventId EventIDParam, params *GetMemCellParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2979,6 +2996,12 @@ func (c *APIClient) CreateMemCell(ctx context.Context, body CreateMemCellJSONReq
 // `event_id` and those top-level fields (null when unset) and is never
 // validated.
 //
+// With `--read-fallback`, while the primary is unavailable every MemCell
+// of the answer comes from its KV copy, unvalidated, with
+// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+// When the KV holds no copy of one of the ids, the answer is 503:
+// whether it exists cannot be told.
+//
 // Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/memcells/batch-get (the `BatchGetMemCells` operationId).
@@ -3002,6 +3025,12 @@ func (c *APIClient) BatchGetMemCellsWithBody(ctx context.Context, contentType st
 // validated in one KV round trip. With `fields`, each MemCell holds only
 // `event_id` and those top-level fields (null when unset) and is never
 // validated.
+//
+// With `--read-fallback`, while the primary is unavailable every MemCell
+// of the answer comes from its KV copy, unvalidated, with
+// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+// When the KV holds no copy of one of the ids, the answer is 503:
+// whether it exists cannot be told.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3077,6 +3106,11 @@ func (c *APIClient) DeleteMemCell(ctx context.Context, eventId EventIDParam, par
 // The live MemCell with the id (404 if absent or soft-deleted). Validated
 // against its KV copy by default; `validate=false` skips it. The
 // service-wide flag can switch validation off or sample it.
+//
+// With `--read-fallback`, while the primary is unavailable the answer
+// comes from the KV copy, unvalidated, with `Memcell-Source: kv`: 200
+// with the copy, 404 when the copy is soft-deleted, and 503 when the
+// KV holds no copy (whether the MemCell exists cannot be told).
 //
 // Corresponds with GET /v1/memcells/{event_id} (the `GetMemCell` operationId).
 func (c *APIClient) GetMemCell(ctx context.Context, eventId EventIDParam, params *GetMemCellParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4945,6 +4979,12 @@ type ClientWithResponsesInterface interface {
 	// `event_id` and those top-level fields (null when unset) and is never
 	// validated.
 	//
+	// With `--read-fallback`, while the primary is unavailable every MemCell
+	// of the answer comes from its KV copy, unvalidated, with
+	// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+	// When the KV holds no copy of one of the ids, the answer is 503:
+	// whether it exists cannot be told.
+	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/memcells/batch-get (the `BatchGetMemCells` operationId).
@@ -4958,6 +4998,12 @@ type ClientWithResponsesInterface interface {
 	// validated in one KV round trip. With `fields`, each MemCell holds only
 	// `event_id` and those top-level fields (null when unset) and is never
 	// validated.
+	//
+	// With `--read-fallback`, while the primary is unavailable every MemCell
+	// of the answer comes from its KV copy, unvalidated, with
+	// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+	// When the KV holds no copy of one of the ids, the answer is 503:
+	// whether it exists cannot be told.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4999,6 +5045,11 @@ type ClientWithResponsesInterface interface {
 	// The live MemCell with the id (404 if absent or soft-deleted). Validated
 	// against its KV copy by default; `validate=false` skips it. The
 	// service-wide flag can switch validation off or sample it.
+	//
+	// With `--read-fallback`, while the primary is unavailable the answer
+	// comes from the KV copy, unvalidated, with `Memcell-Source: kv`: 200
+	// with the copy, 404 when the copy is soft-deleted, and 503 when the
+	// KV holds no copy (whether the MemCell exists cannot be told).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6753,6 +6804,7 @@ func (r CreateMemCellResponse) ContentType() string {
 
 // BatchGetMemCellsResponse200Headers the declared response headers of an HTTP 200 response for BatchGetMemCells
 type BatchGetMemCellsResponse200Headers struct {
+	MemcellSource     *string
 	MemcellValidation *string
 }
 
@@ -7120,12 +7172,18 @@ func (r DeleteMemCellResponse) ContentType() string {
 
 // GetMemCellResponse200Headers the declared response headers of an HTTP 200 response for GetMemCell
 type GetMemCellResponse200Headers struct {
+	MemcellSource     *string
 	MemcellValidation *string
 }
 
 // GetMemCellResponse401Headers the declared response headers of an HTTP 401 response for GetMemCell
 type GetMemCellResponse401Headers struct {
 	WWWAuthenticate string
+}
+
+// GetMemCellResponse404Headers the declared response headers of an HTTP 404 response for GetMemCell
+type GetMemCellResponse404Headers struct {
+	MemcellSource *string
 }
 
 type GetMemCellResponse struct {
@@ -7140,7 +7198,7 @@ type GetMemCellResponse struct {
 	// JSON403 the response for an HTTP 403 `application/json` response
 	JSON403 *HostNotAllowed
 	// JSON404 the response for an HTTP 404 `application/json` response
-	JSON404 *NotFound
+	JSON404 *Error
 	// JSON500 the response for an HTTP 500 `application/json` response
 	JSON500 *Internal
 	// JSON503 the response for an HTTP 503 `application/json` response
@@ -7149,6 +7207,8 @@ type GetMemCellResponse struct {
 	Headers200 *GetMemCellResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMemCellResponse401Headers
+	// Headers404 the parsed response headers for an HTTP 404 response
+	Headers404 *GetMemCellResponse404Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -7172,7 +7232,7 @@ func (r GetMemCellResponse) GetJSON403() *HostNotAllowed {
 }
 
 // GetJSON404 returns the response for an HTTP 404 `application/json` response
-func (r GetMemCellResponse) GetJSON404() *NotFound {
+func (r GetMemCellResponse) GetJSON404() *Error {
 	return r.JSON404
 }
 
@@ -7854,6 +7914,12 @@ func (c *ClientWithResponses) CreateMemCellWithResponse(ctx context.Context, bod
 // `event_id` and those top-level fields (null when unset) and is never
 // validated.
 //
+// With `--read-fallback`, while the primary is unavailable every MemCell
+// of the answer comes from its KV copy, unvalidated, with
+// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+// When the KV holds no copy of one of the ids, the answer is 503:
+// whether it exists cannot be told.
+//
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/memcells/batch-get (the `BatchGetMemCells` operationId).
@@ -7873,6 +7939,12 @@ func (c *ClientWithResponses) BatchGetMemCellsWithBodyWithResponse(ctx context.C
 // validated in one KV round trip. With `fields`, each MemCell holds only
 // `event_id` and those top-level fields (null when unset) and is never
 // validated.
+//
+// With `--read-fallback`, while the primary is unavailable every MemCell
+// of the answer comes from its KV copy, unvalidated, with
+// `Memcell-Source: kv`; soft-deleted copies are listed in `missing`.
+// When the KV holds no copy of one of the ids, the answer is 503:
+// whether it exists cannot be told.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7938,6 +8010,11 @@ func (c *ClientWithResponses) DeleteMemCellWithResponse(ctx context.Context, eve
 // The live MemCell with the id (404 if absent or soft-deleted). Validated
 // against its KV copy by default; `validate=false` skips it. The
 // service-wide flag can switch validation off or sample it.
+//
+// With `--read-fallback`, while the primary is unavailable the answer
+// comes from the KV copy, unvalidated, with `Memcell-Source: kv`: 200
+// with the copy, 404 when the copy is soft-deleted, and 503 when the
+// KV holds no copy (whether the MemCell exists cannot be told).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -9617,6 +9694,13 @@ func ParseBatchGetMemCellsResponse(rsp *http.Response) (*BatchGetMemCellsRespons
 	switch {
 	case rsp.StatusCode == 200:
 		var headers BatchGetMemCellsResponse200Headers
+		if values := rsp.Header.Values("Memcell-Source"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Memcell-Source", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.MemcellSource = &value
+		}
 		if values := rsp.Header.Values("Memcell-Validation"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Memcell-Validation", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9928,7 +10012,7 @@ func ParseGetMemCellResponse(rsp *http.Response) (*GetMemCellResponse, error) {
 		response.JSON403 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
-		var dest NotFound
+		var dest Error
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9953,6 +10037,13 @@ func ParseGetMemCellResponse(rsp *http.Response) (*GetMemCellResponse, error) {
 	switch {
 	case rsp.StatusCode == 200:
 		var headers GetMemCellResponse200Headers
+		if values := rsp.Header.Values("Memcell-Source"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Memcell-Source", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.MemcellSource = &value
+		}
 		if values := rsp.Header.Values("Memcell-Validation"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "Memcell-Validation", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9971,6 +10062,16 @@ func ParseGetMemCellResponse(rsp *http.Response) (*GetMemCellResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 404:
+		var headers GetMemCellResponse404Headers
+		if values := rsp.Header.Values("Memcell-Source"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Memcell-Source", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.MemcellSource = &value
+		}
+		response.Headers404 = &headers
 	}
 
 	return response, nil

@@ -274,6 +274,7 @@ func (s *server) batchGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setSource(w, v.FromKV)
 	b := append(make([]byte, 0, 64+len(docs)*2048), `{"memcells":{`...)
 	var missing []string
 	first := true

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/mirror"
 )
 
 // Error codes of the API's error bodies.
@@ -70,6 +71,8 @@ func classify(err error) (status int, code, message string, internal bool) {
 		return http.StatusNotFound, codeNotFound, "no such MemCell", false
 	case errors.Is(err, memcell.ErrConflict):
 		return http.StatusConflict, codeConflict, "the write conflicts with existing data (a MemCell with this event_id exists)", false
+	case errors.Is(err, mirror.ErrNoCopy):
+		return http.StatusServiceUnavailable, codeUnavailable, "the primary store is unavailable and the KV store holds no copy to answer from: whether the MemCell exists cannot be told", true
 	case errors.Is(err, memcell.ErrUnavailable):
 		return http.StatusServiceUnavailable, codeUnavailable, "the primary store is unavailable", true
 	case errors.Is(err, context.Canceled):

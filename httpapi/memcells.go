@@ -150,6 +150,7 @@ func (s *server) get(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	m, v, err := s.repo.Get(r.Context(), id, opts...)
+	setSource(w, v.FromKV) // on a 404 from the KV copy too
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,10 @@ import (
 const (
 	headerValidation = "Memcell-Validation"
 	headerMirror     = "Memcell-Mirror"
+	// headerSource is sourceKV on a read answered from the KV copies
+	// while the primary was unavailable; absent otherwise.
+	headerSource = "Memcell-Source"
+	sourceKV     = "kv"
 )
 
 // setValidation reports a read's validation outcome; reads that did not
@@ -29,6 +33,14 @@ const (
 func setValidation(w http.ResponseWriter, o mirror.Outcome) {
 	if o != "" && o != mirror.Skipped {
 		w.Header().Set(headerValidation, string(o))
+	}
+}
+
+// setSource marks an answer that came from the KV copies because the
+// primary was unavailable (mirror.Options.ReadFallback).
+func setSource(w http.ResponseWriter, fromKV bool) {
+	if fromKV {
+		w.Header().Set(headerSource, sourceKV)
 	}
 }
 
