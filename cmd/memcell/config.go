@@ -52,6 +52,7 @@ type config struct {
 	ReplayInterval  time.Duration
 	RequestTimeout  time.Duration
 	Pprof           bool
+	ReadFallback    bool
 }
 
 // setting names one configuration value's flag and environment variable;
@@ -85,6 +86,7 @@ var settings = []setting{
 	{"replay-interval", "MEMCELL_REPLAY_INTERVAL", false},
 	{"request-timeout", "MEMCELL_REQUEST_TIMEOUT", false},
 	{"pprof", "MEMCELL_PPROF", false},
+	{"read-fallback", "MEMCELL_READ_FALLBACK", false},
 }
 
 // fileKey is a flag's key in the config file.
@@ -121,6 +123,7 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	c.RequestTimeout = httpapi.DefaultRequestTimeout
 	fs.Var((*positiveDuration)(&c.RequestTimeout), "request-timeout", "time limit of each API request, its primary queries included (503 beyond)")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve the runtime profiles (net/http/pprof) under /debug/pprof/, behind the API token and the host check like the admin routes")
+	fs.BoolVar(&c.ReadFallback, "read-fallback", false, "while the primary is unavailable, answer GET /v1/memcells/{id} and batch-get from the KV copies (possibly stale; Memcell-Source: kv)")
 	for _, s := range settings {
 		f := fs.Lookup(s.flag)
 		f.Usage += " ($" + s.env + ")"

@@ -155,7 +155,7 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo().collector())
-	repo, err := mirror.New(primary, store, &mirror.Options{Logger: log, Registerer: reg, Flags: &flags})
+	repo, err := mirror.New(primary, store, &mirror.Options{Logger: log, Registerer: reg, Flags: &flags, ReadFallback: cfg.ReadFallback})
 	if err != nil {
 		return err
 	}
