@@ -101,4 +101,3 @@ func TestEndToEndReadFallback(t *testing.T) {
 	s.stop()
 	p.stop()
 }
-

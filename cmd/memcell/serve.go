@@ -51,6 +51,11 @@ serves every route from the primary, reports the KV not ready on /readyz,
 records each write it could not mirror, keeps trying to open the store
 (with backoff) and catches up once it is there.
 
+A primary that cannot be reached fails every route with 503, unless
+--read-fallback is on: then single and batch gets answer from the KV
+copies (possibly stale; Memcell-Source: kv), and 503 for an id the KV has
+no copy of.
+
 SIGINT or SIGTERM stop the server gracefully: it stops accepting, in-flight
 requests finish within --shutdown-timeout (those still running then are
 cancelled), jobs stop, and both stores are closed.`,
