@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/memcell/memcell"
 )
@@ -47,8 +46,8 @@ func (s *Store) Recover(ctx context.Context, m *memcell.MemCell, overwriteOlder 
 	doc := settled(toBSON(&stored))
 	if _, err := s.coll.InsertOne(ctx, doc); err == nil {
 		return true, nil
-	} else if !mongo.IsDuplicateKeyError(err) {
-		return false, fmt.Errorf("mongostore: recover %s: %w", m.ID, mapErr(err))
+	} else if err = mapErr(err); !errors.Is(err, memcell.ErrConflict) {
+		return false, fmt.Errorf("mongostore: recover %s: %w", m.ID, err)
 	}
 	if !overwriteOlder {
 		return false, nil
