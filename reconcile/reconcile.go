@@ -1,6 +1,8 @@
 // Package reconcile compares the MongoDB primary with its key-value mirror
 // and brings the mirror back in line with it: Sync (backfill), Verify and
-// Repair, the jobs behind `memcell kv sync|verify|repair`.
+// Repair, the jobs behind `memcell kv sync|verify|repair`; and Recover
+// (`memcell kv recover`) restores the primary from the mirror, putting back
+// the documents it lost (see Recover).
 //
 // The primary is the truth (docs/architecture.md#invariants). A job reads the
 // primary through one streaming cursor over the whole collection,
@@ -43,7 +45,8 @@
 // Verify writes to neither store. Sync writes only KV copies. Repair writes
 // KV copies, deletes extras, and clears the primary's pending record
 // (memcell.Primary.RecordPending) of the documents it leaves consistent and
-// of the ids that have neither a document nor a copy any more.
+// of the ids that have neither a document nor a copy any more. Recover
+// writes only primary documents (Primary.Recover), never the KV.
 package reconcile
 
 import (
