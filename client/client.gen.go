@@ -120,14 +120,17 @@ func (e HealthStatus) Valid() bool {
 
 // Defines values for JobKind.
 const (
-	JobKindRepair JobKind = "repair"
-	JobKindSync   JobKind = "sync"
-	JobKindVerify JobKind = "verify"
+	JobKindRecover JobKind = "recover"
+	JobKindRepair  JobKind = "repair"
+	JobKindSync    JobKind = "sync"
+	JobKindVerify  JobKind = "verify"
 )
 
 // Valid indicates whether the value is a known member of the JobKind enum.
 func (e JobKind) Valid() bool {
 	switch e {
+	case JobKindRecover:
+		return true
 	case JobKindRepair:
 		return true
 	case JobKindSync:
@@ -186,14 +189,17 @@ func (e JobProgressPhase) Valid() bool {
 
 // Defines values for JobReportJob.
 const (
-	JobReportJobRepair JobReportJob = "repair"
-	JobReportJobSync   JobReportJob = "sync"
-	JobReportJobVerify JobReportJob = "verify"
+	JobReportJobRecover JobReportJob = "recover"
+	JobReportJobRepair  JobReportJob = "repair"
+	JobReportJobSync    JobReportJob = "sync"
+	JobReportJobVerify  JobReportJob = "verify"
 )
 
 // Valid indicates whether the value is a known member of the JobReportJob enum.
 func (e JobReportJob) Valid() bool {
 	switch e {
+	case JobReportJobRecover:
+		return true
 	case JobReportJobRepair:
 		return true
 	case JobReportJobSync:
@@ -207,8 +213,10 @@ func (e JobReportJob) Valid() bool {
 
 // Defines values for JobReportSamplesKind.
 const (
+	Behind     JobReportSamplesKind = "behind"
 	Differs    JobReportSamplesKind = "differs"
 	Extra      JobReportSamplesKind = "extra"
+	Lost       JobReportSamplesKind = "lost"
 	Missing    JobReportSamplesKind = "missing"
 	Stale      JobReportSamplesKind = "stale"
 	Unreadable JobReportSamplesKind = "unreadable"
@@ -217,9 +225,13 @@ const (
 // Valid indicates whether the value is a known member of the JobReportSamplesKind enum.
 func (e JobReportSamplesKind) Valid() bool {
 	switch e {
+	case Behind:
+		return true
 	case Differs:
 		return true
 	case Extra:
+		return true
+	case Lost:
 		return true
 	case Missing:
 		return true
@@ -234,14 +246,17 @@ func (e JobReportSamplesKind) Valid() bool {
 
 // Defines values for JobRequestKind.
 const (
-	JobRequestKindRepair JobRequestKind = "repair"
-	JobRequestKindSync   JobRequestKind = "sync"
-	JobRequestKindVerify JobRequestKind = "verify"
+	JobRequestKindRecover JobRequestKind = "recover"
+	JobRequestKindRepair  JobRequestKind = "repair"
+	JobRequestKindSync    JobRequestKind = "sync"
+	JobRequestKindVerify  JobRequestKind = "verify"
 )
 
 // Valid indicates whether the value is a known member of the JobRequestKind enum.
 func (e JobRequestKind) Valid() bool {
 	switch e {
+	case JobRequestKindRecover:
+		return true
 	case JobRequestKindRepair:
 		return true
 	case JobRequestKindSync:
@@ -400,10 +415,11 @@ type Job struct {
 	DryRun  bool      `json:"dry_run"`
 
 	// Error Why a failed (or cancelled) job ended.
-	Error    *string    `json:"error,omitempty"`
-	Finished *time.Time `json:"finished,omitempty"`
-	Id       string     `json:"id"`
-	Kind     JobKind    `json:"kind"`
+	Error          *string    `json:"error,omitempty"`
+	Finished       *time.Time `json:"finished,omitempty"`
+	Id             string     `json:"id"`
+	Kind           JobKind    `json:"kind"`
+	OverwriteOlder bool       `json:"overwrite_older"`
 
 	// Progress The job's last progress report (about once a second).
 	Progress *JobProgress `json:"progress,omitempty"`
@@ -437,7 +453,7 @@ type JobProgress struct {
 	// KvScanned KV keys read in the KV pass.
 	KvScanned int64 `json:"kv_scanned"`
 
-	// Phase The primary is read (primary), or the KV is scanned for extras (kv).
+	// Phase The primary is read (primary), or the KV is scanned for extras or, by recover, for copies to put back (kv).
 	Phase JobProgressPhase `json:"phase"`
 
 	// Rate Documents and keys read per second since the start.
@@ -451,19 +467,21 @@ type JobProgress struct {
 	Total int64 `json:"total"`
 }
 
-// JobProgressPhase The primary is read (primary), or the KV is scanned for extras (kv).
+// JobProgressPhase The primary is read (primary), or the KV is scanned for extras or, by recover, for copies to put back (kv).
 type JobProgressPhase string
 
 // JobReport The job's report (what `memcell kv verify --report` writes); for a failed or cancelled job, the counts so far.
 type JobReport struct {
-	// Differences Differences found, by kind (missing, extra, differs, stale, unreadable).
+	// Differences Differences found, by kind (missing, extra, differs, stale, unreadable; for recover lost, behind, unreadable).
 	Differences map[string]int64 `json:"differences"`
 	DryRun      *bool            `json:"dry_run,omitempty"`
 	Finished    time.Time        `json:"finished"`
 	Job         JobReportJob     `json:"job"`
 	KvScanned   int64            `json:"kv_scanned"`
-	Repaired    int64            `json:"repaired"`
-	Resumed     bool             `json:"resumed"`
+
+	// Repaired KV copies written or deleted; for recover, documents put back in the primary.
+	Repaired int64 `json:"repaired"`
+	Resumed  bool  `json:"resumed"`
 
 	// RevisionsLowered Copies (counted in repaired too) whose revision was ahead of the primary's document, which went down (a restore from a backup, a replacement by another program), replaced with the primary's document at its revision; in a dry run, those a repair would replace.
 	RevisionsLowered int64 `json:"revisions_lowered"`
@@ -474,9 +492,15 @@ type JobReport struct {
 		Key     string               `json:"key"`
 		Kind    JobReportSamplesKind `json:"kind"`
 	} `json:"samples"`
-	Scanned    int64     `json:"scanned"`
-	Started    time.Time `json:"started"`
-	Unrepaired int64     `json:"unrepaired"`
+	Scanned int64 `json:"scanned"`
+
+	// SkippedGrave Recover only (0 otherwise); KV copies of documents the primary remembers hard-deleting at the copy's revision or later, never put back.
+	SkippedGrave int64 `json:"skipped_grave"`
+
+	// SkippedPresent Recover only (0 otherwise); KV copies left alone because the primary has the document (at the copy's revision or above, with overwrite_older).
+	SkippedPresent int64     `json:"skipped_present"`
+	Started        time.Time `json:"started"`
+	Unrepaired     int64     `json:"unrepaired"`
 }
 
 // JobReportJob defines model for JobReport.Job.
@@ -487,9 +511,12 @@ type JobReportSamplesKind string
 
 // JobRequest defines model for JobRequest.
 type JobRequest struct {
-	// DryRun Repair only; report what would change, write nothing.
+	// DryRun Repair and recover only; report what would change, write nothing.
 	DryRun *bool          `json:"dry_run,omitempty"`
 	Kind   JobRequestKind `json:"kind"`
+
+	// OverwriteOlder Recover only; also replace primary documents whose revision is lower than their KV copy's.
+	OverwriteOlder *bool `json:"overwrite_older,omitempty"`
 
 	// Rate Documents read per second at most; 0 for no bound.
 	Rate *float32 `json:"rate,omitempty"`
@@ -2280,11 +2307,13 @@ type ClientInterface interface {
 	// StartJobWithBody Start a reconcile job in the server
 	//
 	// Starts a sync, verify or repair between the primary and the KV
-	// mirror in the background of the server, on the stores it serves, and
-	// answers at once with the job (`Location` names it). One job of each
-	// kind runs at a time: another of the same kind while one runs is 409.
-	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+	// mirror, or a recover of the primary from the KV, in the background
+	// of the server, on the stores it serves, and answers at once with the
+	// job (`Location` names it). One job of each kind runs at a time:
+	// another of the same kind while one runs is 409. `dry_run` is only
+	// for repair and recover, `overwrite_older` only for recover; `rate`
+	// bounds the documents (and, in the KV pass, the keys) read per
+	// second, 0 for no bound. A shutdown
 	// of the server cancels the running jobs.
 	//
 	// Takes any type of body and a specified content type.
@@ -2295,11 +2324,13 @@ type ClientInterface interface {
 	// StartJob Start a reconcile job in the server
 	//
 	// Starts a sync, verify or repair between the primary and the KV
-	// mirror in the background of the server, on the stores it serves, and
-	// answers at once with the job (`Location` names it). One job of each
-	// kind runs at a time: another of the same kind while one runs is 409.
-	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+	// mirror, or a recover of the primary from the KV, in the background
+	// of the server, on the stores it serves, and answers at once with the
+	// job (`Location` names it). One job of each kind runs at a time:
+	// another of the same kind while one runs is 409. `dry_run` is only
+	// for repair and recover, `overwrite_older` only for recover; `rate`
+	// bounds the documents (and, in the KV pass, the keys) read per
+	// second, 0 for no bound. A shutdown
 	// of the server cancels the running jobs.
 	//
 	// Takes a body of the `application/json` content type.
@@ -2778,11 +2809,13 @@ func (c *APIClient) ListJobs(ctx context.Context, reqEditors ...RequestEditorFn)
 // StartJobWithBody Start a reconcile job in the server
 //
 // Starts a sync, verify or repair between the primary and the KV
-// mirror in the background of the server, on the stores it serves, and
-// answers at once with the job (`Location` names it). One job of each
-// kind runs at a time: another of the same kind while one runs is 409.
-// `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+// mirror, or a recover of the primary from the KV, in the background
+// of the server, on the stores it serves, and answers at once with the
+// job (`Location` names it). One job of each kind runs at a time:
+// another of the same kind while one runs is 409. `dry_run` is only
+// for repair and recover, `overwrite_older` only for recover; `rate`
+// bounds the documents (and, in the KV pass, the keys) read per
+// second, 0 for no bound. A shutdown
 // of the server cancels the running jobs.
 //
 // Takes any type of body and a specified content type.
@@ -2803,11 +2836,13 @@ func (c *APIClient) StartJobWithBody(ctx context.Context, contentType string, bo
 // StartJob Start a reconcile job in the server
 //
 // Starts a sync, verify or repair between the primary and the KV
-// mirror in the background of the server, on the stores it serves, and
-// answers at once with the job (`Location` names it). One job of each
-// kind runs at a time: another of the same kind while one runs is 409.
-// `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+// mirror, or a recover of the primary from the KV, in the background
+// of the server, on the stores it serves, and answers at once with the
+// job (`Location` names it). One job of each kind runs at a time:
+// another of the same kind while one runs is 409. `dry_run` is only
+// for repair and recover, `overwrite_older` only for recover; `rate`
+// bounds the documents (and, in the KV pass, the keys) read per
+// second, 0 for no bound. A shutdown
 // of the server cancels the running jobs.
 //
 // Takes a body of the `application/json` content type.
@@ -4849,11 +4884,13 @@ type ClientWithResponsesInterface interface {
 	// StartJobWithBodyWithResponse Start a reconcile job in the server
 	//
 	// Starts a sync, verify or repair between the primary and the KV
-	// mirror in the background of the server, on the stores it serves, and
-	// answers at once with the job (`Location` names it). One job of each
-	// kind runs at a time: another of the same kind while one runs is 409.
-	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+	// mirror, or a recover of the primary from the KV, in the background
+	// of the server, on the stores it serves, and answers at once with the
+	// job (`Location` names it). One job of each kind runs at a time:
+	// another of the same kind while one runs is 409. `dry_run` is only
+	// for repair and recover, `overwrite_older` only for recover; `rate`
+	// bounds the documents (and, in the KV pass, the keys) read per
+	// second, 0 for no bound. A shutdown
 	// of the server cancels the running jobs.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -4864,11 +4901,13 @@ type ClientWithResponsesInterface interface {
 	// StartJobWithResponse Start a reconcile job in the server
 	//
 	// Starts a sync, verify or repair between the primary and the KV
-	// mirror in the background of the server, on the stores it serves, and
-	// answers at once with the job (`Location` names it). One job of each
-	// kind runs at a time: another of the same kind while one runs is 409.
-	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+	// mirror, or a recover of the primary from the KV, in the background
+	// of the server, on the stores it serves, and answers at once with the
+	// job (`Location` names it). One job of each kind runs at a time:
+	// another of the same kind while one runs is 409. `dry_run` is only
+	// for repair and recover, `overwrite_older` only for recover; `rate`
+	// bounds the documents (and, in the KV pass, the keys) read per
+	// second, 0 for no bound. A shutdown
 	// of the server cancels the running jobs.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -7724,11 +7763,13 @@ func (c *ClientWithResponses) ListJobsWithResponse(ctx context.Context, reqEdito
 // StartJobWithBodyWithResponse Start a reconcile job in the server
 //
 // Starts a sync, verify or repair between the primary and the KV
-// mirror in the background of the server, on the stores it serves, and
-// answers at once with the job (`Location` names it). One job of each
-// kind runs at a time: another of the same kind while one runs is 409.
-// `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+// mirror, or a recover of the primary from the KV, in the background
+// of the server, on the stores it serves, and answers at once with the
+// job (`Location` names it). One job of each kind runs at a time:
+// another of the same kind while one runs is 409. `dry_run` is only
+// for repair and recover, `overwrite_older` only for recover; `rate`
+// bounds the documents (and, in the KV pass, the keys) read per
+// second, 0 for no bound. A shutdown
 // of the server cancels the running jobs.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -7745,11 +7786,13 @@ func (c *ClientWithResponses) StartJobWithBodyWithResponse(ctx context.Context, 
 // StartJobWithResponse Start a reconcile job in the server
 //
 // Starts a sync, verify or repair between the primary and the KV
-// mirror in the background of the server, on the stores it serves, and
-// answers at once with the job (`Location` names it). One job of each
-// kind runs at a time: another of the same kind while one runs is 409.
-// `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
+// mirror, or a recover of the primary from the KV, in the background
+// of the server, on the stores it serves, and answers at once with the
+// job (`Location` names it). One job of each kind runs at a time:
+// another of the same kind while one runs is 409. `dry_run` is only
+// for repair and recover, `overwrite_older` only for recover; `rate`
+// bounds the documents (and, in the KV pass, the keys) read per
+// second, 0 for no bound. A shutdown
 // of the server cancels the running jobs.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).

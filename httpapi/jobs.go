@@ -23,6 +23,9 @@ const (
 	JobSync   = "sync"
 	JobVerify = "verify"
 	JobRepair = "repair"
+	// JobRecover puts KV copies the primary lacks back into it
+	// (reconcile.Recover).
+	JobRecover = "recover"
 )
 
 // The states of a job.
@@ -34,9 +37,9 @@ const (
 	JobCancelled = "cancelled"
 )
 
-// RunJobFunc runs one reconcile job of kind (JobSync, JobVerify or
-// JobRepair) with opts, as reconcile.Sync, Verify or Repair do: the caller
-// supplies the stores, so this package does not need to know them.
+// RunJobFunc runs one reconcile job of kind (JobSync, JobVerify, JobRepair
+// or JobRecover) with opts, as reconcile.Run does: the caller supplies the
+// stores, so this package does not need to know them.
 type RunJobFunc func(ctx context.Context, kind string, opts *reconcile.Options) (*reconcile.Report, error)
 
 // DefaultJobHistory is how many finished jobs JobRunner keeps when
@@ -110,10 +113,13 @@ type JobProgress struct {
 
 // Job is the state of one job: the answer of the /v1/admin/jobs routes.
 type Job struct {
-	ID     string  `json:"id"`
-	Kind   string  `json:"kind"`
-	DryRun bool    `json:"dry_run"`
-	Rate   float64 `json:"rate"`
+	ID     string `json:"id"`
+	Kind   string `json:"kind"`
+	DryRun bool   `json:"dry_run"`
+	// OverwriteOlder is set for a recover that also replaces primary
+	// documents at a lower revision than their KV copy.
+	OverwriteOlder bool    `json:"overwrite_older"`
+	Rate           float64 `json:"rate"`
 	// State is queued, running, succeeded, failed or cancelled.
 	State    string     `json:"state"`
 	Created  time.Time  `json:"created"`
@@ -157,7 +163,7 @@ func (j *job) snapshot() Job {
 		}
 		if p.Total > 0 && jp.Rate > 0 && !j.Done() {
 			work := p.Total // the primary pass
-			if j.Kind != JobSync {
+			if j.Kind != JobSync && j.Kind != JobRecover {
 				work *= 2 // and the KV pass, about as many keys
 			}
 			eta := math.Max(0, float64(work-done)/jp.Rate)
@@ -174,13 +180,21 @@ var ErrJobRunning = errors.New("httpapi: a job of this kind is running")
 // errJobsClosed is returned by Start after Close.
 var errJobsClosed = errors.New("httpapi: the server is shutting down")
 
-// Start starts a job of kind in the background and returns it. dryRun is
-// only for repair; rate bounds the documents read per second (0: no
-// bound). A job of the same kind that has not ended yet makes it fail with
-// ErrJobRunning.
-func (r *JobRunner) Start(kind string, dryRun bool, rate float64) (Job, error) {
+// JobParams are the settings of a job besides its kind.
+type JobParams struct {
+	// DryRun is only for repair and recover: report, write nothing.
+	DryRun bool
+	// OverwriteOlder is only for recover (reconcile.Options.OverwriteOlder).
+	OverwriteOlder bool
+	// Rate bounds the documents read per second; 0: no bound.
+	Rate float64
+}
+
+// Start starts a job of kind in the background and returns it. A job of
+// the same kind that has not ended yet makes it fail with ErrJobRunning.
+func (r *JobRunner) Start(kind string, p JobParams) (Job, error) {
 	switch kind {
-	case JobSync, JobVerify, JobRepair:
+	case JobSync, JobVerify, JobRepair, JobRecover:
 	default:
 		return Job{}, fmt.Errorf("httpapi: unknown job kind %q", kind)
 	}
@@ -198,7 +212,8 @@ func (r *JobRunner) Start(kind string, dryRun bool, rate float64) (Job, error) {
 	_, _ = rand.Read(id[:])
 	ctx, cancel := context.WithCancel(r.shutdown)
 	j := &job{
-		Job:    Job{ID: hex.EncodeToString(id[:]), Kind: kind, DryRun: dryRun, Rate: rate, State: JobQueued, Created: time.Now().UTC()},
+		Job: Job{ID: hex.EncodeToString(id[:]), Kind: kind, DryRun: p.DryRun, OverwriteOlder: p.OverwriteOlder, Rate: p.Rate,
+			State: JobQueued, Created: time.Now().UTC()},
 		cancel: cancel, done: make(chan struct{}),
 	}
 	r.jobs = append(r.jobs, j)
@@ -218,7 +233,7 @@ func (r *JobRunner) execute(ctx context.Context, j *job) {
 	r.mu.Unlock()
 
 	opts := &reconcile.Options{
-		Logger: r.log.With("job_id", j.ID), Registerer: r.reg, Rate: j.Rate, DryRun: j.DryRun,
+		Logger: r.log.With("job_id", j.ID), Registerer: r.reg, Rate: j.Rate, DryRun: j.DryRun, OverwriteOlder: j.OverwriteOlder,
 		Progress: func(p reconcile.Progress) {
 			r.mu.Lock()
 			j.progress = &p
@@ -328,9 +343,10 @@ func (r *JobRunner) Close(ctx context.Context) error {
 
 // jobBody is the body of POST /v1/admin/jobs.
 type jobBody struct {
-	Kind   *string  `json:"kind"`
-	DryRun bool     `json:"dry_run"`
-	Rate   *float64 `json:"rate"`
+	Kind           *string  `json:"kind"`
+	DryRun         bool     `json:"dry_run"`
+	OverwriteOlder bool     `json:"overwrite_older"`
+	Rate           *float64 `json:"rate"`
 }
 
 var errNoJobs = &apiError{http.StatusNotFound, codeNotFound, "jobs are not run by this server"}
@@ -358,14 +374,16 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request) error {
 	switch {
 	case in.Kind == nil:
 		return fieldError("kind", "is required")
-	case *in.Kind != JobSync && *in.Kind != JobVerify && *in.Kind != JobRepair:
-		return fieldError("kind", "must be sync, verify or repair")
-	case in.DryRun && *in.Kind != JobRepair:
-		return fieldError("dry_run", "is only for repair")
+	case *in.Kind != JobSync && *in.Kind != JobVerify && *in.Kind != JobRepair && *in.Kind != JobRecover:
+		return fieldError("kind", "must be sync, verify, repair or recover")
+	case in.DryRun && *in.Kind != JobRepair && *in.Kind != JobRecover:
+		return fieldError("dry_run", "is only for repair and recover")
+	case in.OverwriteOlder && *in.Kind != JobRecover:
+		return fieldError("overwrite_older", "is only for recover")
 	case rate < 0:
 		return fieldError("rate", "must not be negative")
 	}
-	j, err := s.jobs.Start(*in.Kind, in.DryRun, rate)
+	j, err := s.jobs.Start(*in.Kind, JobParams{DryRun: in.DryRun, OverwriteOlder: in.OverwriteOlder, Rate: rate})
 	switch {
 	case errors.Is(err, ErrJobRunning):
 		return &apiError{http.StatusConflict, codeConflict, "a " + *in.Kind + " job is running already"}
@@ -374,7 +392,7 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	s.log.InfoContext(r.Context(), "httpapi: job started", "job_id", j.ID, "job", j.Kind, "dry_run", j.DryRun, "rate", j.Rate)
+	s.log.InfoContext(r.Context(), "httpapi: job started", "job_id", j.ID, "job", j.Kind, "dry_run", j.DryRun, "overwrite_older", j.OverwriteOlder, "rate", j.Rate)
 	w.Header().Set("Location", "/v1/admin/jobs/"+j.ID)
 	writeValue(w, http.StatusAccepted, j)
 	return nil

@@ -10,8 +10,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/memcell/memcell"
 
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/reconcile"
 )
 
@@ -165,7 +169,7 @@ func TestJobsSharedRegistry(t *testing.T) {
 		r := httpapi.NewJobRunner(run, &httpapi.JobRunnerOptions{Registerer: reg})
 		var ids []string
 		for _, kind := range []string{"sync", "verify", "repair"} {
-			j, err := r.Start(kind, false, 0)
+			j, err := r.Start(kind, httpapi.JobParams{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -255,6 +259,36 @@ func TestJobsShutdown(t *testing.T) {
 	}
 }
 
+// TestJobsRecover runs recover through the API after a document is
+// removed from the primary behind the mirror's back: the dry run reports
+// it, the recover puts it back.
+func TestJobsRecover(t *testing.T) {
+	e, _ := newJobsEnv(t, nil)
+	ids := e.seed(cell("alice", epoch), cell("bob", epoch))
+	gone, err := memcell.ParseID(ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	coll := memcelltest.Collection(t, e.primary.Namespace())
+	if _, err := coll.DeleteOne(context.Background(), bson.D{{Key: "_id", Value: bson.ObjectID(gone)}}); err != nil {
+		t.Fatal(err)
+	}
+	dry := e.waitJob(e.startJob(`{"kind":"recover","dry_run":true}`).ID)
+	if dry.State != httpapi.JobSucceeded || !dry.Report.DryRun || dry.Report.Differences[reconcile.Lost] != 1 || dry.Report.Repaired != 0 {
+		t.Errorf("recover dry run ended %+v, report %+v", dry, dry.Report)
+	}
+	rec := e.waitJob(e.startJob(`{"kind":"recover","overwrite_older":true}`).ID)
+	if rec.State != httpapi.JobSucceeded || !rec.OverwriteOlder || rec.Report.Repaired != 1 || rec.Report.SkippedPresent != 1 || rec.Report.KVScanned != 2 {
+		t.Errorf("recover ended %+v, report %+v", rec, rec.Report)
+	}
+	if p := rec.Progress; p == nil || p.Phase != "kv" || p.KVScanned != 2 || p.Repaired != 1 {
+		t.Errorf("recover progress %+v", p)
+	}
+	if again := e.waitJob(e.startJob(`{"kind":"verify"}`).ID); again.Report.DifferenceCount() != 0 {
+		t.Errorf("verify after recover: %+v", again.Report)
+	}
+}
+
 // TestJobsBadInput checks the refused bodies and parameters, and unknown
 // jobs.
 func TestJobsBadInput(t *testing.T) {
@@ -264,6 +298,7 @@ func TestJobsBadInput(t *testing.T) {
 		{"/v1/admin/jobs", `{"kind":"backup"}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"verify","dry_run":true}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"sync","dry_run":true}`, "invalid_argument"},
+		{"/v1/admin/jobs", `{"kind":"repair","overwrite_older":true}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"verify","rate":-1}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"verify","rate":"fast"}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"verify","checkpoint":"x"}`, "invalid_argument"},
@@ -324,7 +359,7 @@ func TestJobsHistory(t *testing.T) {
 	defer r.Close(context.Background())
 	var ids []string
 	for range 4 {
-		j, err := r.Start(httpapi.JobSync, false, 0)
+		j, err := r.Start(httpapi.JobSync, httpapi.JobParams{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,7 +375,7 @@ func TestJobsHistory(t *testing.T) {
 	if _, ok := r.Get(ids[0]); ok {
 		t.Error("the oldest job is still kept")
 	}
-	if _, err := r.Start("backup", false, 0); err == nil {
+	if _, err := r.Start("backup", httpapi.JobParams{}); err == nil {
 		t.Error("Start accepted an unknown kind")
 	}
 }

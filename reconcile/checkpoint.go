@@ -47,8 +47,14 @@ type checkpoint struct {
 	Unrepaired  int64          `json:"unrepaired"`
 	// RevisionsLowered is omitted by versions that did not count it, and
 	// reads as 0.
-	RevisionsLowered int64  `json:"revisions_lowered,omitempty"`
-	Samples          []Diff `json:"samples"`
+	RevisionsLowered int64 `json:"revisions_lowered,omitempty"`
+	// KVScanned, SkippedPresent and SkippedGrave are the counts of a
+	// recover, whose one pass is the KV scan ("kv", with LastID the id of
+	// the last copy of the last batch done).
+	KVScanned      int64  `json:"kv_scanned,omitempty"`
+	SkippedPresent int64  `json:"skipped_present,omitempty"`
+	SkippedGrave   int64  `json:"skipped_grave,omitempty"`
+	Samples        []Diff `json:"samples"`
 }
 
 // loadCheckpoint reads the checkpoint at path; it returns nil, nil when

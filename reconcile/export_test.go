@@ -10,6 +10,10 @@ import (
 // differing document wait for its second look (checkpointLag).
 func SetCheckpointLag(o *Options, d time.Duration) { o.checkpointLag = d }
 
+// SetRecoverBatch sets how many KV copies a recover looks up in the
+// primary at once (recoverBatch).
+func SetRecoverBatch(o *Options, n int) { o.recoverBatch = n }
+
 // ScannedCounter returns the counter of documents scanned by the jobs named
 // job on reg: the one those jobs counted on, found the way a job finds the
 // collectors of the jobs before it.

@@ -59,10 +59,36 @@ func Repair(ctx context.Context, primary Primary, store kv.Store, opts *Options)
 	return run(ctx, primary, store, opts, jobRepair)
 }
 
-// Run runs the job named name, "sync", "verify" or "repair" (Report.Job),
-// as Sync, Verify or Repair does; another name is an error.
+// Recover restores the primary from the KV: it scans the copies under the
+// prefix and puts back, exactly as its copy holds it (Primary.Recover: its
+// own id, revision, timestamps and deletion marks), every document the
+// primary lacks, or with Options.OverwriteOlder holds at a lower revision.
+// A document the primary remembers hard-deleting at the copy's revision or
+// later (Primary.GraveRevisions) is never brought back, nor is one whose
+// copy the KV deleted (a tombstone, which the scan does not see);
+// soft-deleted documents come back soft-deleted. Report.KVScanned counts
+// the copies read, Differences the documents to recover (Lost, Behind)
+// and the copies that cannot be decoded (Unreadable), Repaired the
+// documents recovered, SkippedPresent and SkippedGrave the copies left
+// alone. It writes nothing to the KV.
+//
+// With Options.DryRun it writes nothing and reports what it would
+// recover. A checkpoint needs a KV backend that scans in key order
+// (kv.Capabilities.OrderedScan). Errors are as for Verify.
+func Recover(ctx context.Context, primary Primary, store kv.Store, opts *Options) (*Report, error) {
+	if opts != nil && opts.DryRun {
+		return run(ctx, primary, store, opts, jobRecoverDryRun)
+	}
+	return run(ctx, primary, store, opts, jobRecover)
+}
+
+// Run runs the job named name, "sync", "verify", "repair" or "recover"
+// (Report.Job), as Sync, Verify, Repair or Recover does; another name is
+// an error.
 func Run(ctx context.Context, name string, primary Primary, store kv.Store, opts *Options) (*Report, error) {
 	switch name {
+	case jobRecover.name:
+		return Recover(ctx, primary, store, opts)
 	case jobSync.name:
 		return Sync(ctx, primary, store, opts)
 	case jobVerify.name:
@@ -70,7 +96,7 @@ func Run(ctx context.Context, name string, primary Primary, store kv.Store, opts
 	case jobRepair.name:
 		return Repair(ctx, primary, store, opts)
 	}
-	return nil, fmt.Errorf("reconcile: unknown job %q: want sync, verify or repair", name)
+	return nil, fmt.Errorf("reconcile: unknown job %q: want sync, verify, repair or recover", name)
 }
 
 // jobKind says what a job does.
@@ -79,14 +105,17 @@ type jobKind struct {
 	compare bool // read the KV and report differences (verify, repair)
 	fix     bool // write fixes (repair)
 	write   bool // write every document (sync)
+	recover bool // put KV copies back into the primary (recover)
 	dryRun  bool
 }
 
 var (
-	jobVerify       = jobKind{name: "verify", compare: true}
-	jobSync         = jobKind{name: "sync", write: true}
-	jobRepair       = jobKind{name: "repair", compare: true, fix: true}
-	jobRepairDryRun = jobKind{name: "repair", compare: true, dryRun: true}
+	jobVerify        = jobKind{name: "verify", compare: true}
+	jobSync          = jobKind{name: "sync", write: true}
+	jobRepair        = jobKind{name: "repair", compare: true, fix: true}
+	jobRepairDryRun  = jobKind{name: "repair", compare: true, dryRun: true}
+	jobRecover       = jobKind{name: "recover", recover: true}
+	jobRecoverDryRun = jobKind{name: "recover", recover: true, dryRun: true}
 )
 
 // job is one run of a job. Its methods run on one goroutine at a time,
@@ -101,6 +130,9 @@ type job struct {
 	limit   *limiter
 	batch   int
 	onProg  func(Progress)
+
+	overwriteOlder bool // recover: replace older primary documents
+	recoverBatch   int  // recover: copies per primary lookup
 
 	report       *Report
 	started      time.Time // this run's start
@@ -132,8 +164,11 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	if o.DryRun && kind.name != jobRepair.name {
-		return nil, fmt.Errorf("reconcile: DryRun applies to Repair only, not to %s", kind.name)
+	if o.DryRun && kind.name != jobRepair.name && !kind.recover {
+		return nil, fmt.Errorf("reconcile: DryRun applies to Repair and Recover only, not to %s", kind.name)
+	}
+	if o.OverwriteOlder && !kind.recover {
+		return nil, fmt.Errorf("reconcile: OverwriteOlder applies to Recover only, not to %s", kind.name)
 	}
 	if primary == nil || store == nil {
 		return nil, errors.New("reconcile: a primary and a KV store are required")
@@ -141,6 +176,9 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 	if o.Checkpoint != "" {
 		if err := checkCheckpointPath(o.Checkpoint); err != nil {
 			return nil, err
+		}
+		if kind.recover && !store.Capabilities().OrderedScan {
+			return nil, fmt.Errorf("reconcile: recover: a checkpoint needs a KV backend that scans in key order, and %s does not", store.Capabilities().Backend)
 		}
 	}
 	j := &job{
@@ -156,6 +194,15 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 		phase:   phasePrimary,
 		copies:  newKeySet(maphash.MakeSeed()),
 		ckptLag: checkpointLag,
+
+		overwriteOlder: o.OverwriteOlder,
+	}
+	if kind.recover {
+		j.phase = phaseKV
+		j.recoverBatch = recoverBatch
+		if o.recoverBatch > 0 {
+			j.recoverBatch = o.recoverBatch
+		}
 	}
 	if o.checkpointLag > 0 {
 		j.ckptLag = o.checkpointLag
@@ -184,6 +231,7 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 	attrs := []any{"job", j.name, "dry_run", j.dryRun, "scanned", j.report.Scanned, "kv_scanned", j.report.KVScanned,
 		"differences", j.report.DifferenceCount(), "repaired", j.report.Repaired, "unrepaired", j.report.Unrepaired,
 		"revisions_lowered", j.report.RevisionsLowered,
+		"skipped_present", j.report.SkippedPresent, "skipped_grave", j.report.SkippedGrave,
 		"elapsed", elapsed.Round(time.Millisecond)}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -205,6 +253,12 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 func (j *job) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if j.recover {
+		j.log.InfoContext(ctx, "reconcile: job started", "job", j.name, "dry_run", j.dryRun,
+			"kv_backend", j.kv.Capabilities().Backend, "key_prefix", j.keys.Prefix,
+			"overwrite_older", j.overwriteOlder, "resumed", j.report.Resumed)
+		return j.recoverPass(ctx)
 	}
 	if j.onProg != nil { // the estimate serves only the progress reports
 		if n, err := j.primary.EstimatedCount(ctx); err == nil {
@@ -267,6 +321,8 @@ func (j *job) openCheckpoint(path string) error {
 	r.Started = got.Started
 	r.Scanned, r.Repaired, r.Unrepaired = got.Scanned, got.Repaired, got.Unrepaired
 	r.RevisionsLowered = got.RevisionsLowered
+	r.KVScanned = got.KVScanned
+	r.SkippedPresent, r.SkippedGrave = got.SkippedPresent, got.SkippedGrave
 	for k, n := range got.Differences {
 		r.Differences[k] = n
 	}
@@ -290,6 +346,8 @@ func (j *job) saveCheckpoint(lastID string) error {
 	}
 	c.Scanned, c.Repaired, c.Unrepaired = r.Scanned, r.Repaired, r.Unrepaired
 	c.RevisionsLowered = r.RevisionsLowered
+	c.KVScanned = r.KVScanned
+	c.SkippedPresent, c.SkippedGrave = r.SkippedPresent, r.SkippedGrave
 	c.Differences, c.Samples = r.Differences, r.Samples
 	return c.save(j.ckptPath)
 }

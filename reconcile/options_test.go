@@ -45,6 +45,7 @@ func TestOptionsRefused(t *testing.T) {
 		"no checkpoint dir": {Checkpoint: filepath.Join(t.TempDir(), "absent", "cp")},
 		"checkpoint is dir": {Checkpoint: t.TempDir()},
 		"dry-run verify":    {DryRun: true},
+		"overwrite verify":  {OverwriteOlder: true},
 	} {
 		if r, err := reconcile.Verify(context.Background(), e.primary, e.kv, &o); err == nil {
 			t.Errorf("%s: Verify = %+v, want an error", name, r)
@@ -55,6 +56,9 @@ func TestOptionsRefused(t *testing.T) {
 	}
 	if _, err := reconcile.Sync(context.Background(), e.primary, e.kv, &reconcile.Options{DryRun: true}); err == nil {
 		t.Error("Sync with DryRun: no error")
+	}
+	if _, err := reconcile.Repair(context.Background(), e.primary, e.kv, &reconcile.Options{OverwriteOlder: true}); err == nil {
+		t.Error("Repair with OverwriteOlder: no error")
 	}
 	if _, err := reconcile.Run(context.Background(), "backup", e.primary, e.kv, nil); err == nil {
 		t.Error("Run of an unknown job: no error")

@@ -1,6 +1,8 @@
 // Package reconcile compares the MongoDB primary with its key-value mirror
 // and brings the mirror back in line with it: Sync (backfill), Verify and
-// Repair, the jobs behind `memcell kv sync|verify|repair`.
+// Repair, the jobs behind `memcell kv sync|verify|repair`; and Recover
+// (`memcell kv recover`) restores the primary from the mirror, putting back
+// the documents it lost (see Recover).
 //
 // The primary is the truth (docs/architecture.md#invariants). A job reads the
 // primary through one streaming cursor over the whole collection,
@@ -43,7 +45,8 @@
 // Verify writes to neither store. Sync writes only KV copies. Repair writes
 // KV copies, deletes extras, and clears the primary's pending record
 // (memcell.Primary.RecordPending) of the documents it leaves consistent and
-// of the ids that have neither a document nor a copy any more.
+// of the ids that have neither a document nor a copy any more. Recover
+// writes only primary documents (Primary.Recover), never the KV.
 package reconcile
 
 import (
@@ -96,6 +99,13 @@ type Primary interface {
 	// GraveRevisions returns the revisions that hard-deleted documents
 	// among ids had when they were removed, for the ids it remembers.
 	GraveRevisions(ctx context.Context, ids []memcell.ID) (map[memcell.ID]int64, error)
+	// Recover puts a document back exactly as its KV copy holds it (its
+	// own id, revision, timestamps and deletion marks; no new revision,
+	// no write intent) where the primary has no document with its id, or,
+	// with overwriteOlder, one at a lower revision. It never brings back a
+	// document hard-deleted at the copy's revision or later, and reports
+	// whether it wrote.
+	Recover(ctx context.Context, m *memcell.MemCell, overwriteOlder bool) (bool, error)
 	// EstimatedCount is a cheap estimate of the number of documents.
 	EstimatedCount(ctx context.Context) (int64, error)
 	// Namespace names the collection, "database.collection"; checkpoints
@@ -128,12 +138,19 @@ const (
 	// Unreadable: the primary holds a document that is not a valid MemCell
 	// (wrong field types, an _id that is not an ObjectId), so it has no
 	// canonical encoding and cannot be mirrored. Repair cannot fix it; fix
-	// the document in MongoDB.
+	// the document in MongoDB. For recover: a KV copy that cannot be
+	// decoded, or a key that is not an event id, so it cannot be put back.
 	Unreadable Kind = "unreadable"
+	// Lost (recover): the KV holds a copy of a document the primary does
+	// not have and does not remember hard-deleting; recover puts it back.
+	Lost Kind = "lost"
+	// Behind (recover with OverwriteOlder): the primary holds the document
+	// at a lower revision than its KV copy; recover replaces it.
+	Behind Kind = "behind"
 )
 
 // kinds lists every Kind, for metrics.
-var kinds = [...]Kind{Missing, Extra, Differs, Stale, Unreadable}
+var kinds = [...]Kind{Missing, Extra, Differs, Stale, Unreadable, Lost, Behind}
 
 // Diff is one document that differs between the primary and the KV.
 type Diff struct {
@@ -155,9 +172,9 @@ const MaxSamples = 100
 
 // Report is the outcome of a job, and what `--report FILE` writes as JSON.
 type Report struct {
-	// Job is "sync", "verify" or "repair".
+	// Job is "sync", "verify", "repair" or "recover".
 	Job string `json:"job"`
-	// DryRun is set for a repair that wrote nothing.
+	// DryRun is set for a repair or a recover that wrote nothing.
 	DryRun bool `json:"dry_run,omitempty"`
 	// Started is when the job started; for a resumed job, when its first
 	// run started.
@@ -171,7 +188,7 @@ type Report struct {
 	// before it fixed them; a sync finds only Unreadable documents).
 	Differences map[Kind]int64 `json:"differences"`
 	// Repaired counts the KV copies written (sync, repair) or deleted
-	// (repair). Unrepaired counts differences a repair could not fix:
+	// (repair), and the documents a recover put back in the primary. Unrepaired counts differences a repair could not fix:
 	// unreadable documents, and copies the KV refused to replace that live
 	// traffic did not explain: a tombstone (a document deleted in the KV
 	// within its grace period), a copy that is not JSON but holds a higher
@@ -186,6 +203,13 @@ type Report struct {
 	// revision (kv.Store.Swap). In a dry run it counts the copies a repair
 	// would replace so.
 	RevisionsLowered int64 `json:"revisions_lowered"`
+	// SkippedPresent counts the KV copies a recover left alone because the
+	// primary has the document (at the copy's revision or above, with
+	// OverwriteOlder), including those written there while it ran;
+	// SkippedGrave those of documents the primary remembers hard-deleting
+	// at the copy's revision or later. Other jobs leave them 0.
+	SkippedPresent int64 `json:"skipped_present"`
+	SkippedGrave   int64 `json:"skipped_grave"`
 	// Samples are the first MaxSamples differences.
 	Samples []Diff `json:"samples"`
 	// Resumed is set when the job continued from a checkpoint.
@@ -205,7 +229,8 @@ func (r *Report) DifferenceCount() int64 {
 type Progress struct {
 	Job string
 	// Phase is "primary" while the primary is read, "kv" while the KV
-	// prefix is scanned for extras (verify and repair).
+	// prefix is scanned for extras (verify and repair) or copies to
+	// recover (recover's one phase).
 	Phase string
 	// Scanned and KVScanned are as in Report, Differences is their total
 	// count so far, Repaired as in Report.
@@ -251,7 +276,10 @@ type Options struct {
 	// writes the last _id it finished and its counts to the file
 	// (atomically: a temporary file renamed over it). A job that finds the
 	// file resumes after that _id, with those counts; the KV pass, which
-	// cannot be resumed, runs whole. The file is removed when the job
+	// cannot be resumed, runs whole. Recover, whose one pass is the KV
+	// scan, records the id of the last copy of each lookup batch (10,000
+	// copies) and resumes after it; it needs a KV backend that scans in
+	// key order. The file is removed when the job
 	// succeeds. A checkpoint made by another kind of job, or for another
 	// collection, KV backend or prefix, is an error. Verify writes the file
 	// too: it is the job's own state, not either store.
@@ -263,11 +291,19 @@ type Options struct {
 	// memory before the first document; MongoDB reads the _id index.
 	Checkpoint string
 
-	// DryRun makes Repair write nothing, to either store, and report the
-	// differences it would fix: the plan. Only Repair accepts it.
+	// DryRun makes Repair (or Recover) write nothing, to either store, and
+	// report the differences it would fix (the documents it would put
+	// back): the plan. Only Repair and Recover accept it.
 	DryRun bool
 
+	// OverwriteOlder makes Recover also replace primary documents whose
+	// revision is lower than their KV copy's (guarded: a document written
+	// meanwhile at the copy's revision or above stays). Only Recover
+	// accepts it.
+	OverwriteOlder bool
+
 	checkpointLag time.Duration // 0: checkpointLag; set by tests
+	recoverBatch  int           // 0: recoverBatch; set by tests
 }
 
 // DefaultBatchSize is the default Options.BatchSize.

@@ -52,7 +52,7 @@ func TestExitCodes(t *testing.T) {
 		want int
 	}
 	var runs []run
-	commands := [][]string{{}, {"serve"}, {"kv"}, {"kv", "stats"}, {"kv", "sync"}, {"kv", "verify"}, {"kv", "repair"}, {"version"}, {"help"}, {"completion"}}
+	commands := [][]string{{}, {"serve"}, {"kv"}, {"kv", "stats"}, {"kv", "sync"}, {"kv", "verify"}, {"kv", "repair"}, {"kv", "recover"}, {"version"}, {"help"}, {"completion"}}
 	for _, c := range commands {
 		name := strings.Join(append([]string{"memcell"}, c...), " ")
 		with := func(extra ...string) []string { return append(c[:len(c):len(c)], extra...) }
@@ -80,6 +80,8 @@ func TestExitCodes(t *testing.T) {
 		run{"kv verify --rate -1", nil, []string{"kv", "verify", "--rate=-1"}, 2},
 		run{"kv repair --progress fancy", nil, []string{"kv", "repair", "--progress", "fancy"}, 2},
 		run{"kv repair --dry-run=maybe", nil, []string{"kv", "repair", "--dry-run=maybe"}, 2},
+		run{"kv recover --overwrite-older=maybe", nil, []string{"kv", "recover", "--overwrite-older=maybe"}, 2},
+		run{"kv repair --overwrite-older", nil, []string{"kv", "repair", "--overwrite-older"}, 2},
 		run{"serve, bad environment value", []string{"MEMCELL_LOG_LEVEL=loud"}, []string{"serve"}, 2},
 		run{"kv verify, bad environment value", []string{"MEMCELL_MAX_BODY_BYTES=x"}, []string{"kv", "verify"}, 2},
 		run{"serve, missing config file", nil, []string{"serve", "--config", missing}, 2},
@@ -92,6 +94,7 @@ func TestExitCodes(t *testing.T) {
 		run{"kv sync, unreachable primary", nil, []string{"kv", "sync", "--addr", noServer, "--mongo-uri", unreachableMongo}, 2},
 		run{"kv verify, unreachable primary", nil, []string{"kv", "verify", "--addr", noServer, "--mongo-uri", unreachableMongo}, 2},
 		run{"kv repair, unreachable primary", nil, []string{"kv", "repair", "--addr", noServer, "--mongo-uri", unreachableMongo}, 2},
+		run{"kv recover, unreachable primary", nil, []string{"kv", "recover", "--addr", noServer, "--mongo-uri", unreachableMongo}, 2},
 		run{"kv verify, unreachable server", nil, []string{"kv", "verify", "--server", noServer}, 2},
 		run{"kv stats, unreachable KV", nil, []string{"kv", "stats", "--kv", unreachableKV}, 2},
 		run{"kv stats, unknown KV scheme", nil, []string{"kv", "stats", "--kv", "nosuch://x"}, 2},
@@ -104,6 +107,8 @@ func TestExitCodes(t *testing.T) {
 		run{"kv verify after the repair", nil, append([]string{"kv", "verify"}, store...), 0},
 		run{"kv repair --dry-run after the repair", nil, append([]string{"kv", "repair", "--dry-run"}, store...), 0},
 		run{"kv sync", nil, append([]string{"kv", "sync"}, store...), 0},
+		run{"kv recover --dry-run with nothing lost", nil, append([]string{"kv", "recover", "--dry-run"}, store...), 0},
+		run{"kv recover --checkpoint", nil, append([]string{"kv", "recover", "--overwrite-older", "--checkpoint", filepath.Join(tmp, "recover.ckpt")}, store...), 0},
 	)
 	for _, r := range runs {
 		if code, out := runCLIEnv(t, r.env, r.args...); code != r.want {

@@ -381,14 +381,29 @@ func TestJobSummary(t *testing.T) {
 				"1 unreadable cannot be repaired (ids: u); nothing written"},
 		{rep("repair", true, nil),
 			"repair --dry-run: 10 documents and 12 KV keys scanned in 1.5s, no differences; nothing to repair; nothing written"},
+		{rep("recover", false, map[reconcile.Kind]int64{reconcile.Lost: 3, reconcile.Behind: 1}),
+			"recover: 12 KV copies scanned in 1.5s, 4 to recover: 3 lost, 1 behind; 0 recovered, 0 present, 0 hard-deleted (never recovered)"},
+		{rep("recover", true, map[reconcile.Kind]int64{reconcile.Lost: 2, reconcile.Unreadable: 1},
+			reconcile.Diff{EventID: "l1", Kind: reconcile.Lost}, reconcile.Diff{EventID: "u", Kind: reconcile.Unreadable}, reconcile.Diff{EventID: "l2", Kind: reconcile.Lost}),
+			"recover --dry-run: 12 KV copies scanned in 1.5s, 2 would recover: 2 lost (ids: l1, l2); " +
+				"1 unreadable cannot be recovered (ids: u); 0 present, 0 hard-deleted (never recovered); nothing written"},
+		{rep("recover", true, nil),
+			"recover --dry-run: 12 KV copies scanned in 1.5s, nothing to recover; 0 present, 0 hard-deleted (never recovered); nothing written"},
 	} {
 		if got := summary(tc.rep); got != tc.want {
 			t.Errorf("summary:\n got %s\nwant %s", got, tc.want)
 		}
 	}
-	// A dry run that would change something still exits 1.
+	// A dry run that would change something still exits 1; a recover
+	// that ran exits 0.
 	var out strings.Builder
 	if err := finishJob(rep("repair", true, map[reconcile.Kind]int64{reconcile.Missing: 1}), &jobOptions{}, &out); !errors.Is(err, errDifferences) {
 		t.Errorf("finishJob of a dry run with differences = %v, want errDifferences", err)
+	}
+	if err := finishJob(rep("recover", true, map[reconcile.Kind]int64{reconcile.Lost: 1}), &jobOptions{}, &out); !errors.Is(err, errDifferences) {
+		t.Errorf("finishJob of a recover dry run with documents to recover = %v, want errDifferences", err)
+	}
+	if err := finishJob(rep("recover", false, map[reconcile.Kind]int64{reconcile.Lost: 1}), &jobOptions{}, &out); err != nil {
+		t.Errorf("finishJob of a recover = %v, want nil", err)
 	}
 }

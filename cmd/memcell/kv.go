@@ -20,7 +20,7 @@ import (
 func newKVCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "kv",
-		Short: "Inspect, backfill, verify and repair the key-value mirror",
+		Short: "Inspect, backfill, verify and repair the key-value mirror, and recover the primary from it",
 		Long: `Commands that work on the key-value mirror.
 
 KV URLs:
@@ -35,7 +35,7 @@ KV URLs:
 		Args: noArgs,
 		RunE: helpOnly,
 	}
-	c.AddCommand(newKVStatsCmd(), newKVSyncCmd(), newKVVerifyCmd(), newKVRepairCmd())
+	c.AddCommand(newKVStatsCmd(), newKVSyncCmd(), newKVVerifyCmd(), newKVRepairCmd(), newKVRecoverCmd())
 	return c
 }
 

@@ -255,6 +255,9 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 	if o.dryRun {
 		in["dry_run"] = true
 	}
+	if o.overwrite {
+		in["overwrite_older"] = true
+	}
 	j, err := srv.callJob(ctx, http.MethodPost, "/v1/admin/jobs", in, http.StatusAccepted)
 	if se, ok := errors.AsType[*statusError](err); ok && se.status == http.StatusUnauthorized {
 		return srv.needsToken()
