@@ -190,6 +190,11 @@ type Report struct {
 	Samples []Diff `json:"samples"`
 	// Resumed is set when the job continued from a checkpoint.
 	Resumed bool `json:"resumed"`
+	// Refused is set when a repair found more extras than
+	// Options.MaxDelete lets it delete, and so deleted none (a dry run: a
+	// repair would refuse): it says how many, out of how many KV keys,
+	// and what to do. The extras are counted in Differences all the same.
+	Refused string `json:"refused,omitempty"`
 }
 
 // DifferenceCount is the number of differences of every kind.
@@ -267,7 +272,19 @@ type Options struct {
 	// differences it would fix: the plan. Only Repair accepts it.
 	DryRun bool
 
+	// MaxDelete bounds the KV keys a Repair deletes as extras in one run,
+	// as ParseMaxDelete reads it: "5%" of the keys its KV pass scans, a
+	// number of keys ("1000"), or "all"; "" means DefaultMaxDelete. Extras
+	// are deleted only once the KV pass has scanned every key: when they
+	// are more than the bound, the repair deletes none of them and fails
+	// with a *DeleteRefusedError (its other fixes stand; a dry run sets
+	// Report.Refused instead). A primary that lost its documents by
+	// accident makes every KV copy an extra, and the copies are then the
+	// only ones left. Sync and Verify delete nothing and ignore it.
+	MaxDelete string
+
 	checkpointLag time.Duration // 0: checkpointLag; set by tests
+	maxHeld       int           // 0: maxHeld; set by tests
 }
 
 // DefaultBatchSize is the default Options.BatchSize.
@@ -284,5 +301,6 @@ func (o *Options) check() error {
 	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
 		return fmt.Errorf("reconcile: Rate must be a non-negative number of documents per second, got %v", o.Rate)
 	}
-	return nil
+	_, err := ParseMaxDelete(o.MaxDelete)
+	return err
 }
