@@ -114,6 +114,9 @@ type Job struct {
 	Kind   string  `json:"kind"`
 	DryRun bool    `json:"dry_run"`
 	Rate   float64 `json:"rate"`
+	// MaxDelete is, for a repair, the bound on the extra KV copies it
+	// deletes (reconcile.Options.MaxDelete), as "5%", "1000" or "all".
+	MaxDelete string `json:"max_delete,omitempty"`
 	// State is queued, running, succeeded, failed or cancelled.
 	State    string     `json:"state"`
 	Created  time.Time  `json:"created"`
@@ -174,15 +177,35 @@ var ErrJobRunning = errors.New("httpapi: a job of this kind is running")
 // errJobsClosed is returned by Start after Close.
 var errJobsClosed = errors.New("httpapi: the server is shutting down")
 
-// Start starts a job of kind in the background and returns it. dryRun is
-// only for repair; rate bounds the documents read per second (0: no
-// bound). A job of the same kind that has not ended yet makes it fail with
-// ErrJobRunning.
-func (r *JobRunner) Start(kind string, dryRun bool, rate float64) (Job, error) {
+// JobSettings are the settings of a job Start starts.
+type JobSettings struct {
+	// DryRun is only for repair.
+	DryRun bool
+	// Rate bounds the documents read per second; 0 means no bound.
+	Rate float64
+	// MaxDelete bounds the extra KV copies a repair deletes, as
+	// reconcile.ParseMaxDelete reads it; "" means
+	// reconcile.DefaultMaxDelete. Only for repair.
+	MaxDelete string
+}
+
+// Start starts a job of kind in the background and returns it. A job of
+// the same kind that has not ended yet makes it fail with ErrJobRunning.
+func (r *JobRunner) Start(kind string, set JobSettings) (Job, error) {
 	switch kind {
 	case JobSync, JobVerify, JobRepair:
 	default:
 		return Job{}, fmt.Errorf("httpapi: unknown job kind %q", kind)
+	}
+	var maxDelete string
+	if kind == JobRepair {
+		m, err := reconcile.ParseMaxDelete(set.MaxDelete)
+		if err != nil {
+			return Job{}, fmt.Errorf("httpapi: %w", err)
+		}
+		maxDelete = m.String()
+	} else if set.MaxDelete != "" {
+		return Job{}, fmt.Errorf("httpapi: MaxDelete is only for repair, not %s", kind)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -198,7 +221,8 @@ func (r *JobRunner) Start(kind string, dryRun bool, rate float64) (Job, error) {
 	_, _ = rand.Read(id[:])
 	ctx, cancel := context.WithCancel(r.shutdown)
 	j := &job{
-		Job:    Job{ID: hex.EncodeToString(id[:]), Kind: kind, DryRun: dryRun, Rate: rate, State: JobQueued, Created: time.Now().UTC()},
+		Job: Job{ID: hex.EncodeToString(id[:]), Kind: kind, DryRun: set.DryRun, Rate: set.Rate, MaxDelete: maxDelete,
+			State: JobQueued, Created: time.Now().UTC()},
 		cancel: cancel, done: make(chan struct{}),
 	}
 	r.jobs = append(r.jobs, j)
@@ -218,7 +242,7 @@ func (r *JobRunner) execute(ctx context.Context, j *job) {
 	r.mu.Unlock()
 
 	opts := &reconcile.Options{
-		Logger: r.log.With("job_id", j.ID), Registerer: r.reg, Rate: j.Rate, DryRun: j.DryRun,
+		Logger: r.log.With("job_id", j.ID), Registerer: r.reg, Rate: j.Rate, DryRun: j.DryRun, MaxDelete: j.MaxDelete,
 		Progress: func(p reconcile.Progress) {
 			r.mu.Lock()
 			j.progress = &p
@@ -328,9 +352,10 @@ func (r *JobRunner) Close(ctx context.Context) error {
 
 // jobBody is the body of POST /v1/admin/jobs.
 type jobBody struct {
-	Kind   *string  `json:"kind"`
-	DryRun bool     `json:"dry_run"`
-	Rate   *float64 `json:"rate"`
+	Kind      *string  `json:"kind"`
+	DryRun    bool     `json:"dry_run"`
+	Rate      *float64 `json:"rate"`
+	MaxDelete *string  `json:"max_delete"`
 }
 
 var errNoJobs = &apiError{http.StatusNotFound, codeNotFound, "jobs are not run by this server"}
@@ -364,8 +389,17 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request) error {
 		return fieldError("dry_run", "is only for repair")
 	case rate < 0:
 		return fieldError("rate", "must not be negative")
+	case in.MaxDelete != nil && *in.Kind != JobRepair:
+		return fieldError("max_delete", "is only for repair")
 	}
-	j, err := s.jobs.Start(*in.Kind, in.DryRun, rate)
+	set := JobSettings{DryRun: in.DryRun, Rate: rate}
+	if in.MaxDelete != nil {
+		if _, err := reconcile.ParseMaxDelete(*in.MaxDelete); err != nil {
+			return fieldError("max_delete", "must be a percentage of the KV keys such as \"5%\", a number of keys such as \"1000\", or \"all\"")
+		}
+		set.MaxDelete = *in.MaxDelete
+	}
+	j, err := s.jobs.Start(*in.Kind, set)
 	switch {
 	case errors.Is(err, ErrJobRunning):
 		return &apiError{http.StatusConflict, codeConflict, "a " + *in.Kind + " job is running already"}
@@ -374,7 +408,7 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	s.log.InfoContext(r.Context(), "httpapi: job started", "job_id", j.ID, "job", j.Kind, "dry_run", j.DryRun, "rate", j.Rate)
+	s.log.InfoContext(r.Context(), "httpapi: job started", "job_id", j.ID, "job", j.Kind, "dry_run", j.DryRun, "rate", j.Rate, "max_delete", j.MaxDelete)
 	w.Header().Set("Location", "/v1/admin/jobs/"+j.ID)
 	writeValue(w, http.StatusAccepted, j)
 	return nil
