@@ -89,8 +89,19 @@ func TestEndToEndJobs(t *testing.T) {
 		t.Errorf("repair --dry-run does not say %q:\n%s", want, out)
 	}
 	verify(1) // the dry run wrote nothing
-	if code, out := runCLI(t, append([]string{"kv", "repair"}, store...)...); code != 0 {
-		t.Fatalf("repair exit %d:\n%s", code, out)
+	// One extra among 6 KV keys is over the default --max-delete of 5%:
+	// the repair fixes the differing copy, deletes nothing, and exits 2.
+	if code, out := runCLI(t, append([]string{"kv", "repair"}, store...)...); code != 2 ||
+		!strings.Contains(out, "refused: 1 extra KV copy would be deleted (16.7% of the 6 scanned), over --max-delete 5%") {
+		t.Fatalf("repair exit %d, want 2 and refused:\n%s", code, out)
+	}
+	if rep := verify(1); rep["kv_scanned"] != 6.0 {
+		t.Errorf("verify after the refused repair: %v, want the 6 KV keys still there", rep)
+	} else if d, _ := rep["differences"].(map[string]any); d["extra"] != 1.0 || d["differs"] != nil {
+		t.Errorf("verify after the refused repair: differences %v, want the extra only", d)
+	}
+	if code, out := runCLI(t, append([]string{"kv", "repair", "--max-delete", "1"}, store...)...); code != 0 {
+		t.Fatalf("repair --max-delete 1 exit %d:\n%s", code, out)
 	}
 	verify(0)
 	code, out := runCLI(t, append([]string{"kv", "sync"}, store...)...)
