@@ -13,7 +13,8 @@
 // the primary pass saw (see keySet), which spares FerretDB a read of the
 // whole collection. Nothing is kept per document: memory is bounded by the
 // batch sizes, whatever the size of the collection (target P6,
-// docs/benchmarks.md).
+// docs/benchmarks.md), but for the ids of the extras a repair holds, up to
+// 100,000 (1.2 MB).
 //
 // Jobs may run beside live traffic. A document whose copy differs is read
 // again, primary first and KV second, before it is reported, so a write
@@ -25,6 +26,14 @@
 // traffic wrote meanwhile. A copy of a document the primary does not have
 // is looked up in the primary again just before it is deleted, and the
 // delete leaves a tombstone like any other.
+//
+// A repair deletes extras only once its KV pass has scanned every key, and
+// only when they are within Options.MaxDelete of them (5% by default): a
+// primary emptied by accident makes every KV copy an extra, and those copies
+// are then the only ones left. Over the bound it deletes none and fails with
+// a *DeleteRefusedError; its other fixes stand. Up to 100,000 extras are
+// held until the scan ends; when there are more, a second scan of the KV
+// prefix deletes them.
 //
 // Sync writes each batch as soon as it is read, and reads a batch again
 // before writing it when it was read more than a second earlier (a rate
