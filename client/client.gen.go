@@ -405,6 +405,9 @@ type Job struct {
 	Id       string     `json:"id"`
 	Kind     JobKind    `json:"kind"`
 
+	// MaxDelete For a repair, the bound on the extra KV copies it deletes ("5%", "1000" or "all").
+	MaxDelete *string `json:"max_delete,omitempty"`
+
 	// Progress The job's last progress report (about once a second).
 	Progress *JobProgress `json:"progress,omitempty"`
 	Rate     float32      `json:"rate"`
@@ -462,8 +465,11 @@ type JobReport struct {
 	Finished    time.Time        `json:"finished"`
 	Job         JobReportJob     `json:"job"`
 	KvScanned   int64            `json:"kv_scanned"`
-	Repaired    int64            `json:"repaired"`
-	Resumed     bool             `json:"resumed"`
+
+	// Refused Set when a repair found more extra KV copies than max_delete allows and so deleted none of them (its other fixes stand; the job failed); in a dry run, that a repair would refuse. Says how many, out of how many KV keys, and what to do.
+	Refused  *string `json:"refused,omitempty"`
+	Repaired int64   `json:"repaired"`
+	Resumed  bool    `json:"resumed"`
 
 	// RevisionsLowered Copies (counted in repaired too) whose revision was ahead of the primary's document, which went down (a restore from a backup, a replacement by another program), replaced with the primary's document at its revision; in a dry run, those a repair would replace.
 	RevisionsLowered int64 `json:"revisions_lowered"`
@@ -490,6 +496,16 @@ type JobRequest struct {
 	// DryRun Repair only; report what would change, write nothing.
 	DryRun *bool          `json:"dry_run,omitempty"`
 	Kind   JobRequestKind `json:"kind"`
+
+	// MaxDelete Repair only: delete the extra KV copies (of documents the
+	// primary does not have) only when they are at most this many: a
+	// share of the KV keys scanned ("5%", the default; "0.5%"), a
+	// number of keys ("1000"), or "all" (the same as "100%"). A
+	// primary emptied by accident makes every copy an extra.
+	//
+	//
+	// Example: 5%
+	MaxDelete *string `json:"max_delete,omitempty"`
 
 	// Rate Documents read per second at most; 0 for no bound.
 	Rate *float32 `json:"rate,omitempty"`
@@ -2284,8 +2300,11 @@ type ClientInterface interface {
 	// answers at once with the job (`Location` names it). One job of each
 	// kind runs at a time: another of the same kind while one runs is 409.
 	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+	// only for repair, bounds the extra KV copies it deletes (5% of the KV
+	// keys by default): over it the repair deletes none, fixes the rest,
+	// and fails with `report.refused` saying why. A shutdown of the server
+	// cancels the running jobs.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2299,8 +2318,11 @@ type ClientInterface interface {
 	// answers at once with the job (`Location` names it). One job of each
 	// kind runs at a time: another of the same kind while one runs is 409.
 	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+	// only for repair, bounds the extra KV copies it deletes (5% of the KV
+	// keys by default): over it the repair deletes none, fixes the rest,
+	// and fails with `report.refused` saying why. A shutdown of the server
+	// cancels the running jobs.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2765,8 +2787,11 @@ func (c *APIClient) ListJobs(ctx context.Context, reqEditors ...RequestEditorFn)
 // answers at once with the job (`Location` names it). One job of each
 // kind runs at a time: another of the same kind while one runs is 409.
 // `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+// only for repair, bounds the extra KV copies it deletes (5% of the KV
+// keys by default): over it the repair deletes none, fixes the rest,
+// and fails with `report.refused` saying why. A shutdown of the server
+// cancels the running jobs.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2790,8 +2815,11 @@ func (c *APIClient) StartJobWithBody(ctx context.Context, contentType string, bo
 // answers at once with the job (`Location` names it). One job of each
 // kind runs at a time: another of the same kind while one runs is 409.
 // `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+// only for repair, bounds the extra KV copies it deletes (5% of the KV
+// keys by default): over it the repair deletes none, fixes the rest,
+// and fails with `report.refused` saying why. A shutdown of the server
+// cancels the running jobs.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4819,8 +4847,11 @@ type ClientWithResponsesInterface interface {
 	// answers at once with the job (`Location` names it). One job of each
 	// kind runs at a time: another of the same kind while one runs is 409.
 	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+	// only for repair, bounds the extra KV copies it deletes (5% of the KV
+	// keys by default): over it the repair deletes none, fixes the rest,
+	// and fails with `report.refused` saying why. A shutdown of the server
+	// cancels the running jobs.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4834,8 +4865,11 @@ type ClientWithResponsesInterface interface {
 	// answers at once with the job (`Location` names it). One job of each
 	// kind runs at a time: another of the same kind while one runs is 409.
 	// `dry_run` is only for repair; `rate` bounds the documents (and, in
-	// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+	// only for repair, bounds the extra KV copies it deletes (5% of the KV
+	// keys by default): over it the repair deletes none, fixes the rest,
+	// and fails with `report.refused` saying why. A shutdown of the server
+	// cancels the running jobs.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7668,8 +7702,11 @@ func (c *ClientWithResponses) ListJobsWithResponse(ctx context.Context, reqEdito
 // answers at once with the job (`Location` names it). One job of each
 // kind runs at a time: another of the same kind while one runs is 409.
 // `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+// only for repair, bounds the extra KV copies it deletes (5% of the KV
+// keys by default): over it the repair deletes none, fixes the rest,
+// and fails with `report.refused` saying why. A shutdown of the server
+// cancels the running jobs.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7689,8 +7726,11 @@ func (c *ClientWithResponses) StartJobWithBodyWithResponse(ctx context.Context, 
 // answers at once with the job (`Location` names it). One job of each
 // kind runs at a time: another of the same kind while one runs is 409.
 // `dry_run` is only for repair; `rate` bounds the documents (and, in
-// the KV pass, the keys) read per second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// the KV pass, the keys) read per second, 0 for no bound. `max_delete`,
+// only for repair, bounds the extra KV copies it deletes (5% of the KV
+// keys by default): over it the repair deletes none, fixes the rest,
+// and fails with `report.refused` saying why. A shutdown of the server
+// cancels the running jobs.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
