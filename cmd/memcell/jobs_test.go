@@ -392,6 +392,12 @@ func TestJobSummary(t *testing.T) {
 				"1 unreadable cannot be repaired (ids: u); nothing written"},
 		{rep("repair", true, nil),
 			"repair --dry-run: 10 documents and 12 KV keys scanned in 1.5s, no differences; nothing to repair; nothing written"},
+		{func() *reconcile.Report {
+			r := rep("repair", true, map[reconcile.Kind]int64{reconcile.Extra: 1}, reconcile.Diff{EventID: "x", Kind: reconcile.Extra})
+			r.Refused = "a repair would refuse: why"
+			return r
+		}(), "repair --dry-run: 10 documents and 12 KV keys scanned in 1.5s, 1 difference: 1 extra; " +
+			"would repair 1: 1 extra (ids: x); nothing written; a repair would refuse: why"},
 	} {
 		if got := summary(tc.rep); got != tc.want {
 			t.Errorf("summary:\n got %s\nwant %s", got, tc.want)
