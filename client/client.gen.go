@@ -415,11 +415,14 @@ type Job struct {
 	DryRun  bool      `json:"dry_run"`
 
 	// Error Why a failed (or cancelled) job ended.
-	Error          *string    `json:"error,omitempty"`
-	Finished       *time.Time `json:"finished,omitempty"`
-	Id             string     `json:"id"`
-	Kind           JobKind    `json:"kind"`
-	OverwriteOlder bool       `json:"overwrite_older"`
+	Error    *string    `json:"error,omitempty"`
+	Finished *time.Time `json:"finished,omitempty"`
+	Id       string     `json:"id"`
+	Kind     JobKind    `json:"kind"`
+
+	// MaxDelete For a repair, the bound on the extra KV copies it deletes ("5%", "1000" or "all").
+	MaxDelete      *string `json:"max_delete,omitempty"`
+	OverwriteOlder bool    `json:"overwrite_older"`
 
 	// Progress The job's last progress report (about once a second).
 	Progress *JobProgress `json:"progress,omitempty"`
@@ -479,6 +482,9 @@ type JobReport struct {
 	Job         JobReportJob     `json:"job"`
 	KvScanned   int64            `json:"kv_scanned"`
 
+	// Refused Set when a repair found more extra KV copies than max_delete allows and so deleted none of them (its other fixes stand; the job failed); in a dry run, that a repair would refuse. Says how many, out of how many KV keys, and what to do.
+	Refused *string `json:"refused,omitempty"`
+
 	// Repaired KV copies written or deleted; for recover, documents put back in the primary.
 	Repaired int64 `json:"repaired"`
 	Resumed  bool  `json:"resumed"`
@@ -514,6 +520,16 @@ type JobRequest struct {
 	// DryRun Repair and recover only; report what would change, write nothing.
 	DryRun *bool          `json:"dry_run,omitempty"`
 	Kind   JobRequestKind `json:"kind"`
+
+	// MaxDelete Repair only: delete the extra KV copies (of documents the
+	// primary does not have) only when they are at most this many: a
+	// share of the KV keys scanned ("5%", the default; "0.5%"), a
+	// number of keys ("1000"), or "all" (the same as "100%"). A
+	// primary emptied by accident makes every copy an extra.
+	//
+	//
+	// Example: 5%
+	MaxDelete *string `json:"max_delete,omitempty"`
 
 	// OverwriteOlder Recover only; also replace primary documents whose revision is lower than their KV copy's.
 	OverwriteOlder *bool `json:"overwrite_older,omitempty"`
@@ -2313,8 +2329,11 @@ type ClientInterface interface {
 	// another of the same kind while one runs is 409. `dry_run` is only
 	// for repair and recover, `overwrite_older` only for recover; `rate`
 	// bounds the documents (and, in the KV pass, the keys) read per
-	// second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// second, 0 for no bound. `max_delete`, only for repair, bounds the
+	// extra KV copies it deletes (5% of the KV keys by default): over it
+	// the repair deletes none, fixes the rest, and fails with
+	// `report.refused` saying why. A shutdown of the server cancels the
+	// running jobs.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2330,8 +2349,11 @@ type ClientInterface interface {
 	// another of the same kind while one runs is 409. `dry_run` is only
 	// for repair and recover, `overwrite_older` only for recover; `rate`
 	// bounds the documents (and, in the KV pass, the keys) read per
-	// second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// second, 0 for no bound. `max_delete`, only for repair, bounds the
+	// extra KV copies it deletes (5% of the KV keys by default): over it
+	// the repair deletes none, fixes the rest, and fails with
+	// `report.refused` saying why. A shutdown of the server cancels the
+	// running jobs.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2815,8 +2837,11 @@ func (c *APIClient) ListJobs(ctx context.Context, reqEditors ...RequestEditorFn)
 // another of the same kind while one runs is 409. `dry_run` is only
 // for repair and recover, `overwrite_older` only for recover; `rate`
 // bounds the documents (and, in the KV pass, the keys) read per
-// second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// second, 0 for no bound. `max_delete`, only for repair, bounds the
+// extra KV copies it deletes (5% of the KV keys by default): over it
+// the repair deletes none, fixes the rest, and fails with
+// `report.refused` saying why. A shutdown of the server cancels the
+// running jobs.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2842,8 +2867,11 @@ func (c *APIClient) StartJobWithBody(ctx context.Context, contentType string, bo
 // another of the same kind while one runs is 409. `dry_run` is only
 // for repair and recover, `overwrite_older` only for recover; `rate`
 // bounds the documents (and, in the KV pass, the keys) read per
-// second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// second, 0 for no bound. `max_delete`, only for repair, bounds the
+// extra KV copies it deletes (5% of the KV keys by default): over it
+// the repair deletes none, fixes the rest, and fails with
+// `report.refused` saying why. A shutdown of the server cancels the
+// running jobs.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -4890,8 +4918,11 @@ type ClientWithResponsesInterface interface {
 	// another of the same kind while one runs is 409. `dry_run` is only
 	// for repair and recover, `overwrite_older` only for recover; `rate`
 	// bounds the documents (and, in the KV pass, the keys) read per
-	// second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// second, 0 for no bound. `max_delete`, only for repair, bounds the
+	// extra KV copies it deletes (5% of the KV keys by default): over it
+	// the repair deletes none, fixes the rest, and fails with
+	// `report.refused` saying why. A shutdown of the server cancels the
+	// running jobs.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4907,8 +4938,11 @@ type ClientWithResponsesInterface interface {
 	// another of the same kind while one runs is 409. `dry_run` is only
 	// for repair and recover, `overwrite_older` only for recover; `rate`
 	// bounds the documents (and, in the KV pass, the keys) read per
-	// second, 0 for no bound. A shutdown
-	// of the server cancels the running jobs.
+	// second, 0 for no bound. `max_delete`, only for repair, bounds the
+	// extra KV copies it deletes (5% of the KV keys by default): over it
+	// the repair deletes none, fixes the rest, and fails with
+	// `report.refused` saying why. A shutdown of the server cancels the
+	// running jobs.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -7769,8 +7803,11 @@ func (c *ClientWithResponses) ListJobsWithResponse(ctx context.Context, reqEdito
 // another of the same kind while one runs is 409. `dry_run` is only
 // for repair and recover, `overwrite_older` only for recover; `rate`
 // bounds the documents (and, in the KV pass, the keys) read per
-// second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// second, 0 for no bound. `max_delete`, only for repair, bounds the
+// extra KV copies it deletes (5% of the KV keys by default): over it
+// the repair deletes none, fixes the rest, and fails with
+// `report.refused` saying why. A shutdown of the server cancels the
+// running jobs.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -7792,8 +7829,11 @@ func (c *ClientWithResponses) StartJobWithBodyWithResponse(ctx context.Context, 
 // another of the same kind while one runs is 409. `dry_run` is only
 // for repair and recover, `overwrite_older` only for recover; `rate`
 // bounds the documents (and, in the KV pass, the keys) read per
-// second, 0 for no bound. A shutdown
-// of the server cancels the running jobs.
+// second, 0 for no bound. `max_delete`, only for repair, bounds the
+// extra KV copies it deletes (5% of the KV keys by default): over it
+// the repair deletes none, fixes the rest, and fails with
+// `report.refused` saying why. A shutdown of the server cancels the
+// running jobs.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //

@@ -120,6 +120,9 @@ type Job struct {
 	// documents at a lower revision than their KV copy.
 	OverwriteOlder bool    `json:"overwrite_older"`
 	Rate           float64 `json:"rate"`
+	// MaxDelete is, for a repair, the bound on the extra KV copies it
+	// deletes (reconcile.Options.MaxDelete), as "5%", "1000" or "all".
+	MaxDelete string `json:"max_delete,omitempty"`
 	// State is queued, running, succeeded, failed or cancelled.
 	State    string     `json:"state"`
 	Created  time.Time  `json:"created"`
@@ -188,6 +191,10 @@ type JobParams struct {
 	OverwriteOlder bool
 	// Rate bounds the documents read per second; 0: no bound.
 	Rate float64
+	// MaxDelete bounds the extra KV copies a repair deletes, as
+	// reconcile.ParseMaxDelete reads it; "" means
+	// reconcile.DefaultMaxDelete. Only for repair.
+	MaxDelete string
 }
 
 // Start starts a job of kind in the background and returns it. A job of
@@ -197,6 +204,16 @@ func (r *JobRunner) Start(kind string, p JobParams) (Job, error) {
 	case JobSync, JobVerify, JobRepair, JobRecover:
 	default:
 		return Job{}, fmt.Errorf("httpapi: unknown job kind %q", kind)
+	}
+	var maxDelete string
+	if kind == JobRepair {
+		m, err := reconcile.ParseMaxDelete(p.MaxDelete)
+		if err != nil {
+			return Job{}, fmt.Errorf("httpapi: %w", err)
+		}
+		maxDelete = m.String()
+	} else if p.MaxDelete != "" {
+		return Job{}, fmt.Errorf("httpapi: MaxDelete is only for repair, not %s", kind)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -212,7 +229,7 @@ func (r *JobRunner) Start(kind string, p JobParams) (Job, error) {
 	_, _ = rand.Read(id[:])
 	ctx, cancel := context.WithCancel(r.shutdown)
 	j := &job{
-		Job: Job{ID: hex.EncodeToString(id[:]), Kind: kind, DryRun: p.DryRun, OverwriteOlder: p.OverwriteOlder, Rate: p.Rate,
+		Job: Job{ID: hex.EncodeToString(id[:]), Kind: kind, DryRun: p.DryRun, OverwriteOlder: p.OverwriteOlder, Rate: p.Rate, MaxDelete: maxDelete,
 			State: JobQueued, Created: time.Now().UTC()},
 		cancel: cancel, done: make(chan struct{}),
 	}
@@ -233,7 +250,7 @@ func (r *JobRunner) execute(ctx context.Context, j *job) {
 	r.mu.Unlock()
 
 	opts := &reconcile.Options{
-		Logger: r.log.With("job_id", j.ID), Registerer: r.reg, Rate: j.Rate, DryRun: j.DryRun, OverwriteOlder: j.OverwriteOlder,
+		Logger: r.log.With("job_id", j.ID), Registerer: r.reg, Rate: j.Rate, DryRun: j.DryRun, OverwriteOlder: j.OverwriteOlder, MaxDelete: j.MaxDelete,
 		Progress: func(p reconcile.Progress) {
 			r.mu.Lock()
 			j.progress = &p
@@ -347,6 +364,7 @@ type jobBody struct {
 	DryRun         bool     `json:"dry_run"`
 	OverwriteOlder bool     `json:"overwrite_older"`
 	Rate           *float64 `json:"rate"`
+	MaxDelete      *string  `json:"max_delete"`
 }
 
 var errNoJobs = &apiError{http.StatusNotFound, codeNotFound, "jobs are not run by this server"}
@@ -382,8 +400,17 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request) error {
 		return fieldError("overwrite_older", "is only for recover")
 	case rate < 0:
 		return fieldError("rate", "must not be negative")
+	case in.MaxDelete != nil && *in.Kind != JobRepair:
+		return fieldError("max_delete", "is only for repair")
 	}
-	j, err := s.jobs.Start(*in.Kind, JobParams{DryRun: in.DryRun, OverwriteOlder: in.OverwriteOlder, Rate: rate})
+	params := JobParams{DryRun: in.DryRun, OverwriteOlder: in.OverwriteOlder, Rate: rate}
+	if in.MaxDelete != nil {
+		if _, err := reconcile.ParseMaxDelete(*in.MaxDelete); err != nil {
+			return fieldError("max_delete", "must be a percentage of the KV keys such as \"5%\", a number of keys such as \"1000\", or \"all\"")
+		}
+		params.MaxDelete = *in.MaxDelete
+	}
+	j, err := s.jobs.Start(*in.Kind, params)
 	switch {
 	case errors.Is(err, ErrJobRunning):
 		return &apiError{http.StatusConflict, codeConflict, "a " + *in.Kind + " job is running already"}
@@ -392,7 +419,7 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request) error {
 	case err != nil:
 		return err
 	}
-	s.log.InfoContext(r.Context(), "httpapi: job started", "job_id", j.ID, "job", j.Kind, "dry_run", j.DryRun, "overwrite_older", j.OverwriteOlder, "rate", j.Rate)
+	s.log.InfoContext(r.Context(), "httpapi: job started", "job_id", j.ID, "job", j.Kind, "dry_run", j.DryRun, "overwrite_older", j.OverwriteOlder, "rate", j.Rate, "max_delete", j.MaxDelete)
 	w.Header().Set("Location", "/v1/admin/jobs/"+j.ID)
 	writeValue(w, http.StatusAccepted, j)
 	return nil

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,8 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/memcell/memcell"
-
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/reconcile"
 )
@@ -131,6 +132,56 @@ func TestJobs(t *testing.T) {
 		if !strings.Contains(page, want+"\n") {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestJobsMaxDelete runs repairs of a mirror with one extra copy among
+// four keys (25%): over the default max_delete of 5% the job fails,
+// deletes nothing and says why in its report; with max_delete "all" it
+// deletes the copy.
+func TestJobsMaxDelete(t *testing.T) {
+	e, _ := newJobsEnv(t, nil)
+	e.seed(cell("alice", epoch), cell("bob", epoch), cell("carol", epoch))
+	extra := e.repo.Key(memcell.NewID())
+	if _, err := e.kv.Store.Put(context.Background(), kv.Entry{Key: extra, Value: []byte(`{}`), Rev: 1}); err != nil {
+		t.Fatal(err)
+	}
+	held := func() bool {
+		t.Helper()
+		_, err := e.kv.Store.Get(context.Background(), extra)
+		if err != nil && !errors.Is(err, kv.ErrNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+
+	dry := e.waitJob(e.startJob(`{"kind":"repair","dry_run":true}`).ID)
+	if dry.State != httpapi.JobSucceeded || !strings.HasPrefix(dry.Report.Refused, "a repair would refuse: 1 extra KV copy would be deleted (25% of the 4 scanned), over --max-delete 5%;") {
+		t.Errorf("dry run ended %+v, report %+v", dry, dry.Report)
+	}
+	j := e.startJob(`{"kind":"repair"}`)
+	if j.MaxDelete != "5%" {
+		t.Errorf("repair started with max_delete %q, want the default 5%%", j.MaxDelete)
+	}
+	refused := e.waitJob(j.ID)
+	const why = "refused: 1 extra KV copy would be deleted (25% of the 4 scanned), over --max-delete 5%;"
+	if refused.State != httpapi.JobFailed || !strings.Contains(refused.Error, why) || refused.Report == nil ||
+		!strings.HasPrefix(refused.Report.Refused, why) || refused.Report.Differences[reconcile.Extra] != 1 || refused.Report.Repaired != 0 {
+		t.Errorf("repair ended %+v, report %+v; want failed: %s", refused, refused.Report, why)
+	}
+	if !held() {
+		t.Fatal("the refused repair deleted the extra copy")
+	}
+
+	j = e.startJob(`{"kind":"repair","max_delete":"all"}`)
+	if j.MaxDelete != "all" {
+		t.Errorf("repair started with max_delete %q, want all", j.MaxDelete)
+	}
+	if repair := e.waitJob(j.ID); repair.State != httpapi.JobSucceeded || repair.Report.Repaired != 1 || repair.Report.Refused != "" {
+		t.Errorf("repair with max_delete all ended %+v, report %+v", repair, repair.Report)
+	}
+	if held() {
+		t.Error("the repair with max_delete all left the extra copy")
 	}
 }
 
@@ -302,6 +353,10 @@ func TestJobsBadInput(t *testing.T) {
 		{"/v1/admin/jobs", `{"kind":"verify","rate":-1}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"verify","rate":"fast"}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"verify","checkpoint":"x"}`, "invalid_argument"},
+		{"/v1/admin/jobs", `{"kind":"verify","max_delete":"5%"}`, "invalid_argument"},
+		{"/v1/admin/jobs", `{"kind":"repair","max_delete":"lots"}`, "invalid_argument"},
+		{"/v1/admin/jobs", `{"kind":"repair","max_delete":"101%"}`, "invalid_argument"},
+		{"/v1/admin/jobs", `{"kind":"repair","max_delete":5}`, "invalid_argument"},
 		{"/v1/admin/jobs", `{"kind":"verify"`, "malformed_json"},
 		{"/v1/admin/jobs", `[]`, "invalid_argument"},
 		{"/v1/admin/jobs?kind=verify", `{"kind":"verify"}`, "invalid_argument"},

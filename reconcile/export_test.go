@@ -24,3 +24,7 @@ func ScannedCounter(reg prometheus.Registerer, job string) (prometheus.Counter, 
 	}
 	return m.scanned, nil
 }
+
+// SetMaxHeld sets how many extras a repair holds until its KV pass ends
+// (maxHeld); beyond them it scans the KV again to delete them.
+func SetMaxHeld(o *Options, n int) { o.maxHeld = n }

@@ -28,6 +28,7 @@ func TestMain(m *testing.M) { os.Exit(memcelltest.Main(m)) }
 // documents written through it.
 type env struct {
 	primary *mongostore.Store
+	db      string // the primary's database
 	kv      kv.Store
 	repo    *mirror.Repository
 	docs    []*memcell.MemCell // as appended
@@ -45,7 +46,7 @@ func newEnv(t testing.TB, backend memcelltest.KVBackend, grace time.Duration) *e
 		t.Fatal(err)
 	}
 	memcelltest.IndexIDs(t, db)
-	e := &env{primary: primary, kv: backend.Open(t, grace), logs: &memcelltest.Buffer{}, reg: prometheus.NewRegistry()}
+	e := &env{primary: primary, db: db, kv: backend.Open(t, grace), logs: &memcelltest.Buffer{}, reg: prometheus.NewRegistry()}
 	e.repo, err = mirror.New(primary, e.kv, nil)
 	if err != nil {
 		t.Fatal(err)

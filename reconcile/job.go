@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -148,6 +149,16 @@ type job struct {
 	copies   keySet
 	copiesOK bool
 
+	// maxDelete bounds the extras a repair deletes; extras counts those
+	// the KV pass found, and held keeps them, for a repair, until the pass
+	// has scanned every key (see kvPass). deletable is how many more the
+	// run may delete.
+	maxDelete MaxDelete
+	extras    int64
+	held      extraSet
+	deletable int64
+	maxHeld   int // maxHeld but in tests
+
 	// suspects are the ids of the primary pass whose copies differed,
 	// waiting for their second look (see maxSuspects) since suspectsSince.
 	// ckptLag is checkpointLag but in tests.
@@ -181,6 +192,7 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 			return nil, fmt.Errorf("reconcile: recover: a checkpoint needs a KV backend that scans in key order, and %s does not", store.Capabilities().Backend)
 		}
 	}
+	var err error
 	j := &job{
 		jobKind: kind,
 		primary: primary,
@@ -207,13 +219,16 @@ func run(ctx context.Context, primary Primary, store kv.Store, opts *Options, ki
 	if o.checkpointLag > 0 {
 		j.ckptLag = o.checkpointLag
 	}
+	j.maxHeld = cmp.Or(o.maxHeld, maxHeld)
 	if j.log == nil {
 		j.log = slog.New(slog.DiscardHandler)
+	}
+	if j.maxDelete, err = ParseMaxDelete(o.MaxDelete); err != nil {
+		return nil, err
 	}
 	if j.batch == 0 {
 		j.batch = DefaultBatchSize
 	}
-	var err error
 	if j.metrics, err = newMetrics(o.Registerer, kind.name); err != nil {
 		return nil, fmt.Errorf("reconcile: metrics: %w", err)
 	}
@@ -282,10 +297,13 @@ func (j *job) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := j.kvPass(ctx); err != nil {
+	err := j.kvPass(ctx)
+	if _, refused := errors.AsType[*DeleteRefusedError](err); err != nil && !refused {
 		return err
 	}
-	return j.clearGone(ctx)
+	// A refused delete leaves the copies; the pending records of ids that
+	// have neither a document nor a copy are done with all the same.
+	return cmp.Or(j.clearGone(ctx), err)
 }
 
 // openCheckpoint loads the checkpoint at path, if there is one, and

@@ -15,7 +15,8 @@
 // the primary pass saw (see keySet), which spares FerretDB a read of the
 // whole collection. Nothing is kept per document: memory is bounded by the
 // batch sizes, whatever the size of the collection (target P6,
-// docs/benchmarks.md).
+// docs/benchmarks.md), but for the ids of the extras a repair holds, up to
+// 100,000 (1.2 MB).
 //
 // Jobs may run beside live traffic. A document whose copy differs is read
 // again, primary first and KV second, before it is reported, so a write
@@ -27,6 +28,14 @@
 // traffic wrote meanwhile. A copy of a document the primary does not have
 // is looked up in the primary again just before it is deleted, and the
 // delete leaves a tombstone like any other.
+//
+// A repair deletes extras only once its KV pass has scanned every key, and
+// only when they are within Options.MaxDelete of them (5% by default): a
+// primary emptied by accident makes every KV copy an extra, and those copies
+// are then the only ones left. Over the bound it deletes none and fails with
+// a *DeleteRefusedError; its other fixes stand. Up to 100,000 extras are
+// held until the scan ends; when there are more, a second scan of the KV
+// prefix deletes them.
 //
 // Sync writes each batch as soon as it is read, and reads a batch again
 // before writing it when it was read more than a second earlier (a rate
@@ -214,6 +223,11 @@ type Report struct {
 	Samples []Diff `json:"samples"`
 	// Resumed is set when the job continued from a checkpoint.
 	Resumed bool `json:"resumed"`
+	// Refused is set when a repair found more extras than
+	// Options.MaxDelete lets it delete, and so deleted none (a dry run: a
+	// repair would refuse): it says how many, out of how many KV keys,
+	// and what to do. The extras are counted in Differences all the same.
+	Refused string `json:"refused,omitempty"`
 }
 
 // DifferenceCount is the number of differences of every kind.
@@ -302,8 +316,20 @@ type Options struct {
 	// accepts it.
 	OverwriteOlder bool
 
+	// MaxDelete bounds the KV keys a Repair deletes as extras in one run,
+	// as ParseMaxDelete reads it: "5%" of the keys its KV pass scans, a
+	// number of keys ("1000"), or "all"; "" means DefaultMaxDelete. Extras
+	// are deleted only once the KV pass has scanned every key: when they
+	// are more than the bound, the repair deletes none of them and fails
+	// with a *DeleteRefusedError (its other fixes stand; a dry run sets
+	// Report.Refused instead). A primary that lost its documents by
+	// accident makes every KV copy an extra, and the copies are then the
+	// only ones left. Sync and Verify delete nothing and ignore it.
+	MaxDelete string
+
 	checkpointLag time.Duration // 0: checkpointLag; set by tests
 	recoverBatch  int           // 0: recoverBatch; set by tests
+	maxHeld       int           // 0: maxHeld; set by tests
 }
 
 // DefaultBatchSize is the default Options.BatchSize.
@@ -320,5 +346,6 @@ func (o *Options) check() error {
 	case o.Rate < 0 || math.IsNaN(o.Rate) || math.IsInf(o.Rate, 0):
 		return fmt.Errorf("reconcile: Rate must be a non-negative number of documents per second, got %v", o.Rate)
 	}
-	return nil
+	_, err := ParseMaxDelete(o.MaxDelete)
+	return err
 }

@@ -82,6 +82,8 @@ func TestExitCodes(t *testing.T) {
 		run{"kv repair --dry-run=maybe", nil, []string{"kv", "repair", "--dry-run=maybe"}, 2},
 		run{"kv recover --overwrite-older=maybe", nil, []string{"kv", "recover", "--overwrite-older=maybe"}, 2},
 		run{"kv repair --overwrite-older", nil, []string{"kv", "repair", "--overwrite-older"}, 2},
+		run{"kv repair --max-delete lots", nil, []string{"kv", "repair", "--max-delete", "lots"}, 2},
+		run{"kv verify --max-delete 5%", nil, []string{"kv", "verify", "--max-delete", "5%"}, 2},
 		run{"serve, bad environment value", []string{"MEMCELL_LOG_LEVEL=loud"}, []string{"serve"}, 2},
 		run{"kv verify, bad environment value", []string{"MEMCELL_MAX_BODY_BYTES=x"}, []string{"kv", "verify"}, 2},
 		run{"serve, missing config file", nil, []string{"serve", "--config", missing}, 2},
@@ -103,7 +105,12 @@ func TestExitCodes(t *testing.T) {
 		// Differences found: 1, until a repair removes them.
 		run{"kv verify with a difference", nil, append([]string{"kv", "verify"}, store...), 1},
 		run{"kv repair --dry-run with a difference", nil, append([]string{"kv", "repair", "--dry-run"}, store...), 1},
-		run{"kv repair", nil, append([]string{"kv", "repair"}, store...), 0},
+		// The one key is all of the KV: over the default --max-delete of
+		// 5%, the repair refuses to delete it (2) until told to.
+		run{"kv repair over --max-delete", nil, append([]string{"kv", "repair"}, store...), 2},
+		run{"kv repair over --max-delete 50%", nil, append([]string{"kv", "repair", "--max-delete", "50%"}, store...), 2},
+		run{"kv verify after the refused repair", nil, append([]string{"kv", "verify"}, store...), 1},
+		run{"kv repair --max-delete all", nil, append([]string{"kv", "repair", "--max-delete", "all"}, store...), 0},
 		run{"kv verify after the repair", nil, append([]string{"kv", "verify"}, store...), 0},
 		run{"kv repair --dry-run after the repair", nil, append([]string{"kv", "repair", "--dry-run"}, store...), 0},
 		run{"kv sync", nil, append([]string{"kv", "sync"}, store...), 0},

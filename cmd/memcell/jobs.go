@@ -38,6 +38,7 @@ type jobOptions struct {
 	checkpoint string
 	dryRun     bool
 	overwrite  bool
+	maxDelete  string
 	progress   string
 	server     string
 	caCert     string
@@ -84,6 +85,9 @@ the stores itself).`,
 			}
 			if o.rate < 0 {
 				return fmt.Errorf("%w: --rate must not be negative", errUsage)
+			}
+			if _, err := reconcile.ParseMaxDelete(o.maxDelete); err != nil {
+				return fmt.Errorf("%w: --max-delete %q: want a percentage of the KV keys such as 5%%, a number of keys such as 1000, or all", errUsage, o.maxDelete)
 			}
 			srv, err := findServer(cmd.Context(), o.server, o.caCert, cfg)
 			if err != nil {
@@ -139,12 +143,26 @@ func newKVRepairCmd() *cobra.Command {
 		`Verify, then rewrite missing and differing copies from the primary and
 delete KV copies of documents the primary does not have. Writes are guarded
 by revision, so repair is safe beside live traffic. --dry-run prints the plan
-and writes nothing. Exit status: 0 when the mirror is (or, with --dry-run,
-already was) equal to the primary, 1 when differences were found by the dry
-run or were left unrepaired, 2 when the repair could not run.`,
+and writes nothing.
+
+The KV copies of documents the primary does not have ("extra") are deleted
+only once every KV key has been scanned, and only when they are at most
+--max-delete of them: a share of the KV keys scanned (5%, the default; 0.5%),
+a number of keys (1000), or all (the same as 100%). A primary that lost its
+documents by accident (a dropped collection, a bad deleteMany) makes every
+copy an extra, and the copies are then the only ones left: over the bound
+the repair deletes no extra, still fixes the other copies, and exits 2 saying
+how many it would have deleted; --dry-run says so too. To put the lost
+documents back from their copies, run memcell kv recover.
+
+Exit status: 0 when the mirror is (or, with --dry-run, already was) equal to
+the primary, 1 when differences were found by the dry run or were left
+unrepaired, 2 when the repair could not run or refused to delete the extras.`,
 		reconcile.Repair,
 		func(fs *pflag.FlagSet, o *jobOptions) {
 			fs.BoolVar(&o.dryRun, "dry-run", false, "report what would change, write nothing")
+			fs.StringVar(&o.maxDelete, "max-delete", reconcile.DefaultMaxDelete,
+				"delete extra KV copies only when they are at most this many: a share of the KV keys scanned (5%), a number of keys (1000), or all")
 		})
 }
 
@@ -183,25 +201,48 @@ func runJob(ctx context.Context, cfg *config, o *jobOptions, run jobRun, stdout,
 
 	progress, finish := progressReporter(o.progress, stderr, logs)
 	rep, err := run(ctx, st.primary, st.kv, &reconcile.Options{Logger: log, Rate: o.rate, Checkpoint: o.checkpoint, Progress: progress,
-		DryRun: o.dryRun, OverwriteOlder: o.overwrite})
+		DryRun: o.dryRun, OverwriteOlder: o.overwrite, MaxDelete: o.maxDelete})
 	finish(err)
+	if _, refused := errors.AsType[*reconcile.DeleteRefusedError](err); refused && rep != nil {
+		return refusedJob(rep, o, stdout, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", errCouldNotRun, err)
 	}
 	return finishJob(rep, o, stdout)
 }
 
+// refusedJob reports a repair that refused to delete the extras it found
+// (err): the report file and the summary line as for a job that ran, and
+// exit status 2.
+func refusedJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer, err error) error {
+	if werr := writeReport(rep, o); werr != nil {
+		return werr
+	}
+	fmt.Fprintln(stdout, summary(rep))
+	return fmt.Errorf("%w: %w", errCouldNotRun, err)
+}
+
+// writeReport writes rep to the --report file, if there is one.
+func writeReport(rep *reconcile.Report, o *jobOptions) error {
+	if o.report == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err == nil {
+		err = os.WriteFile(o.report, append(b, '\n'), 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: report: %w", errCouldNotRun, err)
+	}
+	return nil
+}
+
 // finishJob writes the report file and the summary line of a job that ran,
 // and returns the error that sets the exit status.
 func finishJob(rep *reconcile.Report, o *jobOptions, stdout io.Writer) error {
-	if o.report != "" {
-		b, err := json.MarshalIndent(rep, "", "  ")
-		if err == nil {
-			err = os.WriteFile(o.report, append(b, '\n'), 0o644)
-		}
-		if err != nil {
-			return fmt.Errorf("%w: report: %w", errCouldNotRun, err)
-		}
+	if err := writeReport(rep, o); err != nil {
+		return err
 	}
 	diffs := rep.DifferenceCount()
 	fmt.Fprintln(stdout, summary(rep))
@@ -262,6 +303,9 @@ func summary(rep *reconcile.Report) string {
 			fmt.Fprintf(&b, "; %d unreadable cannot be repaired (ids: %s)", n, sampleIDs(rep, reconcile.Unreadable, n))
 		}
 		b.WriteString("; nothing written")
+		if rep.Refused != "" {
+			b.WriteString("; " + rep.Refused)
+		}
 	case rep.Job != "verify":
 		fmt.Fprintf(&b, "; %d repaired%s, %d unrepaired", rep.Repaired, lowered("with the revision lowered"), rep.Unrepaired)
 	}

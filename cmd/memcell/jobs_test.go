@@ -89,8 +89,19 @@ func TestEndToEndJobs(t *testing.T) {
 		t.Errorf("repair --dry-run does not say %q:\n%s", want, out)
 	}
 	verify(1) // the dry run wrote nothing
-	if code, out := runCLI(t, append([]string{"kv", "repair"}, store...)...); code != 0 {
-		t.Fatalf("repair exit %d:\n%s", code, out)
+	// One extra among 6 KV keys is over the default --max-delete of 5%:
+	// the repair fixes the differing copy, deletes nothing, and exits 2.
+	if code, out := runCLI(t, append([]string{"kv", "repair"}, store...)...); code != 2 ||
+		!strings.Contains(out, "refused: 1 extra KV copy would be deleted (16.7% of the 6 scanned), over --max-delete 5%") {
+		t.Fatalf("repair exit %d, want 2 and refused:\n%s", code, out)
+	}
+	if rep := verify(1); rep["kv_scanned"] != 6.0 {
+		t.Errorf("verify after the refused repair: %v, want the 6 KV keys still there", rep)
+	} else if d, _ := rep["differences"].(map[string]any); d["extra"] != 1.0 || d["differs"] != nil {
+		t.Errorf("verify after the refused repair: differences %v, want the extra only", d)
+	}
+	if code, out := runCLI(t, append([]string{"kv", "repair", "--max-delete", "1"}, store...)...); code != 0 {
+		t.Fatalf("repair --max-delete 1 exit %d:\n%s", code, out)
 	}
 	verify(0)
 	code, out := runCLI(t, append([]string{"kv", "sync"}, store...)...)
@@ -389,6 +400,12 @@ func TestJobSummary(t *testing.T) {
 				"1 unreadable cannot be recovered (ids: u); 0 present, 0 hard-deleted (never recovered); nothing written"},
 		{rep("recover", true, nil),
 			"recover --dry-run: 12 KV copies scanned in 1.5s, nothing to recover; 0 present, 0 hard-deleted (never recovered); nothing written"},
+		{func() *reconcile.Report {
+			r := rep("repair", true, map[reconcile.Kind]int64{reconcile.Extra: 1}, reconcile.Diff{EventID: "x", Kind: reconcile.Extra})
+			r.Refused = "a repair would refuse: why"
+			return r
+		}(), "repair --dry-run: 10 documents and 12 KV keys scanned in 1.5s, 1 difference: 1 extra; " +
+			"would repair 1: 1 extra (ids: x); nothing written; a repair would refuse: why"},
 	} {
 		if got := summary(tc.rep); got != tc.want {
 			t.Errorf("summary:\n got %s\nwant %s", got, tc.want)

@@ -258,6 +258,9 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 	if o.overwrite {
 		in["overwrite_older"] = true
 	}
+	if o.maxDelete != "" && o.maxDelete != reconcile.DefaultMaxDelete {
+		in["max_delete"] = o.maxDelete
+	}
 	j, err := srv.callJob(ctx, http.MethodPost, "/v1/admin/jobs", in, http.StatusAccepted)
 	if se, ok := errors.AsType[*statusError](err); ok && se.status == http.StatusUnauthorized {
 		return srv.needsToken()
@@ -314,6 +317,8 @@ func runRemoteJob(ctx context.Context, srv *remote, kind string, o *jobOptions, 
 	switch {
 	case j.State == httpapi.JobSucceeded && j.Report != nil:
 		return finishJob(j.Report, o, stdout)
+	case j.State == httpapi.JobFailed && j.Report != nil && j.Report.Refused != "":
+		return refusedJob(j.Report, o, stdout, fmt.Errorf("job %s in the server: %s", j.ID, j.Error))
 	case j.State == httpapi.JobCancelled:
 		return fmt.Errorf("%w: job %s was cancelled in the server: %s", errCouldNotRun, j.ID, j.Error)
 	}
