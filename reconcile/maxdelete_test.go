@@ -135,7 +135,8 @@ func TestRepairMaxDelete(t *testing.T) {
 						t.Errorf("max delete %q: refused %+v, want 90 extras of 100 over %s", maxDelete, refused, bound)
 					}
 					want := "refused: " + why + bound + "; an empty or nearly empty primary is far more often an accident than the truth: " +
-						"check the primary, or pass --max-delete 90% (max_delete in the jobs API) if the deletes are meant"
+						"check the primary (memcell kv recover puts its lost documents back from these copies), " +
+						"or pass --max-delete 90% (max_delete in the jobs API) if the deletes are meant"
 					if !strings.Contains(err.Error(), want) || r.Refused != want {
 						t.Errorf("max delete %q: error %q, report %q; want %q", maxDelete, err, r.Refused, want)
 					}
