@@ -143,3 +143,44 @@ func BenchmarkP10Replay(b *testing.B) {
 		b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "docs/s")
 	})
 }
+
+// BenchmarkRecover measures how long `memcell kv recover` takes to put back
+// n documents the primary lost (impl=recover: every document deleted from
+// the collection with the driver before each run, outside the timing),
+// against a sync of the same n documents the other way (impl=sync), on
+// the test primary with a Pebble KV. docs/benchmarks.md quotes the
+// documents per second for the README's disaster recovery section.
+func BenchmarkRecover(b *testing.B) {
+	for _, n := range []int{1000, 2000} {
+		b.Run(fmt.Sprintf("docs=%d", n), func(b *testing.B) {
+			e := newEnv(b, memcelltest.KVBackends()[1], 0)
+			e.append(b, n)
+			ctx := context.Background()
+			coll := memcelltest.Collection(b, e.primary.Namespace())
+			b.Run("impl=sync", func(b *testing.B) {
+				perDoc(b, n, func() error {
+					_, err := reconcile.Sync(ctx, e.primary, e.kv, nil)
+					return err
+				})
+			})
+			b.Run("impl=recover", func(b *testing.B) {
+				b.ReportAllocs()
+				var elapsed time.Duration
+				for b.Loop() {
+					b.StopTimer()
+					if _, err := coll.DeleteMany(ctx, bson.D{}); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+					start := time.Now()
+					r, err := reconcile.Recover(ctx, e.primary, e.kv, nil)
+					elapsed += time.Since(start)
+					if err != nil || r.Repaired != int64(n) {
+						b.Fatalf("Recover = %+v, %v; want %d recovered", r, err, n)
+					}
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/elapsed.Seconds(), "docs/s")
+			})
+		})
+	}
+}

@@ -47,9 +47,12 @@ func newMetrics(reg prometheus.Registerer, job string) (*metrics, error) {
 		differences: diffs.MustCurryWith(prometheus.Labels{"job": job}),
 		repaired:    repaired.WithLabelValues(job),
 	}
-	// Series a dashboard or alert watches exist from the first job on.
+	// Series a dashboard or alert watches exist from the first job on:
+	// those of the kinds the job can find.
 	for _, k := range kinds {
-		m.differences.WithLabelValues(string(k))
+		if (k == Lost || k == Behind) == (job == jobRecover.name) || k == Unreadable {
+			m.differences.WithLabelValues(string(k))
+		}
 	}
 	return m, nil
 }
