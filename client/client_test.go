@@ -17,7 +17,6 @@ import (
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 func TestMain(m *testing.M) { os.Exit(memcelltest.Main(m)) }
@@ -41,13 +40,7 @@ func (p *flakyPrimary) Get(ctx context.Context, id memcell.ID) (*memcell.MemCell
 // its base URL and its primary.
 func server(t testing.TB, token string) (string, *flakyPrimary) {
 	t.Helper()
-	ctx := context.Background()
-	db := memcelltest.Database(t)
-	store, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	store, _ := memcelltest.Store(t)
 	primary := &flakyPrimary{Primary: store}
 	repo, err := mirror.New(primary, memcelltest.KVBackends()[0].Open(t, 0), nil)
 	if err != nil {

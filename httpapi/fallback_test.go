@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,20 +13,14 @@ import (
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // newFallbackEnv is newEnv over a primary that can be taken down (the
 // returned FaultPrimary), with mirror.Options.ReadFallback on.
 func newFallbackEnv(t *testing.T) (*env, *memcelltest.FaultPrimary) {
 	t.Helper()
-	ctx := context.Background()
-	db := memcelltest.Database(t)
-	store, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	store, _ := memcelltest.Store(t)
+	var err error
 	e := &env{
 		t: t, primary: store, reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{},
 		kv: memcelltest.NewFaultKV(memcelltest.KVBackends()[0].Open(t, 0)),

@@ -50,13 +50,8 @@ func newEnv(t testing.TB, opts *httpapi.Options) *env {
 // env, when jobs is not nil.
 func newEnvWith(t testing.TB, opts *httpapi.Options, jobs func(e *env) *httpapi.JobRunner) *env {
 	t.Helper()
-	ctx := context.Background()
-	db := memcelltest.Database(t)
-	primary, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	primary, _ := memcelltest.Store(t)
+	var err error
 	e := &env{
 		t: t, primary: primary, reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{},
 		kv: memcelltest.NewFaultKV(memcelltest.KVBackends()[0].Open(t, 0)),

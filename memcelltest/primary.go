@@ -28,6 +28,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/memcell/memcell/embedded"
+	"github.com/memcell/memcell/mongostore"
 )
 
 // EnvMongoURI names the environment variable that points the tests at a
@@ -157,6 +158,20 @@ func IndexIDs(t testing.TB, database string) {
 	if err := shared.server.IndexIDs(context.Background(), database); err != nil {
 		t.Fatalf("memcelltest: %v", err)
 	}
+}
+
+// Store opens a mongostore.Store on a fresh database of the test primary
+// (Database), with its collections' _id lookups indexed (IndexIDs), and
+// returns it with the database's name.
+func Store(t testing.TB) (*mongostore.Store, string) {
+	t.Helper()
+	db := Database(t)
+	s, err := mongostore.Open(context.Background(), Client(t), db, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	IndexIDs(t, db)
+	return s, db
 }
 
 // SupportsTransactions reports whether the primary can run transactions: a

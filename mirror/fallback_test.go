@@ -14,7 +14,6 @@ import (
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 // fallbackEnv is a repository over a primary that can be taken down.
@@ -27,13 +26,8 @@ type fallbackEnv struct {
 
 func newFallbackEnv(t *testing.T, o mirror.Options) *fallbackEnv {
 	t.Helper()
-	ctx := context.Background()
-	db := memcelltest.Database(t)
-	store, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	store, _ := memcelltest.Store(t)
+	var err error
 	e := &fallbackEnv{primary: memcelltest.NewFaultPrimary(store), kv: memcelltest.NewFaultKV(memory().Open(t, 0)), reg: prometheus.NewRegistry()}
 	o.Logger = slog.New(slog.NewJSONHandler(&memcelltest.Buffer{}, nil))
 	o.Registerer = e.reg

@@ -42,13 +42,8 @@ func newBenchEnv(b *testing.B, backend memcelltest.KVBackend) *env {
 
 func openEnv(t testing.TB, backend memcelltest.KVBackend, opts *mirror.Options) *env {
 	t.Helper()
-	ctx := context.Background()
-	db := memcelltest.Database(t)
-	primary, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	primary, _ := memcelltest.Store(t)
+	var err error
 	e := &env{primary: primary, kv: memcelltest.NewFaultKV(backend.Open(t, 0)), reg: prometheus.NewRegistry(), logs: &memcelltest.Buffer{}}
 	var o mirror.Options
 	if opts != nil {

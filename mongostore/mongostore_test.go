@@ -24,12 +24,7 @@ func ptr[T any](v T) *T { return &v }
 
 func open(t *testing.T) *mongostore.Store {
 	t.Helper()
-	db := memcelltest.Database(t)
-	s, err := mongostore.Open(context.Background(), memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	s, _ := memcelltest.Store(t)
 	return s
 }
 

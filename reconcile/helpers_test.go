@@ -40,12 +40,8 @@ type env struct {
 // the tombstone grace period grace (0: the default).
 func newEnv(t testing.TB, backend memcelltest.KVBackend, grace time.Duration) *env {
 	t.Helper()
-	db := memcelltest.Database(t)
-	primary, err := mongostore.Open(context.Background(), memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	primary, db := memcelltest.Store(t)
+	var err error
 	e := &env{primary: primary, db: db, kv: backend.Open(t, grace), logs: &memcelltest.Buffer{}, reg: prometheus.NewRegistry()}
 	e.repo, err = mirror.New(primary, e.kv, nil)
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/mirror"
-	"github.com/memcell/memcell/mongostore"
 )
 
 func TestMain(m *testing.M) { os.Exit(memcelltest.Main(m)) }
@@ -27,13 +26,7 @@ func TestMain(m *testing.M) { os.Exit(memcelltest.Main(m)) }
 // an in-memory KV; wrap, if not nil, wraps the handler.
 func apiServer(t *testing.T, token string, wrap func(http.Handler) http.Handler) *httptest.Server {
 	t.Helper()
-	ctx := context.Background()
-	db := memcelltest.Database(t)
-	primary, err := mongostore.Open(ctx, memcelltest.Client(t), db, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	memcelltest.IndexIDs(t, db)
+	primary, _ := memcelltest.Store(t)
 	reg := prometheus.NewRegistry()
 	repo, err := mirror.New(primary, memcelltest.KVBackends()[0].Open(t, 0), &mirror.Options{Registerer: reg})
 	if err != nil {
