@@ -272,7 +272,8 @@ const MaxReplayBackoff = time.Minute
 
 // ReplayState is a Replayer's state, for GET /v1/admin/pending and logs.
 type ReplayState struct {
-	// Passes counts the passes run, Failures the failed ones.
+	// Passes counts the passes run, Failures the failed ones (a pass cut
+	// short by its context ending is not one).
 	Passes   int64 `json:"passes"`
 	Failures int64 `json:"failures"`
 	// Last is the result of the last pass; LastAt when it ended; LastError
@@ -433,11 +434,14 @@ func (r *Replayer) Pass(ctx context.Context) error {
 		r.pending.Set(float64(res.Pending))
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			// Cut short by its caller (a shutdown): not a failure, and the
+			// next pass, in this process or the next, redoes the rest.
+			return err
+		}
 		s.Failures++
 		s.LastError = err.Error()
-		if ctx.Err() == nil {
-			r.log.WarnContext(ctx, "reconcile: replay failed; trying again later", "pending", res.Pending, "written", res.Written, "error", err)
-		}
+		r.log.WarnContext(ctx, "reconcile: replay failed; trying again later", "pending", res.Pending, "written", res.Written, "error", err)
 		return err
 	}
 	if _, oldest, err := r.primary.PendingStats(ctx); err == nil {
