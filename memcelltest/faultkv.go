@@ -3,6 +3,7 @@ package memcelltest
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 
 	"github.com/memcell/memcell/kv"
@@ -22,6 +23,41 @@ type FaultKV struct {
 	FailBatchReads atomic.Bool // BatchGet
 	// Calls counts the calls that reached the wrapped store, by kind.
 	Gets, BatchGets, Writes atomic.Int64
+	// BatchPutKeys counts the entries of the BatchPut calls.
+	BatchPutKeys atomic.Int64
+
+	stall atomic.Pointer[chan struct{}]
+}
+
+// Stall makes every write wait, as on a stalled server, until the returned
+// release is called or the write's context ends (then it fails with the
+// context's error). Release may be called more than once.
+func (f *FaultKV) Stall() (release func()) {
+	ch := make(chan struct{})
+	f.stall.Store(&ch)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			f.stall.CompareAndSwap(&ch, nil)
+			close(ch)
+		})
+	}
+}
+
+// write applies the faults to a write: the stall, then FailWrites.
+func (f *FaultKV) write(ctx context.Context) error {
+	if ch := f.stall.Load(); ch != nil {
+		select {
+		case <-*ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if f.FailWrites.Load() {
+		return ErrInjected
+	}
+	f.Writes.Add(1)
+	return nil
 }
 
 // NewFaultKV wraps s.
@@ -44,42 +80,38 @@ func (f *FaultKV) BatchGet(ctx context.Context, keys []string) (map[string][]byt
 }
 
 func (f *FaultKV) Put(ctx context.Context, e kv.Entry) (bool, error) {
-	if f.FailWrites.Load() {
-		return false, ErrInjected
+	if err := f.write(ctx); err != nil {
+		return false, err
 	}
-	f.Writes.Add(1)
 	return f.Store.Put(ctx, e)
 }
 
 func (f *FaultKV) BatchPut(ctx context.Context, entries []kv.Entry) (int, error) {
-	if f.FailWrites.Load() {
-		return 0, ErrInjected
+	if err := f.write(ctx); err != nil {
+		return 0, err
 	}
-	f.Writes.Add(1)
+	f.BatchPutKeys.Add(int64(len(entries)))
 	return f.Store.BatchPut(ctx, entries)
 }
 
 func (f *FaultKV) Swap(ctx context.Context, e kv.Entry, old []byte) (bool, error) {
-	if f.FailWrites.Load() {
-		return false, ErrInjected
+	if err := f.write(ctx); err != nil {
+		return false, err
 	}
-	f.Writes.Add(1)
 	return f.Store.Swap(ctx, e, old)
 }
 
 func (f *FaultKV) Delete(ctx context.Context, key string, rev uint64) (bool, error) {
-	if f.FailWrites.Load() {
-		return false, ErrInjected
+	if err := f.write(ctx); err != nil {
+		return false, err
 	}
-	f.Writes.Add(1)
 	return f.Store.Delete(ctx, key, rev)
 }
 
 func (f *FaultKV) BatchDelete(ctx context.Context, dels []kv.Deletion) (int, error) {
-	if f.FailWrites.Load() {
-		return 0, ErrInjected
+	if err := f.write(ctx); err != nil {
+		return 0, err
 	}
-	f.Writes.Add(1)
 	return f.Store.BatchDelete(ctx, dels)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -55,6 +56,16 @@ func openEnv(t testing.TB, backend memcelltest.KVBackend, opts *mirror.Options) 
 	}
 	o.Logger = slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: level}))
 	o.Registerer = e.reg
+	// The tests assert each write's KV outcome, which the synchronous mode
+	// reports; the async mode's tests ask for it.
+	f := mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn}
+	if o.Flags != nil {
+		f = *o.Flags
+	}
+	if f.Mode == "" {
+		f.Mode = mirror.ModeSync
+	}
+	o.Flags = &f
 	e.repo, err = mirror.New(primary, e.kv, &o)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +89,11 @@ func memory() memcelltest.KVBackend { return memcelltest.KVBackends()[0] }
 func (e *env) differences(t *testing.T) []string {
 	t.Helper()
 	ctx := context.Background()
+	dctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := e.repo.Drain(dctx); err != nil {
+		t.Fatalf("the queued KV writes did not drain: %v", err)
+	}
 	var diffs []string
 	seen := map[string]bool{}
 	for m, err := range e.primary.Scan(ctx, false, memcell.ID{}, 0) {

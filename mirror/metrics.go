@@ -22,6 +22,8 @@ type metrics struct {
 	intentClears    prometheus.Counter
 	intentsLeft     prometheus.Counter
 	fallbackReads   *prometheus.CounterVec
+	batchSize       prometheus.Histogram
+	queueDrops      prometheus.Counter
 }
 
 // kvBuckets span 50µs to ~1.6s: in-process stores answer in microseconds,
@@ -52,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"backend", "op"}),
 		validations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "memcell", Name: "validations_total",
-			Help: "Validation outcomes of reads (consistent, inconsistent, missing, error, skipped).",
+			Help: "Validation outcomes of reads (consistent, inconsistent, missing, error, skipped, pending).",
 		}, []string{"backend", "outcome"}),
 		operations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "memcell", Name: "kv_operations_total",
@@ -78,10 +80,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "memcell", Name: "fallback_reads_total",
 			Help: "Reads answered from the KV copies because the primary was unavailable (--read-fallback), by result (served, not_found, no_copy, error).",
 		}, []string{"backend", "op", "result"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "memcell", Name: "mirror_batch_size",
+			Help:    "KV writes applied together in one round of the async mirror (one pipeline or batch call per backend round).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, maxBatchJobs
+		}),
+		queueDrops: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "memcell", Name: "mirror_queue_drops_total",
+			Help: "KV writes the async mirror's queue could not take (full, or shutting down); their write intents and pending notes stay for the replayer.",
+		}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations, m.writesSkipped,
-			m.intentsCleared, m.intentClears, m.intentsLeft, m.fallbackReads} {
+			m.intentsCleared, m.intentClears, m.intentsLeft, m.fallbackReads, m.batchSize, m.queueDrops} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -123,4 +134,42 @@ func (m *metrics) read(backend, op string) *opMetrics {
 
 func (o *opMetrics) since(start time.Time) {
 	o.latency.Observe(time.Since(start).Seconds())
+}
+
+// registerQueue registers the gauges of the async mirror's queue, read at
+// each scrape.
+func (m *metrics) registerQueue(reg prometheus.Registerer, backend string, q *queue) error {
+	if reg == nil {
+		return nil
+	}
+	labels := prometheus.Labels{"backend": backend}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "memcell", Name: "mirror_queue_depth", ConstLabels: labels,
+			Help: "KV writes queued by the async mirror, waiting or under way.",
+		}, func() float64 { d, _, _ := q.stats(); return float64(d) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "memcell", Name: "mirror_queue_bytes", ConstLabels: labels,
+			Help: "Memory held by the KV writes waiting in the async mirror's queue.",
+		}, func() float64 { _, b, _ := q.stats(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "memcell", Name: "mirror_queue_capacity_bytes", ConstLabels: labels,
+			Help: "Bound of memcell_mirror_queue_bytes; writes beyond it are left to the replayer.",
+		}, func() float64 { return float64(q.max) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "memcell", Name: "mirror_queue_oldest_age_seconds", ConstLabels: labels,
+			Help: "Age of the oldest KV write in the async mirror's queue; 0 when it is empty.",
+		}, func() float64 {
+			_, _, oldest := q.stats()
+			if oldest.IsZero() {
+				return 0
+			}
+			return time.Since(oldest).Seconds()
+		}),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -81,6 +81,16 @@ type Options struct {
 	// found the primary unavailable, when ReadFallback is on; 0 means
 	// DefaultFallbackHold.
 	FallbackHold time.Duration
+	// QueueBytes bounds the memory of the KV writes queued in async mode
+	// (Flags.Mode); 0 means DefaultQueueBytes. Writes beyond it are left
+	// to their intents and the replayer.
+	QueueBytes int64
+	// Workers is how many batches of queued KV writes may be under way at
+	// once; 0 means DefaultWorkers.
+	Workers int
+	// DrainTimeout bounds how long Close waits for the queued KV writes;
+	// 0 means DefaultDrainTimeout.
+	DrainTimeout time.Duration
 }
 
 // Validation modes of the service-wide flag.
@@ -101,9 +111,17 @@ type Flags struct {
 	Validation string `json:"validation"`
 	// SamplePercent is the share of validations done in sample mode, 0-100.
 	SamplePercent float64 `json:"sample_percent"`
+	// Mode is ModeAsync or ModeSync: whether a write waits for its KV
+	// write. "" means DefaultMode in New and the current mode in SetFlags.
+	Mode string `json:"mirror_mode"`
 }
 
 func (f Flags) check() error {
+	switch f.Mode {
+	case ModeAsync, ModeSync, "":
+	default:
+		return &memcell.FieldError{Field: "mirror_mode", Rule: fmt.Sprintf("must be %q or %q, got %q", ModeAsync, ModeSync, f.Mode)}
+	}
 	switch f.Validation {
 	case ValidationOn, ValidationOff:
 	case ValidationSample:
@@ -168,7 +186,9 @@ type Repository struct {
 	getM    *opMetrics
 	bgetM   *opMetrics
 
-	clear *clearer
+	clear        *clearer
+	queue        *queue
+	drainTimeout time.Duration
 }
 
 // New returns a repository over primary and store. It does no I/O; it
@@ -200,12 +220,27 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	if o.FallbackHold == 0 {
 		o.FallbackHold = DefaultFallbackHold
 	}
+	if o.QueueBytes < 0 || o.Workers < 0 || o.DrainTimeout < 0 {
+		return nil, errors.New("mirror: QueueBytes, Workers and DrainTimeout must not be negative")
+	}
+	if o.QueueBytes == 0 {
+		o.QueueBytes = DefaultQueueBytes
+	}
+	if o.Workers == 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.DrainTimeout == 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	flags := Flags{Mirroring: true, Validation: ValidationOn}
 	if o.Flags != nil {
 		flags = *o.Flags
+	}
+	if flags.Mode == "" {
+		flags.Mode = DefaultMode
 	}
 	if err := flags.check(); err != nil {
 		return nil, err
@@ -228,7 +263,7 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	for _, op := range []string{"get", "batch_get"} {
 		m.inconsistencies.WithLabelValues(backend, op)
 	}
-	for _, o := range []Outcome{Consistent, Inconsistent, Missing, Errored, Skipped} {
+	for _, o := range []Outcome{Consistent, Inconsistent, Missing, Errored, Skipped, Pending} {
 		m.validations.WithLabelValues(backend, string(o))
 	}
 	if o.ReadFallback {
@@ -240,17 +275,49 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	}
 	r.flags.Store(&flags)
 	r.clear = newClearer(primary, store, o.Logger, o.ClearInterval, m)
-	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", keys.Prefix,
+	r.queue = newQueue(r, o.QueueBytes, o.Workers)
+	r.drainTimeout = o.DrainTimeout
+	if err := m.registerQueue(o.Registerer, backend, r.queue); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("mirror: metrics: %w", err)
+	}
+	r.log.Info("mirror: ready", "kv_backend", backend, "key_prefix", keys.Prefix, "mirror_mode", flags.Mode,
 		"mirroring", flags.Mirroring, "validation", flags.Validation, "read_fallback", o.ReadFallback)
 	return r, nil
 }
 
-// Close clears the write intents of the KV writes done so far (making the
-// KV durable first) and stops the background work. Call it after the last
-// operation and before closing the stores; the repository must not be used
-// afterwards. It is safe to call more than once.
+// Close applies the queued KV writes (waiting up to Options.DrainTimeout;
+// what is left stays to the intents and the replayer), clears the write
+// intents of the KV writes done so far (making the KV durable first) and
+// stops the background work. Call it after the last operation and before
+// closing the stores; the repository must not be used afterwards. It is
+// safe to call more than once.
 func (r *Repository) Close() {
+	r.queue.close(r.drainTimeout)
 	r.clear.close()
+}
+
+// QueueStats describes the queue of KV writes of the async mode.
+type QueueStats struct {
+	// Depth counts the writes waiting or under way.
+	Depth int `json:"depth"`
+	// Bytes is the memory the waiting writes hold; Capacity its bound.
+	Bytes    int64 `json:"bytes"`
+	Capacity int64 `json:"capacity"`
+	// Oldest is when the oldest of them was queued; zero when none is.
+	Oldest time.Time `json:"oldest,omitzero"`
+}
+
+// QueueStats returns the state of the queue of KV writes.
+func (r *Repository) QueueStats() QueueStats {
+	depth, bytes, oldest := r.queue.stats()
+	return QueueStats{Depth: depth, Bytes: bytes, Capacity: r.queue.max, Oldest: oldest}
+}
+
+// Drain waits until every queued KV write has been applied (or has failed
+// and been noted), or ctx ends.
+func (r *Repository) Drain(ctx context.Context) error {
+	return r.queue.drain(ctx)
 }
 
 // Flags returns the current feature flags.
@@ -259,11 +326,14 @@ func (r *Repository) Flags() Flags { return *r.flags.Load() }
 // SetFlags replaces the feature flags; it takes effect for the next
 // operation.
 func (r *Repository) SetFlags(f Flags) error {
+	if f.Mode == "" {
+		f.Mode = r.flags.Load().Mode
+	}
 	if err := f.check(); err != nil {
 		return err
 	}
 	r.flags.Store(&f)
-	r.log.Info("mirror: flags changed", "mirroring", f.Mirroring, "validation", f.Validation, "sample_percent", f.SamplePercent)
+	r.log.Info("mirror: flags changed", "mirror_mode", f.Mode, "mirroring", f.Mirroring, "validation", f.Validation, "sample_percent", f.SamplePercent)
 	return nil
 }
 

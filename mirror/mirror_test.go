@@ -375,12 +375,13 @@ memcell_kv_read_failures_total{backend="memory",op="get"} 1
 			t.Errorf("no WARN line for the missing copy:\n%s", e.logs)
 		}
 		memcelltest.AssertMetrics(t, e.reg, `
-# HELP memcell_validations_total Validation outcomes of reads (consistent, inconsistent, missing, error, skipped).
+# HELP memcell_validations_total Validation outcomes of reads (consistent, inconsistent, missing, error, skipped, pending).
 # TYPE memcell_validations_total counter
 memcell_validations_total{backend="memory",outcome="consistent"} 0
 memcell_validations_total{backend="memory",outcome="error"} 0
 memcell_validations_total{backend="memory",outcome="inconsistent"} 0
 memcell_validations_total{backend="memory",outcome="missing"} 1
+memcell_validations_total{backend="memory",outcome="pending"} 0
 memcell_validations_total{backend="memory",outcome="skipped"} 0
 `)
 	})

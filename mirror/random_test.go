@@ -25,14 +25,22 @@ var (
 // TestRandomOperations drives a seeded random sequence of every operation
 // kind, bulk deletes and restores included, from several goroutines, then
 // compares every document of MongoDB with the KV: there must be no
-// difference. A failure prints the seed; rerun with -random.seed.
+// difference. It runs in both mirror modes; in async mode the comparison
+// follows the queue's drain. A failure prints the seed; rerun with
+// -random.seed.
 func TestRandomOperations(t *testing.T) {
 	seed := *randomSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
+	for _, mode := range []string{mirror.ModeSync, mirror.ModeAsync} {
+		t.Run(mode, func(t *testing.T) { randomOperations(t, seed, mode) })
+	}
+}
+
+func randomOperations(t *testing.T, seed uint64, mode string) {
 	forEachBackend(t, func(t *testing.T, b memcelltest.KVBackend) {
-		e := newEnv(t, b, nil)
+		e := newEnv(t, b, &mirror.Options{Flags: &mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn, Mode: mode}})
 		t.Logf("seed %d (rerun with -random.seed=%d)", seed, seed)
 		errs := make(chan error, 4)
 		done := make(chan struct{})

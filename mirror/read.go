@@ -19,6 +19,9 @@ const (
 	Missing      Outcome = "missing"      // the KV has no copy
 	Errored      Outcome = "error"        // the KV read failed
 	Skipped      Outcome = "skipped"      // not validated
+	// Pending: the copy is behind or missing, and the document's KV write
+	// is still queued or under way (async mode); not a difference.
+	Pending Outcome = "pending"
 )
 
 // Validation is the outcome of validating one document.
@@ -109,11 +112,18 @@ func (r *Repository) validateOne(ctx context.Context, m *memcell.MemCell) Valida
 	}
 	key := r.Key(m.ID)
 	got, v := r.readCopy(ctx, key)
+	if v.Outcome == Missing && r.queue.busy(key) {
+		v.Outcome = Pending
+	}
 	if v.Outcome != "" {
 		release()
 		return r.count(r.report(ctx, m.ID, v))
 	}
 	verdict := memcell.Judge(want, m.Revision, got)
+	if !verdict.Equal && verdict.CopyRevision < m.Revision && r.queue.busy(key) {
+		release()
+		return r.count(Validation{Outcome: Pending})
+	}
 	if !verdict.Equal && verdict.CopyRevision != m.Revision {
 		if again, err := r.primary.Get(ctx, m.ID); err == nil {
 			if want, err = memcell.Encode(again); err == nil {
@@ -127,6 +137,9 @@ func (r *Repository) validateOne(ctx context.Context, m *memcell.MemCell) Valida
 		release()
 	}
 	v = validation(verdict)
+	if !verdict.Equal && r.queue.busy(key) {
+		v = Validation{Outcome: Pending}
+	}
 	return r.count(r.report(ctx, m.ID, v))
 }
 
@@ -250,7 +263,7 @@ func (r *Repository) Latest(ctx context.Context, userID string, limit int64, opt
 	return docs, r.validateBatch(ctx, docs), nil
 }
 
-var severity = map[Outcome]int{Consistent: 1, Missing: 2, Errored: 3, Inconsistent: 4}
+var severity = map[Outcome]int{Consistent: 1, Pending: 2, Missing: 3, Errored: 4, Inconsistent: 5}
 
 // validateBatch compares docs with their KV copies, read in one BatchGet.
 func (r *Repository) validateBatch(ctx context.Context, docs []*memcell.MemCell) BatchValidation {
@@ -286,6 +299,9 @@ func (r *Repository) validateBatch(ctx context.Context, docs []*memcell.MemCell)
 			} else {
 				v = validation(memcell.Judge(want, d.Revision, got))
 			}
+		}
+		if (v.Outcome == Missing || v.Outcome == Inconsistent) && r.queue.busy(keys[i]) {
+			v = Validation{Outcome: Pending}
 		}
 		if v.Outcome == Inconsistent {
 			r.metrics.inconsistencies.WithLabelValues(r.backend, "batch_get").Inc()

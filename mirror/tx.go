@@ -84,6 +84,9 @@ func (r *Repository) applyHeld(ctx context.Context, ops []txOp) Mirror {
 			puts = append(puts, op)
 		}
 	}
+	if r.queued(ctx) {
+		return r.enqueue(heldJobs(puts, deletes))
+	}
 	var total Mirror
 	if len(puts) > 0 {
 		entries := make([]kv.Entry, len(puts))
@@ -119,4 +122,34 @@ func heldIntents(ops []txOp) []memcell.Intent {
 		}
 	}
 	return out
+}
+
+// heldJobs turns a committed transaction's last write of each key into
+// queued jobs. The deletes whose pending notes share a mark form one group,
+// cleared once all of them are done.
+func heldJobs(puts, deletes []txOp) []*job {
+	jobs := make([]*job, 0, len(puts)+len(deletes))
+	for _, op := range puts {
+		j := &job{key: op.entry.Key, id: op.intent.ID, val: op.entry.Value, rev: op.entry.Rev, op: "transaction"}
+		if !op.intent.Mark.IsZero() {
+			j.intents = []memcell.Intent{op.intent}
+		}
+		jobs = append(jobs, j)
+	}
+	count := map[memcell.ID]int{}
+	for _, op := range deletes {
+		count[op.intent.Mark]++
+	}
+	groups := map[memcell.ID]*jobGroup{}
+	for _, op := range deletes {
+		j := &job{key: op.entry.Key, id: op.intent.ID, del: true, rev: op.entry.Rev, op: "transaction"}
+		if m := op.intent.Mark; !m.IsZero() {
+			if groups[m] == nil {
+				groups[m] = newJobGroup(op.intent, count[m])
+			}
+			j.groups = []*jobGroup{groups[m]}
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs
 }

@@ -19,7 +19,7 @@ import (
 // and applied as WithTransaction would.
 func TestHeldDeletesKeepRevisions(t *testing.T) {
 	store := memcelltest.KVBackends()[0].Open(t, 0)
-	r, err := New(nil, store, &Options{Registerer: prometheus.NewRegistry()})
+	r, err := New(nil, store, &Options{Registerer: prometheus.NewRegistry(), Flags: &Flags{Mirroring: true, Validation: ValidationOn, Mode: ModeSync}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,9 @@ const (
 	// MirrorDeferred: the write waits for the enclosing transaction to
 	// commit.
 	MirrorDeferred MirrorStatus = "deferred"
+	// MirrorQueued: the KV write is queued (ModeAsync); the mirror applies
+	// it behind the answer, and its intent covers it until then.
+	MirrorQueued MirrorStatus = "queued"
 )
 
 // Mirror reports the KV side of a write whose primary side succeeded.
@@ -224,6 +227,24 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 		}
 		return r.skipped(ctx, op, m, ids)
 	}
+	if r.queued(ctx) {
+		jobs := make([]*job, 0, len(docs))
+		var total Mirror
+		for _, d := range docs {
+			val, err := memcell.Encode(d)
+			if err != nil {
+				r.batchM.failures.Inc()
+				total = merge(total, r.failed(ctx, op, fmt.Errorf("mirror: encode %s: %w", d.ID, err), r.Key(d.ID)))
+				continue
+			}
+			j := &job{key: r.Key(d.ID), id: d.ID, val: val, rev: uint64(d.Revision), op: op}
+			if !d.Intent.IsZero() {
+				j.intents = []memcell.Intent{{ID: d.ID, Mark: d.Intent}}
+			}
+			jobs = append(jobs, j)
+		}
+		return merge(total, r.enqueue(jobs))
+	}
 	if len(docs) == 1 && txFrom(ctx) == nil {
 		// The common case: one document, encoded into a pooled buffer that
 		// the KV has copied or sent by the time Put returns.
@@ -293,6 +314,16 @@ func (r *Repository) entry(e *kv.Entry, m *memcell.MemCell) error {
 }
 
 func (r *Repository) put(ctx context.Context, op string, e kv.Entry) Mirror {
+	mir := r.putKV(ctx, op, e)
+	if mir.Status == MirrorFailed {
+		return r.failed(ctx, op, mir.Err, e.Key)
+	}
+	return mir
+}
+
+// putKV makes one guarded put and counts it; a failure is returned, not
+// handled.
+func (r *Repository) putKV(ctx context.Context, op string, e kv.Entry) Mirror {
 	kctx, cancel := r.kvContext(ctx)
 	defer cancel()
 	start := time.Now()
@@ -301,7 +332,7 @@ func (r *Repository) put(ctx context.Context, op string, e kv.Entry) Mirror {
 	if err != nil {
 		r.putM.errs.Inc()
 		r.putM.failures.Inc()
-		return r.failed(ctx, op, err, e.Key)
+		return Mirror{Status: MirrorFailed, Err: err}
 	}
 	if !stored {
 		r.putM.stale.Inc()
@@ -314,6 +345,20 @@ func (r *Repository) put(ctx context.Context, op string, e kv.Entry) Mirror {
 }
 
 func (r *Repository) batchPut(ctx context.Context, op string, entries []kv.Entry) Mirror {
+	mir := r.batchPutKV(ctx, op, entries)
+	if mir.Status == MirrorFailed {
+		keys := make([]string, len(entries))
+		for i, e := range entries {
+			keys[i] = e.Key
+		}
+		return r.failed(ctx, op, mir.Err, keys...)
+	}
+	return mir
+}
+
+// batchPutKV makes guarded puts in one BatchPut and counts them; a failure
+// is returned, not handled.
+func (r *Repository) batchPutKV(ctx context.Context, op string, entries []kv.Entry) Mirror {
 	if len(entries) == 0 {
 		return Mirror{Status: MirrorSkipped}
 	}
@@ -325,11 +370,7 @@ func (r *Repository) batchPut(ctx context.Context, op string, entries []kv.Entry
 	if err != nil {
 		r.batchM.errs.Inc()
 		r.batchM.failures.Add(float64(len(entries)))
-		keys := make([]string, len(entries))
-		for i, e := range entries {
-			keys[i] = e.Key
-		}
-		return r.failed(ctx, op, err, keys...)
+		return Mirror{Status: MirrorFailed, Err: err}
 	}
 	r.batchM.ok.Add(float64(n))
 	r.batchM.stale.Add(float64(len(entries) - n))
@@ -369,6 +410,20 @@ func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell
 		}
 		return Mirror{Status: MirrorDeferred}
 	}
+	if r.queued(ctx) {
+		var g *jobGroup
+		if !intent.IsZero() {
+			g = newJobGroup(memcell.Intent{ID: ids[0], Mark: intent, Pending: true}, len(dels))
+		}
+		jobs := make([]*job, len(dels))
+		for i, d := range dels {
+			jobs[i] = &job{key: d.Key, id: ids[i], del: true, rev: d.Rev, op: op}
+			if g != nil {
+				jobs[i].groups = []*jobGroup{g}
+			}
+		}
+		return r.enqueue(jobs)
+	}
 	var total Mirror
 	for chunk := range slices.Chunk(dels, batchSize) {
 		total = merge(total, r.deleteKeys(ctx, op, chunk))
@@ -384,6 +439,20 @@ func (r *Repository) mirrorDeletes(ctx context.Context, op string, ids []memcell
 // deleteKeys applies guarded deletes. A delete that a newer copy refused
 // is not told apart from one that found no copy: both leave the KV right.
 func (r *Repository) deleteKeys(ctx context.Context, op string, dels []kv.Deletion) Mirror {
+	mir := r.deleteKV(ctx, op, dels)
+	if mir.Status == MirrorFailed {
+		keys := make([]string, len(dels))
+		for i, d := range dels {
+			keys[i] = d.Key
+		}
+		return r.failed(ctx, op, mir.Err, keys...)
+	}
+	return mir
+}
+
+// deleteKV applies guarded deletes in one call and counts them; a failure
+// is returned, not handled.
+func (r *Repository) deleteKV(ctx context.Context, op string, dels []kv.Deletion) Mirror {
 	m := r.delM
 	if len(dels) > 1 {
 		m = r.bdelM
@@ -401,11 +470,7 @@ func (r *Repository) deleteKeys(ctx context.Context, op string, dels []kv.Deleti
 	if err != nil {
 		m.errs.Inc()
 		m.failures.Add(float64(len(dels)))
-		keys := make([]string, len(dels))
-		for i, d := range dels {
-			keys[i] = d.Key
-		}
-		return r.failed(ctx, op, err, keys...)
+		return Mirror{Status: MirrorFailed, Err: err}
 	}
 	m.ok.Add(float64(len(dels)))
 	r.log.DebugContext(ctx, "mirror: kv delete", "op", op, "keys", len(dels))
@@ -448,7 +513,7 @@ func (r *Repository) skipped(ctx context.Context, op string, m *opMetrics, ids [
 // merge combines the outcomes of the batches of one operation: the worst
 // status wins.
 func merge(a, b Mirror) Mirror {
-	rank := map[MirrorStatus]int{"": 0, MirrorSkipped: 1, MirrorOK: 2, MirrorDeferred: 3, MirrorStale: 4, MirrorFailed: 5}
+	rank := map[MirrorStatus]int{"": 0, MirrorSkipped: 1, MirrorOK: 2, MirrorQueued: 3, MirrorDeferred: 4, MirrorStale: 5, MirrorFailed: 6}
 	out := Mirror{Written: a.Written + b.Written, Status: a.Status, Err: a.Err}
 	if rank[b.Status] > rank[a.Status] {
 		out.Status = b.Status
