@@ -61,6 +61,24 @@ func (e ErrorErrorCode) Valid() bool {
 	}
 }
 
+// Defines values for FlagsMirrorMode.
+const (
+	FlagsMirrorModeAsync FlagsMirrorMode = "async"
+	FlagsMirrorModeSync  FlagsMirrorMode = "sync"
+)
+
+// Valid indicates whether the value is a known member of the FlagsMirrorMode enum.
+func (e FlagsMirrorMode) Valid() bool {
+	switch e {
+	case FlagsMirrorModeAsync:
+		return true
+	case FlagsMirrorModeSync:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for FlagsValidation.
 const (
 	FlagsValidationOff    FlagsValidation = "off"
@@ -76,6 +94,24 @@ func (e FlagsValidation) Valid() bool {
 	case FlagsValidationOn:
 		return true
 	case FlagsValidationSample:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for FlagsUpdateMirrorMode.
+const (
+	FlagsUpdateMirrorModeAsync FlagsUpdateMirrorMode = "async"
+	FlagsUpdateMirrorModeSync  FlagsUpdateMirrorMode = "sync"
+)
+
+// Valid indicates whether the value is a known member of the FlagsUpdateMirrorMode enum.
+func (e FlagsUpdateMirrorMode) Valid() bool {
+	switch e {
+	case FlagsUpdateMirrorModeAsync:
+		return true
+	case FlagsUpdateMirrorModeSync:
 		return true
 	default:
 		return false
@@ -375,6 +411,11 @@ type EventID = string
 
 // Flags defines model for Flags.
 type Flags struct {
+	// MirrorMode async: a write answers once the primary has; its KV write is
+	// queued and applied behind it in batches (Memcell-Mirror: queued).
+	// sync: a write waits for its KV write and reports its outcome.
+	MirrorMode FlagsMirrorMode `json:"mirror_mode"`
+
 	// Mirroring Mirror writes to the KV store.
 	Mirroring bool `json:"mirroring"`
 
@@ -385,15 +426,25 @@ type Flags struct {
 	Validation FlagsValidation `json:"validation"`
 }
 
+// FlagsMirrorMode async: a write answers once the primary has; its KV write is
+// queued and applied behind it in batches (Memcell-Mirror: queued).
+// sync: a write waits for its KV write and reports its outcome.
+type FlagsMirrorMode string
+
 // FlagsValidation Validate reads as asked (on), never (off), or a share of them (sample).
 type FlagsValidation string
 
 // FlagsUpdate defines model for FlagsUpdate.
 type FlagsUpdate struct {
-	Mirroring     bool                  `json:"mirroring"`
-	SamplePercent *float32              `json:"sample_percent,omitempty"`
-	Validation    FlagsUpdateValidation `json:"validation"`
+	// MirrorMode Absent keeps the current mode.
+	MirrorMode    *FlagsUpdateMirrorMode `json:"mirror_mode,omitempty"`
+	Mirroring     bool                   `json:"mirroring"`
+	SamplePercent *float32               `json:"sample_percent,omitempty"`
+	Validation    FlagsUpdateValidation  `json:"validation"`
 }
+
+// FlagsUpdateMirrorMode Absent keeps the current mode.
+type FlagsUpdateMirrorMode string
 
 // FlagsUpdateValidation defines model for FlagsUpdate.Validation.
 type FlagsUpdateValidation string

@@ -42,7 +42,8 @@ func server(t testing.TB, token string) (string, *flakyPrimary) {
 	t.Helper()
 	store, _ := memcelltest.Store(t)
 	primary := &flakyPrimary{Primary: store}
-	repo, err := mirror.New(primary, memcelltest.KVBackends()[0].Open(t, 0), nil)
+	// Sync mode: the tests read each write's KV outcome from its answer.
+	repo, err := mirror.New(primary, memcelltest.KVBackends()[0].Open(t, 0), &mirror.Options{Flags: &mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn, Mode: mirror.ModeSync}})
 	if err != nil {
 		t.Fatal(err)
 	}

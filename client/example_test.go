@@ -42,7 +42,9 @@ func startServer(token string) (string, func()) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	repo, err := mirror.New(primary, store, nil)
+	// Sync mode: each answer reports its KV write's outcome (the default,
+	// async, answers "queued" and writes the KV behind the answer).
+	repo, err := mirror.New(primary, store, &mirror.Options{Flags: &mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn, Mode: mirror.ModeSync}})
 	if err != nil {
 		log.Fatal(err)
 	}

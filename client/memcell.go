@@ -24,6 +24,7 @@ const (
 	ValidationInconsistent Validation = "inconsistent"
 	ValidationMissing      Validation = "missing"
 	ValidationError        Validation = "error"
+	ValidationPending      Validation = "pending" // the KV write is still queued (async mode)
 )
 
 // Mirror is what became of a write's KV copy, from the Memcell-Mirror
@@ -37,6 +38,7 @@ const (
 	MirrorFailed   Mirror = "failed"   // not written; recorded for repair
 	MirrorSkipped  Mirror = "skipped"  // mirroring off, or nothing to write
 	MirrorDeferred Mirror = "deferred" // waiting for a transaction
+	MirrorQueued   Mirror = "queued"   // queued, applied behind the answer (async mode)
 )
 
 // APIError is an error answer of the API. It wraps the root package's sentinel

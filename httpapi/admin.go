@@ -49,6 +49,7 @@ func (s *server) getFlags(w http.ResponseWriter, r *http.Request) error {
 // are required: a PUT that forgot mirroring must not switch it off.
 type flagsBody struct {
 	Mirroring     *bool    `json:"mirroring"`
+	MirrorMode    *string  `json:"mirror_mode"` // absent keeps the current mode
 	Validation    *string  `json:"validation"`
 	SamplePercent *float64 `json:"sample_percent"`
 }
@@ -76,11 +77,17 @@ func (s *server) putFlags(w http.ResponseWriter, r *http.Request) error {
 	if in.SamplePercent != nil {
 		f.SamplePercent = *in.SamplePercent
 	}
+	if in.MirrorMode != nil {
+		if *in.MirrorMode == "" {
+			return fieldError("mirror_mode", `must be "async" or "sync"`)
+		}
+		f.Mode = *in.MirrorMode
+	}
 	if err := s.repo.SetFlags(f); err != nil {
 		// SetFlags fails only on invalid flags.
 		return badRequest("%s", strings.TrimPrefix(err.Error(), "mirror: "))
 	}
-	s.log.InfoContext(r.Context(), "httpapi: feature flags changed", "mirroring", f.Mirroring,
+	s.log.InfoContext(r.Context(), "httpapi: feature flags changed", "mirror_mode", s.repo.Flags().Mode, "mirroring", f.Mirroring,
 		"validation", f.Validation, "sample_percent", f.SamplePercent)
 	writeValue(w, http.StatusOK, s.repo.Flags())
 	return nil

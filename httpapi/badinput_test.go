@@ -146,6 +146,8 @@ func TestBadInput(t *testing.T) {
 		{"flags: sample over 100", "PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"sample","sample_percent":200}`, nil, 400, "invalid_argument", "sample_percent"},
 		{"flags: unknown field", "PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"on","mirror":true}`, nil, 400, "invalid_argument", "mirror"},
 		{"flags: wrong type", "PUT", "/v1/admin/flags", `{"mirroring":"no","validation":"on"}`, nil, 400, "invalid_argument", "mirroring"},
+		{"flags: bad mirror mode", "PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"on","mirror_mode":"later"}`, nil, 400, "invalid_argument", "mirror_mode"},
+		{"flags: empty mirror mode", "PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"on","mirror_mode":""}`, nil, 400, "invalid_argument", "mirror_mode"},
 		{"flags: text/plain", "PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"on"}`, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type", "application/json"},
 		{"flags: malformed", "PUT", "/v1/admin/flags", `{"mirroring":fals}`, nil, 400, "malformed_json", "invalid"},
 
@@ -178,7 +180,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	e.t = t
-	if f := e.repo.Flags(); f != (mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn}) {
+	if f := e.repo.Flags(); f != (mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn, Mode: mirror.ModeSync}) {
 		t.Errorf("bad flag updates changed the flags to %+v", f)
 	}
 }

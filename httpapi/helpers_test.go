@@ -59,7 +59,8 @@ func newEnvWith(t testing.TB, opts *httpapi.Options, jobs func(e *env) *httpapi.
 	// One logger for both, its lines tagged with the request id, as
 	// memcell serve does.
 	logger := slog.New(httpapi.RequestIDHandler(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	e.repo, err = mirror.New(primary, e.kv, &mirror.Options{Logger: logger, Registerer: e.reg})
+	// Sync mode: the tests read each write's KV outcome from its answer.
+	e.repo, err = mirror.New(primary, e.kv, &mirror.Options{Logger: logger, Registerer: e.reg, Flags: &mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn, Mode: mirror.ModeSync}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,12 +155,13 @@ memcell_http_requests_total{code="400",route="GET /v1/memcells/{event_id}"} 1
 memcell_http_requests_total{code="404",route="GET /v1/memcells/{event_id}"} 1
 memcell_http_requests_total{code="404",route="unmatched"} 1
 memcell_http_requests_total{code="405",route="unmatched"} 1
-# HELP memcell_validations_total Validation outcomes of reads (consistent, inconsistent, missing, error, skipped).
+# HELP memcell_validations_total Validation outcomes of reads (consistent, inconsistent, missing, error, skipped, pending).
 # TYPE memcell_validations_total counter
 memcell_validations_total{backend="memory",outcome="consistent"} 2
 memcell_validations_total{backend="memory",outcome="error"} 0
 memcell_validations_total{backend="memory",outcome="inconsistent"} 0
 memcell_validations_total{backend="memory",outcome="missing"} 0
+memcell_validations_total{backend="memory",outcome="pending"} 0
 memcell_validations_total{backend="memory",outcome="skipped"} 0
 `)
 	// The scrape is timed too.
@@ -261,11 +262,11 @@ func TestKVStatsAndFlags(t *testing.T) {
 	}
 
 	r := e.want(200, "GET", "/v1/admin/flags", nil)
-	if string(r.body) != "{\"mirroring\":true,\"validation\":\"on\",\"sample_percent\":0}\n" {
+	if string(r.body) != "{\"mirroring\":true,\"validation\":\"on\",\"sample_percent\":0,\"mirror_mode\":\"sync\"}\n" {
 		t.Errorf("flags = %s", r.body)
 	}
 	r = e.want(200, "PUT", "/v1/admin/flags", `{"mirroring":true,"validation":"sample","sample_percent":25}`)
-	if string(r.body) != "{\"mirroring\":true,\"validation\":\"sample\",\"sample_percent\":25}\n" {
+	if string(r.body) != "{\"mirroring\":true,\"validation\":\"sample\",\"sample_percent\":25,\"mirror_mode\":\"sync\"}\n" {
 		t.Errorf("new flags = %s", r.body)
 	}
 	e.want(200, "PUT", "/v1/admin/flags", `{"mirroring":false,"validation":"on"}`, "Content-Type", "application/json; charset=utf-8")

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/kv"
@@ -145,5 +146,50 @@ func TestMirrorHeader(t *testing.T) {
 	}
 	if got, _ := e.kv.Store.Get(context.Background(), key); !bytes.Equal(got, newer) {
 		t.Errorf("the newer copy was replaced by %s", got)
+	}
+}
+
+// TestAsyncMode switches the mirror to async at runtime through the admin
+// flags: writes answer queued, a validated read of a document whose KV
+// write is still queued answers pending (single and batch reads), and once
+// the KV answers again the copies arrive.
+func TestAsyncMode(t *testing.T) {
+	e := newEnv(t, nil)
+	r := e.want(http.StatusOK, "PUT", "/v1/admin/flags", `{"mirroring":true,"validation":"on","mirror_mode":"async"}`)
+	var flags map[string]any
+	r.decode(t, &flags)
+	if flags["mirror_mode"] != "async" {
+		t.Fatalf("flags after the switch = %v", flags)
+	}
+	release := e.kv.Stall()
+	defer release()
+	r = e.want(http.StatusCreated, "POST", "/v1/memcells", `{"timestamp":"2026-01-12T10:30:00Z","user_id":"alice"}`)
+	if m := r.header.Get("Memcell-Mirror"); m != "queued" {
+		t.Errorf("append in async mode: Memcell-Mirror = %q, want queued", m)
+	}
+	id := r.memcell(t)["event_id"].(string)
+	r = e.want(http.StatusOK, "GET", "/v1/memcells/"+id, nil)
+	if v := r.header.Get("Memcell-Validation"); v != "pending" {
+		t.Errorf("validated get of a queued write: Memcell-Validation = %q, want pending", v)
+	}
+	r = e.want(http.StatusOK, "POST", "/v1/memcells/batch-get", `{"event_ids":["`+id+`"],"validate":true}`)
+	if v := r.header.Get("Memcell-Validation"); v != "pending" {
+		t.Errorf("validated batch get of a queued write: Memcell-Validation = %q, want pending", v)
+	}
+	// A PUT without mirror_mode keeps the mode.
+	e.want(http.StatusOK, "PUT", "/v1/admin/flags", `{"mirroring":true,"validation":"on"}`)
+	if m := e.repo.Flags().Mode; m != "async" {
+		t.Errorf("a PUT without mirror_mode changed the mode to %q", m)
+	}
+	e.want(http.StatusBadRequest, "PUT", "/v1/admin/flags", `{"mirroring":true,"validation":"on","mirror_mode":"later"}`)
+	release()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.repo.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r = e.want(http.StatusOK, "GET", "/v1/memcells/"+id, nil)
+	if v := r.header.Get("Memcell-Validation"); v != "consistent" {
+		t.Errorf("validated get after the drain: Memcell-Validation = %q, want consistent", v)
 	}
 }

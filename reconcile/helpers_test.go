@@ -43,7 +43,8 @@ func newEnv(t testing.TB, backend memcelltest.KVBackend, grace time.Duration) *e
 	primary, db := memcelltest.Store(t)
 	var err error
 	e := &env{primary: primary, db: db, kv: backend.Open(t, grace), logs: &memcelltest.Buffer{}, reg: prometheus.NewRegistry()}
-	e.repo, err = mirror.New(primary, e.kv, nil)
+	// Sync mode: the tests compare the stores right after the writes.
+	e.repo, err = mirror.New(primary, e.kv, &mirror.Options{Flags: &mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn, Mode: mirror.ModeSync}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,7 +46,8 @@ type config struct {
 	LogFormat       string
 	EmbeddedAddr    string
 	Insecure        bool
-	Mirror          mirror.Flags // --mirroring and --validation
+	Mirror          mirror.Flags // --mirroring, --validation and --mirror-mode
+	QueueBytes      int64
 	MaxBodyBytes    int64
 	ShutdownTimeout time.Duration
 	ReplayInterval  time.Duration
@@ -81,6 +82,8 @@ var settings = []setting{
 	{"validation", "MEMCELL_VALIDATION", false},
 	{"insecure", "MEMCELL_INSECURE", false},
 	{"mirroring", "MEMCELL_MIRRORING", false},
+	{"mirror-mode", "MEMCELL_MIRROR_MODE", false},
+	{"mirror-queue-bytes", "MEMCELL_MIRROR_QUEUE_BYTES", false},
 	{"max-body-bytes", "MEMCELL_MAX_BODY_BYTES", false},
 	{"shutdown-timeout", "MEMCELL_SHUTDOWN_TIMEOUT", false},
 	{"replay-interval", "MEMCELL_REPLAY_INTERVAL", false},
@@ -115,6 +118,11 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	fs.Var(&validationValue{&c.Mirror}, "validation", "read validation: on, off, or sample:N (validate N% of the reads that would validate)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback --addr without an API token")
 	fs.BoolVar(&c.Mirror.Mirroring, "mirroring", true, "mirror writes to the KV store (can change at runtime: PUT /v1/admin/flags)")
+	c.Mirror.Mode = mirror.DefaultMode
+	fs.Var(&enumValue{p: &c.Mirror.Mode, allowed: []string{mirror.ModeAsync, mirror.ModeSync}}, "mirror-mode",
+		"async: a write answers once the primary has, its KV write is queued and applied in batches behind it (Memcell-Mirror: queued); sync: each write waits for its KV write and reports it (can change at runtime: PUT /v1/admin/flags)")
+	c.QueueBytes = mirror.DefaultQueueBytes
+	fs.Var((*positiveInt64)(&c.QueueBytes), "mirror-queue-bytes", "memory bound of the KV writes queued in async mode; writes beyond it are left to the replayer")
 	c.MaxBodyBytes = 1 << 20
 	fs.Var((*positiveInt64)(&c.MaxBodyBytes), "max-body-bytes", "largest request body accepted (413 beyond)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long a shutdown waits for in-flight requests before cancelling them")

@@ -118,9 +118,14 @@ func runCrashTest(t *testing.T, args []string, p *crashPauser) {
 		t.Fatalf("seed %d: %s", int64(seed), fmt.Sprintf(format, a...))
 	}
 
+	// The cycles alternate the mirror modes: the server killed in an odd
+	// cycle runs async (the default), in an even one sync.
+	modeArgs := func(cycle int) []string {
+		return append(slices.Clip(args), "--mirror-mode", []string{"sync", "async"}[cycle%2])
+	}
 	began := time.Now()
 	load := newCrashLoad()
-	s := startServer(t, nil, args...)
+	s := startServer(t, nil, modeArgs(1)...)
 	var maxConv time.Duration
 	var killed int
 	for cycle := 1; cycle <= kills; cycle++ {
@@ -157,12 +162,12 @@ func runCrashTest(t *testing.T, args []string, p *crashPauser) {
 		}
 
 		restart := time.Now()
-		s = startServer(t, nil, args...)
+		s = startServer(t, nil, modeArgs(cycle+1)...)
 		up := time.Now()
 		conv, rep, err := convergeKV(s.url, up)
-		how := "no pause"
+		how := modeArgs(cycle)[len(args)+1] + " mode, no pause"
 		if pause {
-			how = fmt.Sprintf("KV writes paused %v before", lead)
+			how = fmt.Sprintf("%s mode, KV writes paused %v before", modeArgs(cycle)[len(args)+1], lead)
 		}
 		if err != nil {
 			fail("cycle %d (killed %v into the load, %s, %d requests answered, cut off: %s): %v\n%s",

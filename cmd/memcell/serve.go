@@ -160,7 +160,10 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer) (err erro
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo().collector())
-	repo, err := mirror.New(primary, store, &mirror.Options{Logger: log, Registerer: reg, Flags: &flags, ReadFallback: cfg.ReadFallback})
+	// Close, deferred below, drains the queue of KV writes within the
+	// shutdown grace; what is left stays to the intents and the replayer.
+	repo, err := mirror.New(primary, store, &mirror.Options{Logger: log, Registerer: reg, Flags: &flags, ReadFallback: cfg.ReadFallback,
+		QueueBytes: cfg.QueueBytes, DrainTimeout: cfg.ShutdownTimeout})
 	if err != nil {
 		return err
 	}
