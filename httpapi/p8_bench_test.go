@@ -21,6 +21,7 @@ import (
 
 	"github.com/memcell/memcell"
 	"github.com/memcell/memcell/httpapi"
+	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/memkv"
 	"github.com/memcell/memcell/memcelltest"
 	"github.com/memcell/memcell/mirror"
@@ -44,7 +45,7 @@ func BenchmarkP8HTTP(b *testing.B) {
 	for _, op := range []string{"get", "post"} {
 		for _, impl := range []string{"bare", "stack"} {
 			b.Run("op="+op+"/impl="+impl, func(b *testing.B) {
-				fx := newP8Fixture(b)
+				fx := newP8Fixture(b, nil, nil)
 				var h http.Handler
 				if impl == "stack" {
 					h = fx.stack
@@ -62,6 +63,7 @@ func BenchmarkP8HTTP(b *testing.B) {
 // p8Fixture is one stored 2 KB MemCell, a create body of the same size,
 // and the two handlers that serve them.
 type p8Fixture struct {
+	repo        *mirror.Repository
 	stack, bare http.Handler
 	id          string
 	getBody     []byte // the API representation of the stored MemCell
@@ -69,32 +71,43 @@ type p8Fixture struct {
 	createdBody []byte // what a create answers (for the bare handler)
 }
 
-func newP8Fixture(b *testing.B) *p8Fixture {
+// newP8Fixture builds the fixture over store (nil: a memkv store) with
+// the mirror's flags (nil: the defaults).
+func newP8Fixture(b *testing.B, store kv.Store, flags *mirror.Flags) *p8Fixture {
 	b.Helper()
-	store, err := memkv.New(nil)
-	if err != nil {
-		b.Fatal(err)
+	if store == nil {
+		var err error
+		if store, err = memkv.New(nil); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { store.Close() })
 	}
-	b.Cleanup(func() { store.Close() })
 	reg := prometheus.NewRegistry()
 	// Logging as memcell serve does: one JSON line per request, here to
 	// io.Discard, so that encoding the lines is part of the cost.
 	logger := slog.New(httpapi.RequestIDHandler(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	repo, err := mirror.New(newMemPrimary(), store, &mirror.Options{Logger: logger, Registerer: reg})
+	repo, err := mirror.New(newMemPrimary(), store, &mirror.Options{Logger: logger, Registerer: reg, Flags: flags})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(repo.Close)
+	fx0 := &p8Fixture{repo: repo}
 	stack, err := httpapi.New(repo, &httpapi.Options{Logger: logger, Registerer: reg, Gatherer: reg})
 	if err != nil {
 		b.Fatal(err)
 	}
-	fx := &p8Fixture{stack: stack}
+	fx := fx0
+	fx.stack = stack
 
 	r := rand.New(rand.NewPCG(8, 8))
 	fx.createBody = createBody(b, memcelltest.NewMemCell(r, 2048))
 	m, _, err := repo.Append(context.Background(), memcelltest.NewMemCell(r, 2048))
 	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := repo.Drain(ctx); err != nil { // the GETs validate it
 		b.Fatal(err)
 	}
 	fx.id = m.ID.String()

@@ -28,7 +28,8 @@ func TestEndToEndReadFallback(t *testing.T) {
 	embeddedAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	first := []string{"--data-dir", primaryDir, "--addr", "127.0.0.1:0", "--embedded-addr", embeddedAddr, "--kv", kvURL}
 	p := startServer(t, nil, first...)
-	s := startServer(t, nil, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--kv", kvURL, "--read-fallback",
+	// Sync mode: the copies are in the KV when the writes answer.
+	s := startServer(t, nil, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--kv", kvURL, "--read-fallback", "--mirror-mode", "sync",
 		"--mongo-uri", "mongodb://"+embeddedAddr+"/?serverSelectionTimeoutMS=500&connectTimeoutMS=500")
 
 	var ids []string

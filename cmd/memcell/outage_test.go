@@ -66,12 +66,13 @@ func (r *redisServer) stop() {
 // TestEndToEndKVOutage stops the KV under a running memcell serve: writes
 // still succeed (their KV writes fail and are recorded), and once the KV is
 // back the replayer brings its copies up to date without a repair, so a
-// verify finds nothing.
+// verify finds nothing. It runs in sync mode, where each answer reports
+// its KV write; TestAsyncKVTrouble is the async mode's.
 func TestEndToEndKVOutage(t *testing.T) {
 	rdir := t.TempDir()
 	r := startRedis(t, 0, rdir)
 	s := startServer(t, nil, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0",
-		"--kv", "redis://"+r.addr()+"/0", "--replay-interval", "100ms", "--log-format", "json")
+		"--kv", "redis://"+r.addr()+"/0", "--replay-interval", "100ms", "--log-format", "json", "--mirror-mode", "sync")
 	post := func(i int) (string, string) {
 		var created doc
 		resp := s.want("POST", "/v1/memcells", doc{"user_id": "outage", "timestamp": fmt.Sprintf("2026-02-0%dT10:00:00Z", i+1), "summary": "m"}, http.StatusCreated, &created)
@@ -124,12 +125,13 @@ func TestEndToEndKVOutage(t *testing.T) {
 // serves every write from the primary, says on /readyz that the KV is
 // missing, counts each write it could not mirror, opens the store by
 // itself once Redis is started under load, and catches up without a
-// repair.
+// repair. It runs in sync mode, whose answers say which writes were not
+// mirrored, so that they can be counted.
 func TestStartWithoutKV(t *testing.T) {
 	port := freePort(t)
 	rdir := t.TempDir()
 	s := startServer(t, nil, "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--embedded-addr", "127.0.0.1:0",
-		"--kv", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "--replay-interval", "100ms", "--log-format", "json")
+		"--kv", fmt.Sprintf("redis://127.0.0.1:%d/0", port), "--replay-interval", "100ms", "--log-format", "json", "--mirror-mode", "sync")
 
 	resp, body := s.call("GET", "/readyz", "", nil, nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "not ready: the KV store does not answer") {

@@ -11,7 +11,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -157,4 +160,50 @@ func EscapeGlob(s string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// Server is a private redis-server the test started, for tests that pause
+// or stop it (the shared servers must not be).
+type Server struct {
+	Addr string
+	cmd  *exec.Cmd
+}
+
+// StartServer starts a redis-server without persistence on a free loopback
+// port and stops it when the test ends. It fails the test when
+// redis-server is not on PATH or does not answer.
+func StartServer(t testing.TB) *Server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	s := &Server{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port))}
+	s.cmd = exec.Command("redis-server", "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("redis-server: %v (the tests need redis-server on PATH)", err)
+	}
+	t.Cleanup(s.Stop)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on %s does not answer", s.Addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return s
+}
+
+// Stop kills the server and waits for it to exit; it may be called more
+// than once.
+func (s *Server) Stop() {
+	if s.cmd.ProcessState != nil {
+		return
+	}
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
 }
