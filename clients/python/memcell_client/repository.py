@@ -30,7 +30,7 @@ MAX_LIST_PARAM_VALUES = 100
 _EVENT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 
 # Worst first, as the server ranks batch outcomes.
-_VALIDATION_RANK = {"inconsistent": 0, "error": 1, "missing": 2, "consistent": 3}
+_VALIDATION_RANK = {"inconsistent": 0, "error": 1, "missing": 2, "pending": 3, "consistent": 4}
 
 
 @dataclass(frozen=True)
@@ -38,10 +38,12 @@ class ResponseInfo:
     """What the server said about a call besides its result.
 
     ``validation`` is the ``Memcell-Validation`` header (``consistent``,
-    ``inconsistent``, ``missing``, ``error``; None when the read was not
-    validated), ``mirror`` the ``Memcell-Mirror`` header (``ok``, ``stale``,
-    ``failed``, ``skipped``, ``deferred``; None for reads), ``request_id``
-    the ``X-Request-Id``.
+    ``inconsistent``, ``missing``, ``error``, or ``pending`` when the KV
+    write is still queued; None when the read was not validated),
+    ``mirror`` the ``Memcell-Mirror`` header (``ok``, ``stale``,
+    ``failed``, ``skipped``, ``deferred``, or ``queued`` in the server's
+    async mirror mode; None for reads), ``request_id`` the
+    ``X-Request-Id``.
     """
 
     status: int

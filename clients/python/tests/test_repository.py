@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import unittest
+import time
 from unittest import mock
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -37,9 +38,11 @@ guarded: Optional[Server] = None
 
 def setUpModule() -> None:
     global plain, guarded
-    plain = Server()
+    # Sync mirror mode: the tests read each write's KV outcome from its
+    # answer. AsyncModeTest runs a server in the default mode.
+    plain = Server(args=["--mirror-mode", "sync"])
     servers.append(plain)
-    guarded = Server({"MEMCELL_API_TOKEN": TOKEN})
+    guarded = Server({"MEMCELL_API_TOKEN": TOKEN}, ["--mirror-mode", "sync"])
     servers.append(guarded)
 
 
@@ -368,3 +371,23 @@ class RepositoryTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class AsyncModeTest(unittest.TestCase):
+    """The server's default mirror mode: writes answer ``queued``."""
+
+    def test_queued_then_consistent(self) -> None:
+        server = Server()
+        servers.append(server)
+        repo = MemCellRepository(server.url)
+        stored = repo.append_memcell(MemCell(user_id="async", timestamp=datetime(2026, 1, 12, tzinfo=timezone.utc), summary="s"))
+        self.assertEqual(repo.last_response.mirror, "queued")
+        deadline = time.monotonic() + 10
+        while True:
+            repo.get_by_event_id(stored.event_id)
+            outcome = repo.last_response.validation
+            self.assertIn(outcome, ("pending", "consistent"))
+            if outcome == "consistent" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(outcome, "consistent")
