@@ -2,9 +2,7 @@ package mirror_test
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -274,23 +272,7 @@ func TestAsyncOrdering(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		errs := make(chan error, 8)
-		for w := range 8 {
-			wg.Go(func() {
-				for i := range 25 {
-					if _, _, err := e.repo.Update(ctx, m.ID, map[string]any{"summary": fmt.Sprintf("w%d-%d", w, i)}); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+		e.concurrentUpdates(t, m.ID, 8, 25)
 		e.assertMirrored(t, "after 200 concurrent updates")
 		got, err := e.kv.Store.Get(ctx, e.repo.Key(m.ID))
 		if err != nil {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,3 +139,26 @@ func (e *env) assertMirrored(t *testing.T, when string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// concurrentUpdates updates id's summary from writers goroutines, each times
+// times, and fails the test on an error.
+func (e *env) concurrentUpdates(t *testing.T, id memcell.ID, writers, times int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range times {
+				if _, _, err := e.repo.Update(context.Background(), id, map[string]any{"summary": fmt.Sprintf("w%d-%d", w, i)}); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

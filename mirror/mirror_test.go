@@ -3,11 +3,9 @@ package mirror_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -252,25 +250,7 @@ func TestEverMemOSDefectsFixed(t *testing.T) {
 		t.Run("concurrent updates leave the newest state in the KV", func(t *testing.T) {
 			e := newEnv(t, b, nil)
 			m := appendN(t, e, 1, 6)[0]
-			var wg sync.WaitGroup
-			errs := make(chan error, 8)
-			for w := range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range 10 {
-						if _, _, err := e.repo.Update(ctx, m.ID, map[string]any{"summary": fmt.Sprintf("w%d-%d", w, i)}); err != nil {
-							errs <- err
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Fatal(err)
-			}
+			e.concurrentUpdates(t, m.ID, 8, 10)
 			e.assertMirrored(t, "after concurrent updates")
 			if got, _ := e.primary.Lookup(ctx, m.ID); got.Revision != 81 {
 				t.Errorf("revision = %d, want 81", got.Revision)
