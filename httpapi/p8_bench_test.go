@@ -116,7 +116,7 @@ func newP8Fixture(b *testing.B, store kv.Store, flags *mirror.Flags) *p8Fixture 
 	}
 	// The bare handler's create answer: the stack's answer to one create.
 	rec := httptest.NewRecorder()
-	req := httptest.NewRequest(http.MethodPost, "/v1/memcells", bytes.NewReader(fx.createBody))
+	req := httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/memcells", bytes.NewReader(fx.createBody))
 	req.Header.Set("Content-Type", "application/json")
 	stack.ServeHTTP(rec, req)
 	if rec.Code != http.StatusCreated {
