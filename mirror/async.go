@@ -83,6 +83,7 @@ type job struct {
 	key     string
 	id      memcell.ID
 	val     []byte
+	buf     *[]byte // the pooled buffer val is in, if any
 	del     bool
 	rev     uint64
 	op      string
@@ -138,6 +139,18 @@ func (r *Repository) enqueue(jobs []*job) Mirror {
 
 func (j *job) size() int64 { return int64(len(j.key)+len(j.val)) + jobOverhead }
 
+// release gives the job's value buffer back to the pool; the job's value
+// must not be used afterwards.
+func (j *job) release() {
+	if j.buf != nil && cap(*j.buf) <= maxPooledBuffer {
+		encodeBuffers.Put(j.buf)
+	}
+	j.buf, j.val = nil, nil
+}
+
+// maxPooledBuffer is the largest encoding buffer given back to the pool.
+const maxPooledBuffer = 64 << 10
+
 // supersedes reports whether j may replace old, a waiting write of the
 // same key: its revision is higher, or equal and j deletes.
 func (j *job) supersedes(old *job) bool {
@@ -161,6 +174,7 @@ type queue struct {
 	spillOps string
 
 	workers   sync.WaitGroup
+	halt      chan struct{} // closed when the workers are to stop
 	recorder  chan struct{} // closed to stop the recorder
 	recorded  chan struct{} // closed when the recorder has stopped
 	closeOnce sync.Once
@@ -170,7 +184,7 @@ func newQueue(r *Repository, maxBytes int64, workers int) *queue {
 	q := &queue{
 		r: r, max: maxBytes,
 		waiting: map[string]*job{}, inflight: map[string]time.Time{},
-		recorder: make(chan struct{}), recorded: make(chan struct{}),
+		recorder: make(chan struct{}), recorded: make(chan struct{}), halt: make(chan struct{}),
 	}
 	q.work = sync.NewCond(&q.mu)
 	q.workers.Add(workers)
@@ -198,6 +212,7 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job) {
 				// is done once that one is.
 				old.intents = append(old.intents, j.intents...)
 				old.groups = append(old.groups, j.groups...)
+				j.release()
 				continue
 			}
 			delta := int64(len(j.val) - len(old.val))
@@ -205,7 +220,8 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job) {
 				dropped = append(dropped, j)
 				continue
 			}
-			old.val, old.del, old.rev, old.op = j.val, j.del, j.rev, j.op
+			old.release()
+			old.val, old.buf, old.del, old.rev, old.op = j.val, j.buf, j.del, j.rev, j.op
 			old.intents = append(old.intents, j.intents...)
 			old.groups = append(old.groups, j.groups...)
 			q.bytes += delta
@@ -228,6 +244,9 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job) {
 	if len(dropped) > 0 {
 		q.r.metrics.queueDrops.Add(float64(len(dropped)))
 		q.note(dropped)
+		for _, j := range dropped {
+			j.release()
+		}
 	}
 	return dropped
 }
@@ -296,22 +315,44 @@ func (q *queue) finish(batch []*job) {
 	}
 }
 
+// After a failed batch a worker waits before its next one, doubling from
+// failBackoff up to maxFailBackoff, so that a dead KV is not hammered; the
+// queue meanwhile fills up to its bound, and enqueueing never waits.
+const (
+	failBackoff    = 50 * time.Millisecond
+	maxFailBackoff = time.Second
+)
+
 func (q *queue) worker() {
 	defer q.workers.Done()
+	var wait time.Duration
 	for {
 		batch := q.take()
 		if batch == nil {
 			return
 		}
-		q.apply(batch)
+		ok := q.apply(batch)
+		for _, j := range batch {
+			j.release()
+		}
 		q.finish(batch)
+		if ok {
+			wait = 0
+			continue
+		}
+		wait = min(max(2*wait, failBackoff), maxFailBackoff)
+		select {
+		case <-q.halt:
+		case <-time.After(wait):
+		}
 	}
 }
 
 // apply writes a batch: its puts in one BatchPut, its deletes in one
 // BatchDelete. The intents of what the KV took (stored, or refused for a
-// newer copy) go to the clearer; the ids of what failed are noted.
-func (q *queue) apply(batch []*job) {
+// newer copy) go to the clearer; the ids of what failed are noted. It
+// reports whether every write succeeded.
+func (q *queue) apply(batch []*job) bool {
 	r := q.r
 	r.metrics.batchSize.Observe(float64(len(batch)))
 	var puts, dels []*job
@@ -323,6 +364,7 @@ func (q *queue) apply(batch []*job) {
 		}
 	}
 	ctx := context.Background()
+	ok := true
 	if len(puts) > 0 {
 		entries := make([]kv.Entry, len(puts))
 		for i, j := range puts {
@@ -335,14 +377,18 @@ func (q *queue) apply(batch []*job) {
 			mir = q.r.batchPutKV(ctx, puts[0].op, entries)
 		}
 		q.settle(puts, mir)
+		ok = mir.Status != MirrorFailed
 	}
 	if len(dels) > 0 {
 		ds := make([]kv.Deletion, len(dels))
 		for i, j := range dels {
 			ds[i] = kv.Deletion{Key: j.key, Rev: j.rev}
 		}
-		q.settle(dels, q.r.deleteKV(ctx, dels[0].op, ds))
+		mir := q.r.deleteKV(ctx, dels[0].op, ds)
+		q.settle(dels, mir)
+		ok = ok && mir.Status != MirrorFailed
 	}
+	return ok
 }
 
 // settle hands the intents of applied jobs to the clearer, or notes the
@@ -467,6 +513,7 @@ func (q *queue) close(timeout time.Duration) {
 		left := q.order
 		q.order, q.waiting, q.bytes = nil, map[string]*job{}, 0
 		q.mu.Unlock()
+		close(q.halt)
 		q.work.Broadcast()
 		q.workers.Wait()
 		if err != nil {

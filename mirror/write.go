@@ -231,13 +231,18 @@ func (r *Repository) mirrorDocs(ctx context.Context, op string, docs []*memcell.
 		jobs := make([]*job, 0, len(docs))
 		var total Mirror
 		for _, d := range docs {
-			val, err := memcell.Encode(d)
+			// The encoding goes in a pooled buffer, which the queue gives
+			// back once the KV has taken it (job.release).
+			buf := encodeBuffers.Get().(*[]byte)
+			val, err := memcell.AppendEncode((*buf)[:0], d)
 			if err != nil {
+				encodeBuffers.Put(buf)
 				r.batchM.failures.Inc()
 				total = merge(total, r.failed(ctx, op, fmt.Errorf("mirror: encode %s: %w", d.ID, err), r.Key(d.ID)))
 				continue
 			}
-			j := &job{key: r.Key(d.ID), id: d.ID, val: val, rev: uint64(d.Revision), op: op}
+			*buf = val
+			j := &job{key: r.Key(d.ID), id: d.ID, val: val, buf: buf, rev: uint64(d.Revision), op: op}
 			if !d.Intent.IsZero() {
 				j.intents = []memcell.Intent{{ID: d.ID, Mark: d.Intent}}
 			}
