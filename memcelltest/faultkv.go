@@ -25,6 +25,8 @@ type FaultKV struct {
 	Gets, BatchGets, Writes atomic.Int64
 	// BatchPutKeys counts the entries of the BatchPut calls.
 	BatchPutKeys atomic.Int64
+	// WriteAttempts counts every write call, failed ones included.
+	WriteAttempts atomic.Int64
 
 	stall atomic.Pointer[chan struct{}]
 }
@@ -46,6 +48,7 @@ func (f *FaultKV) Stall() (release func()) {
 
 // write applies the faults to a write: the stall, then FailWrites.
 func (f *FaultKV) write(ctx context.Context) error {
+	f.WriteAttempts.Add(1)
 	if ch := f.stall.Load(); ch != nil {
 		select {
 		case <-*ch:

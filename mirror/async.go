@@ -116,8 +116,12 @@ func (g *jobGroup) settle(ok bool) (memcell.Intent, bool) {
 	return g.intent, g.left.Add(-1) == 0 && !g.failed.Load()
 }
 
-// errQueueFull is the error of a write the queue could not take.
-var errQueueFull = errors.New("mirror: the queue of KV writes is full or closing; left to the replayer")
+// The errors of a write the queue did not take.
+var (
+	errQueueFull   = errors.New("mirror: the queue of KV writes is full; left to the replayer")
+	errKVFailing   = errors.New("mirror: the KV fails; left to the replayer")
+	errQueueClosed = errors.New("mirror: the repository is closing; left to the replayer")
+)
 
 // queued reports whether a write made with ctx goes through the queue: the
 // mode is async and no transaction holds the write.
@@ -131,13 +135,16 @@ func (r *Repository) enqueue(jobs []*job) Mirror {
 	if len(jobs) == 0 {
 		return Mirror{Status: MirrorSkipped}
 	}
-	if dropped := r.queue.enqueue(jobs); len(dropped) > 0 {
-		return Mirror{Status: MirrorFailed, Err: errQueueFull}
+	if dropped, reason := r.queue.enqueue(jobs); len(dropped) > 0 {
+		err := map[string]error{dropFull: errQueueFull, dropFailing: errKVFailing, dropClosed: errQueueClosed}[reason]
+		return Mirror{Status: MirrorFailed, Err: err}
 	}
 	return Mirror{Status: MirrorQueued}
 }
 
-func (j *job) size() int64 { return int64(len(j.key)+len(j.val)) + jobOverhead }
+// size is the memory the job holds: its key, its value's buffer and the
+// overhead.
+func (j *job) size() int64 { return int64(len(j.key)+cap(j.val)) + jobOverhead }
 
 // release gives the job's value buffer back to the pool; the job's value
 // must not be used afterwards.
@@ -170,6 +177,12 @@ type queue struct {
 	bytes    int64
 	closed   bool // takes no more writes
 	stopped  bool // workers take no more batches
+	// failing is set while the KV fails: the last batch failed. The queue
+	// then holds one write at a time, a probe, and leaves the others to
+	// the pending record at once, so that an outage neither fills memory
+	// nor sends the KV more than a probe per backoff; the first batch that
+	// succeeds clears it.
+	failing  bool
 	spill    []memcell.ID
 	spillOps string
 
@@ -195,15 +208,33 @@ func newQueue(r *Repository, maxBytes int64, workers int) *queue {
 	return q
 }
 
-// enqueue queues jobs and returns those it could not take (the queue is
-// full or closed), which the caller leaves to their intents.
-func (q *queue) enqueue(jobs []*job) (dropped []*job) {
+// Why the queue did not take a write (memcell_mirror_queue_drops_total's
+// reason label).
+const (
+	dropFull    = "full"       // the queue is at its byte bound
+	dropFailing = "kv_failing" // the KV fails; a probe is under way
+	dropClosed  = "closed"     // the repository is closing
+)
+
+// enqueue queues jobs and returns those it could not take, with why (the
+// reason of the last), which the caller leaves to their intents; their ids
+// are noted as pending.
+func (q *queue) enqueue(jobs []*job) (dropped []*job, reason string) {
 	now := time.Now()
 	q.mu.Lock()
 	added := false
 	for _, j := range jobs {
-		if q.closed {
+		switch {
+		case q.closed:
+			reason = dropClosed
+		case q.failing && (len(q.waiting) > 0 || len(q.inflight) > 0):
+			reason = dropFailing
+		default:
+			reason = ""
+		}
+		if reason != "" {
 			dropped = append(dropped, j)
+			q.r.metrics.queueDrops.WithLabelValues(reason).Inc()
 			continue
 		}
 		if old, ok := q.waiting[j.key]; ok {
@@ -215,9 +246,10 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job) {
 				j.release()
 				continue
 			}
-			delta := int64(len(j.val) - len(old.val))
+			delta := int64(cap(j.val) - cap(old.val))
 			if delta > 0 && q.bytes+delta > q.max {
-				dropped = append(dropped, j)
+				dropped, reason = append(dropped, j), dropFull
+				q.r.metrics.queueDrops.WithLabelValues(reason).Inc()
 				continue
 			}
 			old.release()
@@ -228,7 +260,8 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job) {
 			continue
 		}
 		if q.bytes+j.size() > q.max {
-			dropped = append(dropped, j)
+			dropped, reason = append(dropped, j), dropFull
+			q.r.metrics.queueDrops.WithLabelValues(reason).Inc()
 			continue
 		}
 		j.queued = now
@@ -242,13 +275,12 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job) {
 		q.work.Signal()
 	}
 	if len(dropped) > 0 {
-		q.r.metrics.queueDrops.Add(float64(len(dropped)))
 		q.note(dropped)
 		for _, j := range dropped {
 			j.release()
 		}
 	}
-	return dropped
+	return dropped, reason
 }
 
 // busy reports whether key has a write waiting or under way.
@@ -394,6 +426,16 @@ func (q *queue) apply(batch []*job) bool {
 // settle hands the intents of applied jobs to the clearer, or notes the
 // ids of failed ones as pending.
 func (q *queue) settle(jobs []*job, mir Mirror) {
+	q.mu.Lock()
+	was := q.failing
+	q.failing = mir.Status == MirrorFailed
+	q.mu.Unlock()
+	switch {
+	case q.failing && !was:
+		q.r.log.Warn("mirror: the KV fails; until it answers again, writes go to the pending record, one at a time to the KV as a probe", "kv_backend", q.r.backend)
+	case !q.failing && was:
+		q.r.log.Info("mirror: the KV answers again; writes are queued", "kv_backend", q.r.backend)
+	}
 	if mir.Status == MirrorFailed {
 		q.r.log.Warn("mirror: queued kv writes failed; recorded for the replayer", "op", jobs[0].op,
 			"kv_backend", q.r.backend, "key", jobs[0].key, "keys", len(jobs), "error", mir.Err)

@@ -197,7 +197,7 @@ func TestAsyncQueueFull(t *testing.T) {
 	e.assertMirrored(t, "after the replay")
 }
 
-// metricValue returns the value of a counter or gauge of one series.
+// metricValue returns the sum of the series of a counter or gauge.
 func metricValue(t *testing.T, e *env, name string) float64 {
 	t.Helper()
 	mfs, err := e.reg.Gather()
@@ -205,35 +205,44 @@ func metricValue(t *testing.T, e *env, name string) float64 {
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			m := mf.GetMetric()[0]
-			switch {
-			case m.GetCounter() != nil:
-				return m.GetCounter().GetValue()
-			case m.GetGauge() != nil:
-				return m.GetGauge().GetValue()
-			}
+		if mf.GetName() != name {
+			continue
 		}
+		var sum float64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+		return sum
 	}
-	t.Fatalf("no single series %s", name)
+	t.Fatalf("no metric %s", name)
 	return 0
 }
 
-// TestAsyncKVDown fails every KV write: writes answer queued, the failed
-// batches are noted as pending, and a replay after the KV is back leaves
-// no difference.
+// TestAsyncKVDown fails every KV write: writes still answer at once, the
+// first queued; once a batch has failed the queue holds one write at a
+// time as a probe and refuses the others (failed, kv_failing). Every id is
+// noted as pending, the KV is not sent more than probes, and a replay
+// after the KV is back leaves no difference.
 func TestAsyncKVDown(t *testing.T) {
 	e := newEnv(t, memory(), &mirror.Options{Flags: asyncFlags()})
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(7, 8))
 	e.kv.FailWrites.Store(true)
 	var ids []memcell.ID
-	for range 10 {
+	status := map[mirror.MirrorStatus]int{}
+	for range 30 {
 		m, mir, err := e.repo.Append(ctx, memcelltest.NewMemCell(r, 0))
-		if err != nil || mir.Status != mirror.MirrorQueued {
-			t.Fatalf("Append with the KV down = %+v, %v; want queued", mir, err)
+		if err != nil || (mir.Status != mirror.MirrorQueued && mir.Status != mirror.MirrorFailed) {
+			t.Fatalf("Append with the KV down = %+v, %v; want queued or failed", mir, err)
 		}
+		status[mir.Status]++
 		ids = append(ids, m.ID)
+	}
+	if status[mirror.MirrorFailed] == 0 {
+		t.Errorf("with the KV down every write was queued (%v): the queue did not stop taking them", status)
+	}
+	if calls := e.kv.WriteAttempts.Load(); calls >= int64(len(ids)) {
+		t.Errorf("%d KV write calls for %d writes while it failed: want probes only", calls, len(ids))
 	}
 	e.drain(t)
 	deadline := time.Now().Add(10 * time.Second)

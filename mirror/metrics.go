@@ -23,7 +23,7 @@ type metrics struct {
 	intentsLeft     prometheus.Counter
 	fallbackReads   *prometheus.CounterVec
 	batchSize       prometheus.Histogram
-	queueDrops      prometheus.Counter
+	queueDrops      *prometheus.CounterVec
 }
 
 // kvBuckets span 50µs to ~1.6s: in-process stores answer in microseconds,
@@ -85,10 +85,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "KV writes applied together in one round of the async mirror (one pipeline or batch call per backend round).",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 9), // 1 to 256, maxBatchJobs
 		}),
-		queueDrops: prometheus.NewCounter(prometheus.CounterOpts{
+		queueDrops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "memcell", Name: "mirror_queue_drops_total",
-			Help: "KV writes the async mirror's queue could not take (full, or shutting down); their write intents and pending notes stay for the replayer.",
-		}),
+			Help: "KV writes the async mirror's queue did not take, by reason: full (at its byte bound), kv_failing (the KV fails; one write at a time probes it), closed (shutting down). Their write intents stay and their ids are noted as pending, for the replayer.",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.writeFailures, m.readFailures, m.inconsistencies, m.writeLatency, m.readLatency, m.validations, m.operations, m.writesSkipped,

@@ -263,6 +263,9 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	for _, op := range []string{"get", "batch_get"} {
 		m.inconsistencies.WithLabelValues(backend, op)
 	}
+	for _, reason := range []string{dropFull, dropFailing, dropClosed} {
+		m.queueDrops.WithLabelValues(reason)
+	}
 	for _, o := range []Outcome{Consistent, Inconsistent, Missing, Errored, Skipped, Pending} {
 		m.validations.WithLabelValues(backend, string(o))
 	}

@@ -22,10 +22,11 @@ import (
 // its KV in a Redis of the test's own, under four concurrent writers, and
 // puts the KV through trouble: first Redis holds every write
 // (CLIENT PAUSE WRITE), then it is stopped, then started again. Every API
-// write must succeed and answer queued; none may wait for the KV (in sync
-// mode each write during the pause waits the KV timeout,
-// mirror.DefaultKVTimeout); and once Redis is back every write lands in
-// the KV with no repair run: a verify finds the stores equal.
+// write must succeed and answer queued, or failed once the KV has failed
+// (the queue then sends the writes to the pending record at once); none
+// may wait for the KV (in sync mode each write during the pause waits the
+// KV timeout, mirror.DefaultKVTimeout); and once Redis is back every write
+// lands in the KV with no repair run: a verify finds the stores equal.
 func TestAsyncKVTrouble(t *testing.T) {
 	rdir := t.TempDir()
 	r := startRedis(t, 0, rdir)
@@ -35,8 +36,8 @@ func TestAsyncKVTrouble(t *testing.T) {
 	var phase atomic.Value
 	phase.Store("up")
 	type sample struct {
-		phase string
-		took  time.Duration
+		phase, mirror string
+		took          time.Duration
 	}
 	var (
 		mu      sync.Mutex
@@ -48,32 +49,33 @@ func TestAsyncKVTrouble(t *testing.T) {
 	var wg sync.WaitGroup
 	client := &http.Client{Timeout: time.Minute}
 	defer client.CloseIdleConnections()
-	write := func(method, path string, body any) (string, time.Duration, error) {
+	write := func(method, path string, body any) (string, string, time.Duration, error) {
 		b, _ := json.Marshal(body)
 		req, err := http.NewRequest(method, s.url+path, bytes.NewReader(b))
 		if err != nil {
-			return "", 0, err
+			return "", "", 0, err
 		}
 		req.Header.Set("Content-Type", "application/json")
 		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {
-			return "", 0, err
+			return "", "", 0, err
 		}
 		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		took := time.Since(start)
 		if resp.StatusCode/100 != 2 {
-			return "", took, fmt.Errorf("%s %s = %d %s", method, path, resp.StatusCode, data)
+			return "", "", took, fmt.Errorf("%s %s = %d %s", method, path, resp.StatusCode, data)
 		}
-		if m := resp.Header.Get("Memcell-Mirror"); m != string(mirror.MirrorQueued) {
-			return "", took, fmt.Errorf("%s %s: Memcell-Mirror %q, want queued", method, path, m)
+		m := resp.Header.Get("Memcell-Mirror")
+		if m != string(mirror.MirrorQueued) && m != string(mirror.MirrorFailed) {
+			return "", "", took, fmt.Errorf("%s %s: Memcell-Mirror %q, want queued or failed", method, path, m)
 		}
 		var out struct {
 			EventID string `json:"event_id"`
 		}
 		_ = json.Unmarshal(data, &out)
-		return out.EventID, took, nil
+		return out.EventID, m, took, nil
 	}
 	for w := range 4 {
 		wg.Go(func() {
@@ -86,14 +88,14 @@ func TestAsyncKVTrouble(t *testing.T) {
 				}
 				p := phase.Load().(string)
 				var (
-					id   string
-					took time.Duration
-					err  error
+					id, mir string
+					took    time.Duration
+					err     error
 				)
 				if len(mine) > 0 && i%3 == 2 {
-					_, took, err = write("PATCH", "/v1/memcells/"+mine[i%len(mine)], map[string]any{"summary": fmt.Sprintf("w%d-%d", w, i)})
+					_, mir, took, err = write("PATCH", "/v1/memcells/"+mine[i%len(mine)], map[string]any{"summary": fmt.Sprintf("w%d-%d", w, i)})
 				} else {
-					id, took, err = write("POST", "/v1/memcells", map[string]any{
+					id, mir, took, err = write("POST", "/v1/memcells", map[string]any{
 						"user_id": fmt.Sprintf("trouble-%d", w), "timestamp": "2026-03-01T10:00:00Z", "summary": fmt.Sprintf("w%d-%d", w, i)})
 					if id != "" {
 						mine = append(mine, id)
@@ -103,7 +105,7 @@ func TestAsyncKVTrouble(t *testing.T) {
 				if err != nil {
 					errs = append(errs, p+": "+err.Error())
 				} else {
-					samples = append(samples, sample{p, took})
+					samples = append(samples, sample{p, mir, took})
 					if id != "" {
 						ids = append(ids, id)
 					}
@@ -135,8 +137,16 @@ func TestAsyncKVTrouble(t *testing.T) {
 		t.Fatalf("%d API writes failed, e.g. %s", len(errs), errs[0])
 	}
 	byPhase := map[string][]time.Duration{}
+	mirrors := map[string]map[string]int{}
 	for _, s := range samples {
 		byPhase[s.phase] = append(byPhase[s.phase], s.took)
+		if mirrors[s.phase] == nil {
+			mirrors[s.phase] = map[string]int{}
+		}
+		mirrors[s.phase][s.mirror]++
+	}
+	if n := mirrors["up"]["failed"]; n > 0 {
+		t.Errorf("%d writes answered failed while Redis was up", n)
 	}
 	for _, p := range []string{"up", "paused", "stopped", "restarted"} {
 		lat := byPhase[p]
@@ -145,7 +155,8 @@ func TestAsyncKVTrouble(t *testing.T) {
 		}
 		slices.Sort(lat)
 		q := func(f float64) time.Duration { return lat[min(len(lat)-1, int(f*float64(len(lat))))] }
-		t.Logf("Redis %s: %d writes, p50 %v, p99 %v, max %v", p, len(lat), q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
+		t.Logf("Redis %s: %d writes (Memcell-Mirror %v), p50 %v, p99 %v, max %v", p, len(lat), mirrors[p],
+			q(0.5).Round(time.Microsecond), q(0.99).Round(time.Microsecond), lat[len(lat)-1].Round(time.Microsecond))
 		if slowest := lat[len(lat)-1]; p != "up" && slowest >= mirror.DefaultKVTimeout {
 			t.Errorf("while Redis was %s a write took %v: it waited for the KV", p, slowest)
 		}
