@@ -183,6 +183,11 @@ type queue struct {
 	// nor sends the KV more than a probe per backoff; the first batch that
 	// succeeds clears it.
 	failing  bool
+	// started[w] is when worker w's batch under way began; zero when idle.
+	// A batch under way for longer than stallAfter makes the queue behave
+	// as failing too: the KV has stalled.
+	started    []time.Time
+	stallAfter time.Duration
 	spill    []memcell.ID
 	spillOps string
 
@@ -193,16 +198,17 @@ type queue struct {
 	closeOnce sync.Once
 }
 
-func newQueue(r *Repository, maxBytes int64, workers int) *queue {
+func newQueue(r *Repository, maxBytes int64, workers int, stallAfter time.Duration) *queue {
 	q := &queue{
-		r: r, max: maxBytes,
+		r: r, max: maxBytes, stallAfter: stallAfter,
 		waiting: map[string]*job{}, inflight: map[string]time.Time{},
 		recorder: make(chan struct{}), recorded: make(chan struct{}), halt: make(chan struct{}),
 	}
 	q.work = sync.NewCond(&q.mu)
 	q.workers.Add(workers)
-	for range workers {
-		go q.worker()
+	q.started = make([]time.Time, workers)
+	for w := range workers {
+		go q.worker(w)
 	}
 	go q.record()
 	return q
@@ -227,7 +233,7 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job, reason string) {
 		switch {
 		case q.closed:
 			reason = dropClosed
-		case q.failing && (len(q.waiting) > 0 || len(q.inflight) > 0):
+		case (q.failing || q.stalledLocked(now)) && (len(q.waiting) > 0 || len(q.inflight) > 0):
 			reason = dropFailing
 		default:
 			reason = ""
@@ -294,7 +300,21 @@ func (q *queue) busy(key string) bool {
 
 // take waits for writes and returns up to maxBatchJobs of them whose keys
 // are not being written, marked as under way; nil once stopped.
-func (q *queue) take() []*job {
+// DefaultStallAfter is the default Options.StallAfter.
+const DefaultStallAfter = time.Second
+
+// stalledLocked reports whether a batch has been under way for longer
+// than stallAfter.
+func (q *queue) stalledLocked(now time.Time) bool {
+	for _, t := range q.started {
+		if !t.IsZero() && now.Sub(t) > q.stallAfter {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *queue) take(w int) []*job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
@@ -302,6 +322,7 @@ func (q *queue) take() []*job {
 			return nil
 		}
 		if batch := q.takeLocked(); len(batch) > 0 {
+			q.started[w] = time.Now()
 			if len(q.order) > 0 {
 				q.work.Signal() // more for another worker
 			}
@@ -335,8 +356,9 @@ func (q *queue) takeLocked() []*job {
 }
 
 // finish marks a batch done.
-func (q *queue) finish(batch []*job) {
+func (q *queue) finish(w int, batch []*job) {
 	q.mu.Lock()
+	q.started[w] = time.Time{}
 	for _, j := range batch {
 		delete(q.inflight, j.key)
 	}
@@ -355,11 +377,11 @@ const (
 	maxFailBackoff = time.Second
 )
 
-func (q *queue) worker() {
+func (q *queue) worker(w int) {
 	defer q.workers.Done()
 	var wait time.Duration
 	for {
-		batch := q.take()
+		batch := q.take(w)
 		if batch == nil {
 			return
 		}
@@ -367,7 +389,7 @@ func (q *queue) worker() {
 		for _, j := range batch {
 			j.release()
 		}
-		q.finish(batch)
+		q.finish(w, batch)
 		if ok {
 			wait = 0
 			continue

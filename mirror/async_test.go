@@ -3,6 +3,7 @@ package mirror_test
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -301,7 +302,7 @@ func TestAsyncOrdering(t *testing.T) {
 // go together in the next one: with the KV stalled while 50 writes queue,
 // they reach it in at most a few batch calls, not 50 puts.
 func TestAsyncGroupCommit(t *testing.T) {
-	e := newEnv(t, memory(), &mirror.Options{Flags: asyncFlags(), Workers: 1})
+	e := newEnv(t, memory(), &mirror.Options{Flags: asyncFlags(), Workers: 1, StallAfter: time.Minute})
 	ctx := context.Background()
 	r := rand.New(rand.NewPCG(11, 12))
 	release := e.kv.Stall()
@@ -401,4 +402,44 @@ func TestModeSwitch(t *testing.T) {
 		t.Error("SetFlags accepted mode \"later\"")
 	}
 	e.assertMirrored(t, "after the switches")
+}
+
+// TestAsyncStallDetected stalls the KV: once a batch has been under way for
+// longer than StallAfter, the queue stops holding writes for it; they
+// answer failed and go to the pending record, and a replay after the KV
+// answers again leaves no difference.
+func TestAsyncStallDetected(t *testing.T) {
+	e := newEnv(t, memory(), &mirror.Options{Flags: asyncFlags(), StallAfter: 100 * time.Millisecond})
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(19, 20))
+	release := e.kv.Stall()
+	defer release()
+	if _, mir, err := e.repo.Append(ctx, memcelltest.NewMemCell(r, 0)); err != nil || mir.Status != mirror.MirrorQueued {
+		t.Fatalf("first Append with the KV stalled = %+v, %v; want queued", mir, err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	m, mir, err := e.repo.Append(ctx, memcelltest.NewMemCell(r, 0))
+	if err != nil || mir.Status != mirror.MirrorFailed {
+		t.Fatalf("Append after the stall was seen = %+v, %v; want failed", mir, err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		noted, err := e.primary.Pending(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(noted, m.ID) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not noted as pending (%v)", m.ID, noted)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	release()
+	e.drain(t)
+	if _, err := reconcile.Replay(ctx, e.primary, e.kv, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.assertMirrored(t, "after the replay")
 }

@@ -91,6 +91,11 @@ type Options struct {
 	// DrainTimeout bounds how long Close waits for the queued KV writes;
 	// 0 means DefaultDrainTimeout.
 	DrainTimeout time.Duration
+	// StallAfter is how long a batch of queued KV writes may be under way
+	// before the queue takes the KV for stalled and, as for a failing one,
+	// stops holding writes for it (they go to the pending record); 0 means
+	// DefaultStallAfter.
+	StallAfter time.Duration
 }
 
 // Validation modes of the service-wide flag.
@@ -220,8 +225,11 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	if o.FallbackHold == 0 {
 		o.FallbackHold = DefaultFallbackHold
 	}
-	if o.QueueBytes < 0 || o.Workers < 0 || o.DrainTimeout < 0 {
-		return nil, errors.New("mirror: QueueBytes, Workers and DrainTimeout must not be negative")
+	if o.QueueBytes < 0 || o.Workers < 0 || o.DrainTimeout < 0 || o.StallAfter < 0 {
+		return nil, errors.New("mirror: QueueBytes, Workers, DrainTimeout and StallAfter must not be negative")
+	}
+	if o.StallAfter == 0 {
+		o.StallAfter = DefaultStallAfter
 	}
 	if o.QueueBytes == 0 {
 		o.QueueBytes = DefaultQueueBytes
@@ -278,7 +286,7 @@ func New(primary Primary, store kv.Store, opts *Options) (*Repository, error) {
 	}
 	r.flags.Store(&flags)
 	r.clear = newClearer(primary, store, o.Logger, o.ClearInterval, m)
-	r.queue = newQueue(r, o.QueueBytes, o.Workers)
+	r.queue = newQueue(r, o.QueueBytes, o.Workers, o.StallAfter)
 	r.drainTimeout = o.DrainTimeout
 	if err := m.registerQueue(o.Registerer, backend, r.queue); err != nil {
 		r.Close()
