@@ -182,14 +182,14 @@ type queue struct {
 	// the pending record at once, so that an outage neither fills memory
 	// nor sends the KV more than a probe per backoff; the first batch that
 	// succeeds clears it.
-	failing  bool
+	failing bool
 	// started[w] is when worker w's batch under way began; zero when idle.
 	// A batch under way for longer than stallAfter makes the queue behave
 	// as failing too: the KV has stalled.
 	started    []time.Time
 	stallAfter time.Duration
-	spill    []memcell.ID
-	spillOps string
+	spill      []memcell.ID
+	spillOps   string
 
 	workers   sync.WaitGroup
 	halt      chan struct{} // closed when the workers are to stop
