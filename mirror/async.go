@@ -229,18 +229,17 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job, reason string) {
 	now := time.Now()
 	q.mu.Lock()
 	added := false
+	drop := func(j *job, why string) {
+		dropped, reason = append(dropped, j), why
+		q.r.metrics.queueDrops.WithLabelValues(why).Inc()
+	}
 	for _, j := range jobs {
 		switch {
 		case q.closed:
-			reason = dropClosed
+			drop(j, dropClosed)
+			continue
 		case (q.failing || q.stalledLocked(now)) && (len(q.waiting) > 0 || len(q.inflight) > 0):
-			reason = dropFailing
-		default:
-			reason = ""
-		}
-		if reason != "" {
-			dropped = append(dropped, j)
-			q.r.metrics.queueDrops.WithLabelValues(reason).Inc()
+			drop(j, dropFailing)
 			continue
 		}
 		if old, ok := q.waiting[j.key]; ok {
@@ -254,8 +253,7 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job, reason string) {
 			}
 			delta := int64(cap(j.val) - cap(old.val))
 			if delta > 0 && q.bytes+delta > q.max {
-				dropped, reason = append(dropped, j), dropFull
-				q.r.metrics.queueDrops.WithLabelValues(reason).Inc()
+				drop(j, dropFull)
 				continue
 			}
 			old.release()
@@ -266,8 +264,7 @@ func (q *queue) enqueue(jobs []*job) (dropped []*job, reason string) {
 			continue
 		}
 		if q.bytes+j.size() > q.max {
-			dropped, reason = append(dropped, j), dropFull
-			q.r.metrics.queueDrops.WithLabelValues(reason).Inc()
+			drop(j, dropFull)
 			continue
 		}
 		j.queued = now
@@ -298,8 +295,6 @@ func (q *queue) busy(key string) bool {
 	return waiting || inflight
 }
 
-// take waits for writes and returns up to maxBatchJobs of them whose keys
-// are not being written, marked as under way; nil once stopped.
 // DefaultStallAfter is the default Options.StallAfter.
 const DefaultStallAfter = time.Second
 
@@ -314,6 +309,9 @@ func (q *queue) stalledLocked(now time.Time) bool {
 	return false
 }
 
+// take waits for writes and returns up to maxBatchJobs of them whose keys
+// are not being written, marked as under way by worker w; nil once
+// stopped.
 func (q *queue) take(w int) []*job {
 	q.mu.Lock()
 	defer q.mu.Unlock()
