@@ -135,6 +135,11 @@ func (s *Store) Find(ctx context.Context, q memcell.Query) ([]*memcell.MemCell, 
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
+	if s.index != nil {
+		if out, ok, err := s.findIndexed(ctx, q); ok || err != nil {
+			return out, err
+		}
+	}
 	filter := queryFilter(&q)
 	dir := -1
 	if q.Ascending {
@@ -156,6 +161,17 @@ func (s *Store) Count(ctx context.Context, q memcell.Query) (int64, error) {
 	q.Limit, q.Skip = 0, 0 // ignored here
 	if err := q.Check(); err != nil {
 		return 0, err
+	}
+	if s.index != nil {
+		n, ok, err := s.index.Count(ctx, q)
+		switch {
+		case ok:
+			return n, nil
+		case err != nil && ctx.Err() != nil:
+			return 0, ctx.Err()
+		case err != nil:
+			s.log.WarnContext(ctx, "mongostore: the query index failed; asking the server", "error", err)
+		}
 	}
 	n, err := s.coll.CountDocuments(ctx, queryFilter(&q))
 	if err != nil {
