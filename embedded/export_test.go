@@ -5,4 +5,5 @@ var (
 	FindSQL  = findSQL
 	CountSQL = countSQL
 	OddSQL   = oddSQL
+	ScopeSQL = scopeSQL
 )

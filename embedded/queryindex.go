@@ -362,3 +362,63 @@ func (x *QueryIndex) Count(ctx context.Context, q memcell.Query) (n int64, ok bo
 	})
 	return n, ok, err
 }
+
+// scopeSQL is the query of Scope.
+func scopeSQL(table string, sc *memcell.Scope, deleted *bool) (string, []any) {
+	var conds []string
+	var args []any
+	if sc.UserID != nil {
+		conds = append(conds, userExpr+" = ?")
+		args = append(args, *sc.UserID)
+	}
+	if deleted != nil {
+		if *deleted {
+			conds = append(conds, deletedExpr+" IS NOT NULL")
+		} else {
+			conds = append(conds, deletedExpr+" IS NULL")
+		}
+	}
+	if sc.Start != nil {
+		conds = append(conds, timestampExpr+" >= ?")
+		args = append(args, sc.Start.UnixMilli())
+	}
+	if sc.End != nil {
+		conds = append(conds, timestampExpr+" < ?")
+		args = append(args, sc.End.UnixMilli())
+	}
+	return fmt.Sprintf(`SELECT %s FROM %q WHERE %s`, hexIDExpr, table, strings.Join(conds, " AND ")), args
+}
+
+// Scope returns the ids of the documents in sc, in no particular order:
+// every one, or with deleted set the soft-deleted ones (*deleted) or the
+// live ones. ok is false when the index cannot answer exactly.
+func (x *QueryIndex) Scope(ctx context.Context, sc memcell.Scope, deleted *bool) (ids []memcell.ID, ok bool, err error) {
+	if err := sc.Check(); err != nil {
+		return nil, false, err
+	}
+	ok, err = x.readTx(ctx, func(tx *sql.Tx, table string) error {
+		ids = ids[:0]
+		query, args := scopeSQL(table, &sc, deleted)
+		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var hex string
+			if err := rows.Scan(&hex); err != nil {
+				return err
+			}
+			id, err := memcell.ParseID(hex)
+			if err != nil {
+				return fmt.Errorf("stored _id %q: %w", hex, err)
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if !ok {
+		return nil, ok, err
+	}
+	return ids, true, nil
+}

@@ -242,6 +242,61 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 		}
 	}
 	t.Run("memcell documents", func(t *testing.T) { compare(t, true, 150) })
+	t.Run("scopes", func(t *testing.T) {
+		coll := f.client.Database("d").Collection(mongostore.DefaultCollection)
+		for i := range 60 {
+			q := randomQuery(r)
+			sc := memcell.Scope{UserID: q.UserID, Start: q.Start, End: q.End}
+			if sc.Check() != nil {
+				continue
+			}
+			filter := bson.D{}
+			if sc.UserID != nil {
+				filter = append(filter, bson.E{Key: "user_id", Value: *sc.UserID})
+			}
+			rng := bson.D{}
+			if sc.Start != nil {
+				rng = append(rng, bson.E{Key: "$gte", Value: bson.NewDateTimeFromTime(*sc.Start)})
+			}
+			if sc.End != nil {
+				rng = append(rng, bson.E{Key: "$lt", Value: bson.NewDateTimeFromTime(*sc.End)})
+			}
+			if len(rng) > 0 {
+				filter = append(filter, bson.E{Key: "timestamp", Value: rng})
+			}
+			for _, deleted := range []*bool{nil, ptr(false), ptr(true)} {
+				flt := slices.Clone(filter)
+				switch {
+				case deleted == nil:
+				case *deleted:
+					flt = append(flt, bson.E{Key: "deleted_at", Value: bson.D{{Key: "$ne", Value: nil}}})
+				default:
+					flt = append(flt, bson.E{Key: "deleted_at", Value: nil})
+				}
+				cur, err := coll.Find(ctx, flt, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []memcell.ID
+				for cur.Next(ctx) {
+					want = append(want, memcell.ID(cur.Current.Lookup("_id").ObjectID()))
+				}
+				if err := cur.Err(); err != nil {
+					t.Fatal(err)
+				}
+				got, ok, err := f.index.Scope(ctx, sc, deleted)
+				if err != nil || !ok {
+					t.Fatalf("index Scope: ok %v, %v", ok, err)
+				}
+				cmp := func(a, b memcell.ID) int { return strings.Compare(a.String(), b.String()) }
+				slices.SortFunc(got, cmp)
+				slices.SortFunc(want, cmp)
+				if !slices.Equal(got, want) {
+					t.Fatalf("scope %d %+v, deleted %v: the index has %d ids, the server %d", i, sc, deleted, len(got), len(want))
+				}
+			}
+		}
+	})
 
 	// Documents written behind the store's back, shaped as MongoDB allows
 	// but memcell does not write, each make the index decline.
@@ -393,6 +448,9 @@ func TestQueryIndexLayout(t *testing.T) {
 		{"list by time range", embedded.FindSQL, memcell.Query{Start: &start, End: &end}, "_memcell_timestamp"},
 		{"count by user", embedded.CountSQL, memcell.Query{UserID: &user}, "_memcell_user"},
 		{"count by group in a time range", embedded.CountSQL, memcell.Query{GroupID: &group, Start: &start, End: &end}, "_memcell_group"},
+		{"scope of a user", scopeOf(memcell.Scope{UserID: &user}, ptr(false)), memcell.Query{}, "_memcell_user"},
+		{"scope of a user and time range", scopeOf(memcell.Scope{UserID: &user, Start: &start}, nil), memcell.Query{}, "_memcell_user"},
+		{"scope of a time range", scopeOf(memcell.Scope{Start: &start, End: &end}, ptr(true)), memcell.Query{}, "_memcell_timestamp"},
 	} {
 		query, args := c.sql(table, &c.q)
 		plan := explain(t, db, query, args...)
@@ -403,6 +461,13 @@ func TestQueryIndexLayout(t *testing.T) {
 	if plan := explain(t, db, embedded.OddSQL(table)); !strings.Contains(plan, table+"_memcell_odd") {
 		t.Errorf("the check for odd documents is planned as %q; want a search of the partial index", plan)
 	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// scopeOf is the query of a Scope, in the form of FindSQL's.
+func scopeOf(sc memcell.Scope, deleted *bool) func(string, *memcell.Query) (string, []any) {
+	return func(table string, _ *memcell.Query) (string, []any) { return embedded.ScopeSQL(table, &sc, deleted) }
 }
 
 func explain(t *testing.T, db *sql.DB, query string, args ...any) string {

@@ -3,9 +3,14 @@ package mongostore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/memcell/memcell"
 )
@@ -24,6 +29,9 @@ type Index interface {
 	Find(ctx context.Context, q memcell.Query) (ids []memcell.ID, timestamps []time.Time, ok bool, err error)
 	// Count counts the live documents q selects.
 	Count(ctx context.Context, q memcell.Query) (n int64, ok bool, err error)
+	// Scope returns the ids of the documents in sc: all of them, or with
+	// deleted set the soft-deleted ones (*deleted) or the live ones.
+	Scope(ctx context.Context, sc memcell.Scope, deleted *bool) (ids []memcell.ID, ok bool, err error)
 }
 
 // indexAttempts bounds the index answers findIndexed reads back before
@@ -140,3 +148,78 @@ func anyOrAllOf(have, want []string, all bool) bool {
 	}
 	return all
 }
+
+// scopeIndexed asks the index for the ids in sc (see Index.Scope), for a
+// bulk write to change them one by one by _id. ok is false when there is
+// no index, when the index declines or fails, or when this process does not
+// serialise its writes: only under the bulk lock of writeLocks can no
+// other write of the process change the scope between the answer and the
+// writes.
+func (s *Store) scopeIndexed(ctx context.Context, sc memcell.Scope, deleted *bool) ([]memcell.ID, bool, error) {
+	if s.index == nil || !s.locks.enabled {
+		return nil, false, nil
+	}
+	ids, ok, err := s.index.Scope(ctx, sc, deleted)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
+		s.log.WarnContext(ctx, "mongostore: the query index failed; asking the server", "error", err)
+		return nil, false, nil
+	}
+	return ids, ok, nil
+}
+
+// updateEach applies set to each of ids that is live (or, with live
+// false, soft-deleted) as updateOne does, and returns how many it changed
+// and their new states. The caller holds the bulk lock.
+func (s *Store) updateEach(ctx context.Context, op string, ids []memcell.ID, live bool, set bson.D) (memcell.BulkResult, error) {
+	var out memcell.BulkResult
+	for _, id := range ids {
+		m, err := s.updateOne(ctx, op, id, live, set)
+		if errors.Is(err, memcell.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out.Count++
+		out.Docs = append(out.Docs, m)
+	}
+	return out, nil
+}
+
+// revisionsOf reads the revision of each of ids by _id, as findRevisions
+// does; ids that are gone are left out.
+func (s *Store) revisionsOf(ctx context.Context, ids []memcell.ID) (map[memcell.ID]int64, error) {
+	out := make(map[memcell.ID]int64, len(ids))
+	for _, id := range ids {
+		raw, err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}},
+			options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: memcell.RevisionField, Value: 1}})).Raw()
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mongostore: find revisions: %w", mapErr(err))
+		}
+		out[id] = revisionOf(raw)
+	}
+	return out, nil
+}
+
+// deleteEach removes each of ids by _id and returns those it removed.
+func (s *Store) deleteEach(ctx context.Context, ids []memcell.ID) ([]memcell.ID, error) {
+	var removed []memcell.ID
+	for _, id := range ids {
+		res, err := s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}})
+		if err != nil {
+			return removed, fmt.Errorf("mongostore: hard delete many: %w", mapErr(err))
+		}
+		if res.DeletedCount == 1 {
+			removed = append(removed, id)
+		}
+	}
+	return removed, nil
+}
+
+func ptr[T any](v T) *T { return &v }
