@@ -2,10 +2,15 @@
 // on SQLite, listening on a loopback port so that any MongoDB client (the
 // service itself, mongosh, the tests) can reach it.
 //
-// It is meant for evaluation, tests and small single-process deployments.
-// FerretDB has no transactions and no change streams, and every filter other
-// than exactly {_id: value} is evaluated after reading the whole collection,
-// so it slows down past about ten thousand documents.
+// It is meant for evaluation, tests and single-process deployments.
+// FerretDB has no transactions and no change streams, and evaluates every
+// filter other than exactly {_id: value} after reading the whole
+// collection. The package makes up for the latter where memcell needs it:
+// IndexIDs indexes the lookups by _id, and a QueryIndex answers memcell's
+// queries (lists, counts, bulk scopes, write intents) from SQLite indexes
+// of its own while the documents are still read, and every write made,
+// through FerretDB. The server also keeps SQLite's write-ahead logs short
+// (Checkpoint).
 package embedded
 
 import (

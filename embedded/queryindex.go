@@ -55,8 +55,12 @@ func fieldType(field string) string {
 // onlyStrings is true when the array field's recorded item types are all
 // "string" (or it has no items): FerretDB records them as a list of
 // {"t":"string"}.
-func onlyStrings(field string) string {
-	return `trim(replace(ifnull(_ferretdb_sjson->>'$."$s".p.` + field + `.i', '[]'), '{"t":"string"}', ''), '[],') = ''`
+func onlyStrings(field string) string { return onlyOf(field, "string") }
+
+// onlyOf is true when the array field's recorded item types are all typ
+// (or it has no items).
+func onlyOf(field, typ string) string {
+	return `trim(replace(ifnull(_ferretdb_sjson->>'$."$s".p.` + field + `.i', '[]'), '{"t":"` + typ + `"}', ''), '[],') = ''`
 }
 
 // oddExpr is true for a document the index cannot answer for exactly as
@@ -73,7 +77,13 @@ var oddExpr = strings.Join([]string{
 	`ifnull(` + fieldType("keywords") + `, 'null') NOT IN ('array', 'null')`,
 	`NOT ` + onlyStrings("participants"),
 	`NOT ` + onlyStrings("keywords"),
+	`ifnull(` + fieldType(memcell.IntentField) + `, 'null') NOT IN ('array', 'null')`,
+	`NOT ` + onlyOf(memcell.IntentField, "objectId"),
 }, " OR ")
+
+// intentsExpr is true for the documents that carry a mirror intent: a
+// non-empty array of marks.
+const intentsExpr = `json_array_length(_ferretdb_sjson, '$.` + memcell.IntentField + `') > 0`
 
 // queryIndexes are the indexes a QueryIndex keeps on its table: name suffix
 // and definition (columns, then an optional partial-index condition). The
@@ -83,6 +93,7 @@ var queryIndexes = []struct{ suffix, def string }{
 	{"_memcell_group", "(" + groupExpr + ", " + deletedExpr + ", " + timestampExpr + ", " + hexIDExpr + ")"},
 	{"_memcell_timestamp", "(" + timestampExpr + ", " + hexIDExpr + ")"},
 	{"_memcell_odd", "(" + idExpr + ") WHERE " + oddExpr},
+	{"_memcell_intents", "(" + idExpr + ") WHERE " + intentsExpr},
 }
 
 // A QueryIndex answers the queries of one memcell collection of the
@@ -400,6 +411,43 @@ func (x *QueryIndex) Scope(ctx context.Context, sc memcell.Scope, deleted *bool)
 		ids = ids[:0]
 		query, args := scopeSQL(table, &sc, deleted)
 		rows, err := tx.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var hex string
+			if err := rows.Scan(&hex); err != nil {
+				return err
+			}
+			id, err := memcell.ParseID(hex)
+			if err != nil {
+				return fmt.Errorf("stored _id %q: %w", hex, err)
+			}
+			ids = append(ids, id)
+		}
+		return rows.Err()
+	})
+	if !ok {
+		return nil, ok, err
+	}
+	return ids, true, nil
+}
+
+// intentsSQL is the query of Intents.
+func intentsSQL(table string) string {
+	return fmt.Sprintf(`SELECT %s FROM %q WHERE %s AND EXISTS (SELECT 1 FROM json_each(%q._ferretdb_sjson, '$.%s') WHERE value < ?)`,
+		hexIDExpr, table, intentsExpr, table, memcell.IntentField)
+}
+
+// Intents returns the ids of the documents that carry a mirror intent
+// whose mark is before the mark before (ObjectIds, compared as MongoDB
+// does: a mark's hex form sorts as its bytes). ok is false when the index
+// cannot answer exactly.
+func (x *QueryIndex) Intents(ctx context.Context, before memcell.ID) (ids []memcell.ID, ok bool, err error) {
+	ok, err = x.readTx(ctx, func(tx *sql.Tx, table string) error {
+		ids = ids[:0]
+		rows, err := tx.QueryContext(ctx, intentsSQL(table), before.String())
 		if err != nil {
 			return err
 		}

@@ -242,6 +242,47 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 		}
 	}
 	t.Run("memcell documents", func(t *testing.T) { compare(t, true, 150) })
+	t.Run("intents", func(t *testing.T) {
+		// Clear the intents of some documents, as the mirror does once
+		// their KV writes are done.
+		all, err := f.wire.Find(ctx, memcell.Query{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []memcell.Intent
+		for _, m := range all {
+			if r.IntN(2) == 0 {
+				done = append(done, memcell.Intent{ID: m.ID, Mark: m.Intent})
+			}
+		}
+		if err := f.wire.ClearIntents(ctx, done); err != nil {
+			t.Fatal(err)
+		}
+		coll := f.client.Database("d").Collection(mongostore.DefaultCollection)
+		for range 20 {
+			before := all[r.IntN(len(all))].ID
+			cur, err := coll.Find(ctx, bson.D{{Key: memcell.IntentField, Value: bson.D{{Key: "$lt", Value: bson.ObjectID(before)}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []memcell.ID
+			for cur.Next(ctx) {
+				want = append(want, memcell.ID(cur.Current.Lookup("_id").ObjectID()))
+			}
+			if err := cur.Err(); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := f.index.Intents(ctx, before)
+			if err != nil || !ok {
+				t.Fatalf("index Intents: ok %v, %v", ok, err)
+			}
+			sortIDs(got)
+			sortIDs(want)
+			if !slices.Equal(got, want) || len(want) == 0 {
+				t.Fatalf("intents before %s: the index has %d ids, the server %d (want some)", before, len(got), len(want))
+			}
+		}
+	})
 	t.Run("scopes", func(t *testing.T) {
 		coll := f.client.Database("d").Collection(mongostore.DefaultCollection)
 		for i := range 60 {
@@ -288,9 +329,8 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 				if err != nil || !ok {
 					t.Fatalf("index Scope: ok %v, %v", ok, err)
 				}
-				cmp := func(a, b memcell.ID) int { return strings.Compare(a.String(), b.String()) }
-				slices.SortFunc(got, cmp)
-				slices.SortFunc(want, cmp)
+				sortIDs(got)
+				sortIDs(want)
 				if !slices.Equal(got, want) {
 					t.Fatalf("scope %d %+v, deleted %v: the index has %d ids, the server %d", i, sc, deleted, len(got), len(want))
 				}
@@ -451,6 +491,9 @@ func TestQueryIndexLayout(t *testing.T) {
 		{"scope of a user", scopeOf(memcell.Scope{UserID: &user}, ptr(false)), memcell.Query{}, "_memcell_user"},
 		{"scope of a user and time range", scopeOf(memcell.Scope{UserID: &user, Start: &start}, nil), memcell.Query{}, "_memcell_user"},
 		{"scope of a time range", scopeOf(memcell.Scope{Start: &start, End: &end}, ptr(true)), memcell.Query{}, "_memcell_timestamp"},
+		{"intents", func(table string, _ *memcell.Query) (string, []any) {
+			return embedded.IntentsSQL(table), []any{memcell.NewID().String()}
+		}, memcell.Query{}, "_memcell_intents"},
 	} {
 		query, args := c.sql(table, &c.q)
 		plan := explain(t, db, query, args...)
@@ -464,6 +507,10 @@ func TestQueryIndexLayout(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func sortIDs(ids []memcell.ID) {
+	slices.SortFunc(ids, func(a, b memcell.ID) int { return strings.Compare(a.String(), b.String()) })
+}
 
 // scopeOf is the query of a Scope, in the form of FindSQL's.
 func scopeOf(sc memcell.Scope, deleted *bool) func(string, *memcell.Query) (string, []any) {

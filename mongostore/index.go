@@ -32,6 +32,9 @@ type Index interface {
 	// Scope returns the ids of the documents in sc: all of them, or with
 	// deleted set the soft-deleted ones (*deleted) or the live ones.
 	Scope(ctx context.Context, sc memcell.Scope, deleted *bool) (ids []memcell.ID, ok bool, err error)
+	// Intents returns the ids of the documents that carry a mirror
+	// intent marked before the mark before.
+	Intents(ctx context.Context, before memcell.ID) (ids []memcell.ID, ok bool, err error)
 }
 
 // indexAttempts bounds the index answers findIndexed reads back before

@@ -45,10 +45,26 @@ func (s *Store) Lookup(ctx context.Context, id memcell.ID) (*memcell.MemCell, er
 // absent or soft-deleted are missing from the map, an empty list gives an
 // empty map. With fields set, only those top-level fields are read (the id
 // always is): the documents are partial and must not be mirrored or
-// compared.
+// compared. With an Index (the embedded primary) it reads each document by
+// _id, whole, instead of one $in that FerretDB would answer by reading the
+// whole collection.
 func (s *Store) GetMany(ctx context.Context, ids []memcell.ID, fields []string) (map[memcell.ID]*memcell.MemCell, error) {
 	out := make(map[memcell.ID]*memcell.MemCell, len(ids))
 	if len(ids) == 0 {
+		return out, nil
+	}
+	if s.index != nil {
+		// The server (FerretDB) would read the whole collection for the
+		// $in: read each by _id, whole (a superset of the fields).
+		docs, err := s.lookupAll(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range docs {
+			if m != nil && !m.Deleted() {
+				out[m.ID] = m
+			}
+		}
 		return out, nil
 	}
 	opts := options.Find()
