@@ -217,9 +217,13 @@ func (x *QueryIndex) inTx(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx, t
 	if err != nil || table == "" {
 		return false, false, err
 	}
+	names := []any{table}
+	for _, ix := range queryIndexes {
+		names = append(names, table+ix.suffix)
+	}
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND name GLOB ?`,
-		table, table+"_memcell_*").Scan(&n); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND name IN (?`+
+		strings.Repeat(", ?", len(queryIndexes)-1)+`)`, names...).Scan(&n); err != nil {
 		return false, false, fmt.Errorf("embedded: query index: %w", err)
 	}
 	if n < len(queryIndexes) {

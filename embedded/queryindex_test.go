@@ -535,3 +535,31 @@ func explain(t *testing.T, db *sql.DB, query string, args ...any) string {
 	}
 	return strings.Join(plan, "; ")
 }
+
+// TestQueryIndexRecreates checks that the index puts back an index of its
+// own that has gone (dropped by hand, or a collection made anew) before
+// answering.
+func TestQueryIndexRecreates(t *testing.T) {
+	f := newIndexFixture(t)
+	ctx := context.Background()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(f.dir, "d.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var table string
+	if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, mongostore.DefaultCollection).Scan(&table); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`DROP INDEX %q`, table+"_memcell_user")); err != nil {
+		t.Fatal(err)
+	}
+	u := "alice"
+	if n, ok, err := f.index.Count(ctx, memcell.Query{UserID: &u}); err != nil || !ok || n != 0 {
+		t.Fatalf("Count = %d, %v, %v; want 0, answered", n, ok, err)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, table+"_memcell_user").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the dropped index is there %d times, %v; want it made again", n, err)
+	}
+}
