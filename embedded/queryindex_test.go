@@ -142,7 +142,9 @@ func populate(t *testing.T, s *mongostore.Store, r *rand.Rand, n int) {
 			m.UserID, m.GroupID = &w, nil
 			m.Participants = append(m.Participants, w)
 		case 1:
-			m.Timestamp = last // ties broken by id
+			if !last.IsZero() {
+				m.Timestamp = last // ties broken by id
+			}
 		case 2:
 			m.Participants, m.Keywords = nil, []string{}
 		case 3:
