@@ -199,7 +199,7 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 7))
-	populate(t, f.wire, r, 400)
+	populate(t, f.wire, r, 300)
 
 	compare := func(t *testing.T, wantIndexed bool, queries int) {
 		t.Helper()
@@ -243,7 +243,7 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 			}
 		}
 	}
-	t.Run("memcell documents", func(t *testing.T) { compare(t, true, 150) })
+	t.Run("memcell documents", func(t *testing.T) { compare(t, true, 120) })
 	t.Run("intents", func(t *testing.T) {
 		// Clear the intents of some documents, as the mirror does once
 		// their KV writes are done.
