@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -49,6 +50,13 @@ type Options struct {
 	// turns (see writeLocks). It is switched on by itself when the server
 	// is FerretDB, whose updates are not atomic.
 	SerializeWrites bool
+	// Index, when set, answers Find and Count where it can, the server
+	// where it cannot (see Index). Only the embedded primary sets one.
+	Index Index
+	// Monitor, when set, is the command monitor of the client Connect
+	// makes (the embedded primary's holds commands back while it
+	// checkpoints); Open ignores it.
+	Monitor *event.CommandMonitor
 }
 
 // Store is the MongoDB primary. It is safe for concurrent use.
@@ -64,12 +72,17 @@ type Store struct {
 	// no projection and whose bulk commands must stay small (ferretBulk).
 	ferret bool
 	bulkMu sync.Mutex
+	index  Index
 }
 
 // Connect connects to uri and opens database's collection; the store owns
 // the client and Close disconnects it.
 func Connect(ctx context.Context, uri, database string, opts *Options) (*Store, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	co := options.Client().ApplyURI(uri)
+	if opts != nil && opts.Monitor != nil {
+		co.SetMonitor(opts.Monitor)
+	}
+	client, err := mongo.Connect(co)
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: connect: %w", mapErr(err))
 	}
@@ -102,7 +115,7 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts *Opti
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{client: client, coll: client.Database(database).Collection(o.Collection), now: o.Now, log: o.Logger}
+	s := &Store{client: client, coll: client.Database(database).Collection(o.Collection), now: o.Now, log: o.Logger, index: o.Index}
 	if err := client.Ping(ctx, nil); err != nil {
 		return nil, fmt.Errorf("mongostore: ping: %w", mapErr(err))
 	}

@@ -290,7 +290,9 @@ func scopeFilter(sc memcell.Scope) (bson.D, error) {
 // It marks all documents of one call with the same new deleted_id and
 // deleted_at, then reads back exactly those with one query on
 // (user_id, deleted_at, timestamp, deleted_id), which the
-// idx_user_deleted_timestamp index serves on MongoDB; FerretDB scans once.
+// idx_user_deleted_timestamp index serves on MongoDB. With an Index (the
+// embedded primary, whose FerretDB would read the whole collection twice)
+// it takes the ids from the index and soft-deletes each by _id.
 func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
@@ -299,6 +301,11 @@ func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string)
 	mark := newDeletedID()
 	marks, now := s.deleteMarks(by, mark)
 	defer s.locks.all()()
+	if ids, ok, err := s.scopeIndexed(ctx, sc, ptr(false)); err != nil {
+		return memcell.BulkResult{}, err
+	} else if ok {
+		return s.updateEach(ctx, "soft delete many", ids, true, marks)
+	}
 	res, err := s.coll.UpdateMany(ctx, append(slices.Clone(filter), liveFilter), writeUpdate(marks, memcell.NewID()))
 	if err != nil {
 		return memcell.BulkResult{}, fmt.Errorf("mongostore: soft delete many: %w", mapErr(err))
@@ -319,13 +326,19 @@ func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string)
 
 // RestoreMany restores every soft-deleted document in scope and returns the
 // count and their new states. It finds the ids first, then restores those
-// ids and reads them back by id.
+// ids and reads them back by id. With an Index it takes the ids from the
+// index and restores each by _id.
 func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
 		return memcell.BulkResult{}, err
 	}
 	defer s.locks.all()()
+	if ids, ok, err := s.scopeIndexed(ctx, sc, ptr(true)); err != nil {
+		return memcell.BulkResult{}, err
+	} else if ok {
+		return s.updateEach(ctx, "restore many", ids, false, restoreSet)
+	}
 	ids, err := s.findIDs(ctx, append(filter, deletedFilter))
 	if err != nil {
 		return memcell.BulkResult{}, err
@@ -355,14 +368,26 @@ func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.Bulk
 // only at the revision it read (a document written since survives, and is
 // not reported), so the revisions it returns are exactly those removed, as
 // a single HardDelete's are. It remembers them in the graves (one more
-// round trip per 1,000), so that a re-created id starts above them.
+// round trip per 1,000), so that a re-created id starts above them. With
+// an Index it takes the ids from the index, reads their revisions and
+// deletes them one by one by _id: under the bulk lock, which serialises
+// this process's writes there, none changes in between.
 func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
 		return memcell.BulkResult{}, err
 	}
 	defer s.locks.all()()
-	revs, err := s.findRevisions(ctx, filter)
+	ids, indexed, err := s.scopeIndexed(ctx, sc, nil)
+	if err != nil {
+		return memcell.BulkResult{}, err
+	}
+	var revs map[memcell.ID]int64
+	if indexed {
+		revs, err = s.revisionsOf(ctx, ids)
+	} else {
+		revs, err = s.findRevisions(ctx, filter)
+	}
 	if err != nil {
 		return memcell.BulkResult{}, err
 	}
@@ -370,11 +395,30 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.B
 	if len(revs) == 0 {
 		return out, nil
 	}
-	ids := slices.Collect(maps.Keys(revs))
+	ids = slices.Collect(maps.Keys(revs))
 	out.Intent = memcell.NewID()
 	for chunk := range slices.Chunk(ids, idChunk) {
 		if err := s.recordPending(ctx, chunk, "hard delete many", out.Intent); err != nil {
 			return out, err
+		}
+		if indexed {
+			// One by exact {_id}, the filter FerretDB looks up by
+			// index; under the bulk lock nothing of this process
+			// changes them between the read of their revisions and
+			// here.
+			removed, err := s.deleteEach(ctx, chunk)
+			out.Count += int64(len(removed))
+			for _, id := range removed {
+				out.Removed = append(out.Removed, id)
+				out.RemovedRevisions = append(out.RemovedRevisions, revs[id])
+			}
+			if err != nil {
+				return out, err
+			}
+			if err := s.buryMany(ctx, removed, revs); err != nil {
+				return out, err
+			}
+			continue
 		}
 		at := make(bson.A, 0, len(chunk))
 		for _, id := range chunk {
