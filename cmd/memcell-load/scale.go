@@ -57,7 +57,8 @@ type ScaleConfig struct {
 	// Samples is the number of requests timed for each kind.
 	Samples int
 	// SampleTime bounds the time spent on each kind: a kind whose requests
-	// are slow gets fewer samples (the report says how many).
+	// are slow gets fewer samples, at least one (the report says how
+	// many).
 	SampleTime time.Duration
 	// DocBytes is the size of the documents' encoding (~2 KB when 0).
 	DocBytes int
@@ -255,8 +256,8 @@ func tenths(start time.Time, ends []time.Time) []Tenth {
 }
 
 // Measure times each kind of request of scaleKinds alone, one request at a
-// time, Samples of each (fewer when a kind's SampleTime runs out, or when
-// soft deletes run out of documents), and adds the pass to the report
+// time, Samples of each (fewer, but at least one, when a kind's SampleTime
+// runs out; fewer when soft deletes run out of documents), and adds the pass to the report
 // under when.
 func (s *Scale) Measure(ctx context.Context, when string) {
 	kinds := make([]Kind, len(scaleKinds))
@@ -273,7 +274,7 @@ func (s *Scale) Measure(ctx context.Context, when string) {
 	// deletes last, as they take documents away.
 	for _, k := range []Kind{KindGet, KindPatch, KindList, KindListGroup, KindCount, KindSoftDelete} {
 		deadline := time.Now().Add(s.cfg.SampleTime)
-		for i := 0; i < s.cfg.Samples && time.Now().Before(deadline) && ctx.Err() == nil; i++ {
+		for i := 0; i < s.cfg.Samples && (i == 0 || time.Now().Before(deadline)) && ctx.Err() == nil; i++ {
 			if k != KindList && k != KindListGroup && k != KindCount && len(c.docs) == 0 {
 				break
 			}

@@ -27,7 +27,8 @@ const serverStartTimeout = 2 * time.Minute
 // startServer runs "bin serve" on the embedded default with its data in
 // dir, the API and the embedded primary on free loopback ports, and waits
 // until it prints the address of its API. Its log (warnings and errors)
-// goes to logs. The MEMCELL_ variables of this environment are not passed
+// goes to logs, which must be safe for concurrent writes unless it is an
+// *os.File. The MEMCELL_ variables of this environment are not passed
 // on, so that the server runs on the defaults whatever the shell holds.
 func startServer(ctx context.Context, bin, dir string, logs io.Writer) (*server, error) {
 	cmd := exec.Command(bin, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0",
