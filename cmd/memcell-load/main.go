@@ -17,6 +17,20 @@
 // one of its documents), which keeps the collection, and so the cost of
 // lists and counts, bounded.
 //
+// With --scale N it makes a scale run instead: it loads N documents
+// through the API with --clients writers, reports the load's throughput
+// for each tenth of the documents (does it slow down as the collection
+// grows?), then times GET, PATCH and soft DELETE by id, list by user and
+// by group (limit 20, newest first) and count by user, one request at a
+// time, --samples of each, and reports p50, p90 and p99:
+//
+//	memcell-load --serve bin/memcell --scale 10000 --clients 4 --users 50
+//
+// --serve starts that memcell binary on the embedded default in a new
+// temporary data directory for the run; --restart restarts it after the
+// timing and times again. make bench-scale runs it at 1,000, 10,000 and
+// 50,000 documents.
+//
 // Exit status: 0 when every request was answered as expected, 1 when some
 // failed (the report says which), 2 when the run could not start (a bad
 // flag, no server answering /readyz).
