@@ -2,10 +2,15 @@
 // on SQLite, listening on a loopback port so that any MongoDB client (the
 // service itself, mongosh, the tests) can reach it.
 //
-// It is meant for evaluation, tests and small single-process deployments.
-// FerretDB has no transactions and no change streams, and every filter other
-// than exactly {_id: value} is evaluated after reading the whole collection,
-// so it slows down past about ten thousand documents.
+// It is meant for evaluation, tests and single-process deployments.
+// FerretDB has no transactions and no change streams, and evaluates every
+// filter other than exactly {_id: value} after reading the whole
+// collection. The package makes up for the latter where memcell needs it:
+// IndexIDs indexes the lookups by _id, and a QueryIndex answers memcell's
+// queries (lists, counts, bulk scopes, write intents) from SQLite indexes
+// of its own while the documents are still read, and every write made,
+// through FerretDB. The server also keeps SQLite's write-ahead logs short
+// (Checkpoint).
 package embedded
 
 import (
@@ -28,8 +33,16 @@ type Options struct {
 	// Addr is the loopback TCP address to listen on; "" picks a free port
 	// on 127.0.0.1.
 	Addr string
-	// Logger receives FerretDB's own log lines; nil discards them.
+	// Logger receives FerretDB's own log lines and the server's warnings;
+	// nil discards them.
 	Logger *slog.Logger
+	// WALLimit is the size in bytes of a database's write-ahead log above
+	// which the server checkpoints and empties it; 0 means
+	// DefaultWALLimit. See Checkpoint.
+	WALLimit int64
+	// CheckpointInterval is how often the server compares the logs with
+	// WALLimit; 0 means DefaultCheckpointInterval.
+	CheckpointInterval time.Duration
 }
 
 // Server is a running embedded primary.
@@ -38,6 +51,10 @@ type Server struct {
 	uri    string
 	cancel context.CancelFunc
 	done   chan error
+	// stopHousekeeping ends the checkpoint loop; housekept is closed when
+	// it has.
+	stopHousekeeping context.CancelFunc
+	housekept        chan struct{}
 }
 
 // Start runs a primary whose SQLite files live in dir (created if needed)
@@ -60,6 +77,12 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if o.WALLimit <= 0 {
+		o.WALLimit = DefaultWALLimit
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpointInterval
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
@@ -71,14 +94,19 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 		Listener:  ferretdb.ListenerConfig{TCP: o.Addr},
 		Logger:    o.Logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		SQLiteURL: sqliteURL(abs, o.WALLimit),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	s := &Server{dir: abs, cancel: cancel, done: make(chan error, 1)}
+	hkCtx, stopHousekeeping := context.WithCancel(context.Background())
+	s := &Server{dir: abs, cancel: cancel, done: make(chan error, 1), stopHousekeeping: stopHousekeeping, housekept: make(chan struct{})}
 	go func() { s.done <- f.Run(runCtx) }()
+	go func() {
+		defer close(s.housekept)
+		s.housekeep(hkCtx, o.CheckpointInterval, o.WALLimit, o.Logger)
+	}()
 
 	// MongoDBURI waits for the listener; do not let a failed start hang us.
 	uri := make(chan string, 1)
@@ -87,6 +115,8 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	case s.uri = <-uri:
 	case err := <-s.done:
 		cancel()
+		stopHousekeeping()
+		<-s.housekept
 		return nil, fmt.Errorf("embedded: primary stopped at start: %w", err)
 	case <-ctx.Done():
 		s.Close()
@@ -100,6 +130,8 @@ func (s *Server) URI() string { return s.uri }
 
 // Close stops the primary and waits for it to close its files.
 func (s *Server) Close() error {
+	s.stopHousekeeping()
+	<-s.housekept
 	s.cancel()
 	select {
 	case err := <-s.done:

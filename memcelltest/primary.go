@@ -161,17 +161,37 @@ func IndexIDs(t testing.TB, database string) {
 }
 
 // Store opens a mongostore.Store on a fresh database of the test primary
-// (Database), with its collections' _id lookups indexed (IndexIDs), and
-// returns it with the database's name.
+// (Database) and returns it with the database's name. On the embedded
+// primary it is set up as the program sets up its own: the collections'
+// _id lookups indexed (IndexIDs) and Find and Count answered through the
+// query index (embedded.QueryIndex).
 func Store(t testing.TB) (*mongostore.Store, string) {
 	t.Helper()
 	db := Database(t)
-	s, err := mongostore.Open(context.Background(), Client(t), db, nil)
+	var opts mongostore.Options
+	if idx := QueryIndex(t, db); idx != nil {
+		opts.Index = idx
+	}
+	s, err := mongostore.Open(context.Background(), Client(t), db, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	IndexIDs(t, db)
 	return s, db
+}
+
+// QueryIndex returns the query index of database's memcell collection on
+// the embedded test primary, closed when the test ends; nil with an
+// external MongoDB.
+func QueryIndex(t testing.TB, database string) *embedded.QueryIndex {
+	t.Helper()
+	mustStarted(t)
+	if shared.server == nil {
+		return nil
+	}
+	idx := shared.server.QueryIndex(database, mongostore.DefaultCollection)
+	t.Cleanup(func() { _ = idx.Close() })
+	return idx
 }
 
 // SupportsTransactions reports whether the primary can run transactions: a

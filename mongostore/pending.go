@@ -260,9 +260,21 @@ func (s *Store) ClearIntents(ctx context.Context, intents []memcell.Intent) erro
 // ObjectIds, whose time is in seconds, so those of t's second are in): writes whose
 // KV write was not seen done, by a process that died or, for recent
 // ones, one still at work. MongoDB answers from the idx_kv_intent index;
-// FerretDB reads the whole collection.
+// FerretDB would read the whole collection, so the query index answers
+// there (see Index).
 func (s *Store) Intents(ctx context.Context, before time.Time) ([]memcell.ID, error) {
 	bound := bson.NewObjectIDFromTimestamp(before.Truncate(time.Second).Add(time.Second))
+	if s.index != nil {
+		ids, ok, err := s.index.Intents(ctx, memcell.ID(bound))
+		switch {
+		case ok:
+			return ids, nil
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			s.log.WarnContext(ctx, "mongostore: the query index failed; asking the server", "error", err)
+		}
+	}
 	return findIDsIn(ctx, s.coll, bson.D{{Key: memcell.IntentField, Value: bson.D{{Key: "$lt", Value: bound}}}})
 }
 

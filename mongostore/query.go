@@ -45,10 +45,26 @@ func (s *Store) Lookup(ctx context.Context, id memcell.ID) (*memcell.MemCell, er
 // absent or soft-deleted are missing from the map, an empty list gives an
 // empty map. With fields set, only those top-level fields are read (the id
 // always is): the documents are partial and must not be mirrored or
-// compared.
+// compared. With an Index (the embedded primary) it reads each document by
+// _id, whole, instead of one $in that FerretDB would answer by reading the
+// whole collection.
 func (s *Store) GetMany(ctx context.Context, ids []memcell.ID, fields []string) (map[memcell.ID]*memcell.MemCell, error) {
 	out := make(map[memcell.ID]*memcell.MemCell, len(ids))
 	if len(ids) == 0 {
+		return out, nil
+	}
+	if s.index != nil {
+		// The server (FerretDB) would read the whole collection for the
+		// $in: read each by _id, whole (a superset of the fields).
+		docs, err := s.lookupAll(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range docs {
+			if m != nil && !m.Deleted() {
+				out[m.ID] = m
+			}
+		}
 		return out, nil
 	}
 	opts := options.Find()
@@ -135,6 +151,11 @@ func (s *Store) Find(ctx context.Context, q memcell.Query) ([]*memcell.MemCell, 
 	if err := q.Check(); err != nil {
 		return nil, err
 	}
+	if s.index != nil {
+		if out, ok, err := s.findIndexed(ctx, q); ok || err != nil {
+			return out, err
+		}
+	}
 	filter := queryFilter(&q)
 	dir := -1
 	if q.Ascending {
@@ -156,6 +177,17 @@ func (s *Store) Count(ctx context.Context, q memcell.Query) (int64, error) {
 	q.Limit, q.Skip = 0, 0 // ignored here
 	if err := q.Check(); err != nil {
 		return 0, err
+	}
+	if s.index != nil {
+		n, ok, err := s.index.Count(ctx, q)
+		switch {
+		case ok:
+			return n, nil
+		case err != nil && ctx.Err() != nil:
+			return 0, ctx.Err()
+		case err != nil:
+			s.log.WarnContext(ctx, "mongostore: the query index failed; asking the server", "error", err)
+		}
 	}
 	n, err := s.coll.CountDocuments(ctx, queryFilter(&q))
 	if err != nil {

@@ -49,6 +49,9 @@ type Options struct {
 	// turns (see writeLocks). It is switched on by itself when the server
 	// is FerretDB, whose updates are not atomic.
 	SerializeWrites bool
+	// Index, when set, answers Find and Count where it can, the server
+	// where it cannot (see Index). Only the embedded primary sets one.
+	Index Index
 }
 
 // Store is the MongoDB primary. It is safe for concurrent use.
@@ -64,6 +67,7 @@ type Store struct {
 	// no projection and whose bulk commands must stay small (ferretBulk).
 	ferret bool
 	bulkMu sync.Mutex
+	index  Index
 }
 
 // Connect connects to uri and opens database's collection; the store owns
@@ -102,7 +106,7 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts *Opti
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{client: client, coll: client.Database(database).Collection(o.Collection), now: o.Now, log: o.Logger}
+	s := &Store{client: client, coll: client.Database(database).Collection(o.Collection), now: o.Now, log: o.Logger, index: o.Index}
 	if err := client.Ping(ctx, nil); err != nil {
 		return nil, fmt.Errorf("mongostore: ping: %w", mapErr(err))
 	}

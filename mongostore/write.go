@@ -299,6 +299,11 @@ func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string)
 	mark := newDeletedID()
 	marks, now := s.deleteMarks(by, mark)
 	defer s.locks.all()()
+	if ids, ok, err := s.scopeIndexed(ctx, sc, ptr(false)); err != nil {
+		return memcell.BulkResult{}, err
+	} else if ok {
+		return s.updateEach(ctx, "soft delete many", ids, true, marks)
+	}
 	res, err := s.coll.UpdateMany(ctx, append(slices.Clone(filter), liveFilter), writeUpdate(marks, memcell.NewID()))
 	if err != nil {
 		return memcell.BulkResult{}, fmt.Errorf("mongostore: soft delete many: %w", mapErr(err))
@@ -326,6 +331,11 @@ func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.Bulk
 		return memcell.BulkResult{}, err
 	}
 	defer s.locks.all()()
+	if ids, ok, err := s.scopeIndexed(ctx, sc, ptr(true)); err != nil {
+		return memcell.BulkResult{}, err
+	} else if ok {
+		return s.updateEach(ctx, "restore many", ids, false, restoreSet)
+	}
 	ids, err := s.findIDs(ctx, append(filter, deletedFilter))
 	if err != nil {
 		return memcell.BulkResult{}, err
@@ -362,7 +372,16 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.B
 		return memcell.BulkResult{}, err
 	}
 	defer s.locks.all()()
-	revs, err := s.findRevisions(ctx, filter)
+	ids, indexed, err := s.scopeIndexed(ctx, sc, nil)
+	if err != nil {
+		return memcell.BulkResult{}, err
+	}
+	var revs map[memcell.ID]int64
+	if indexed {
+		revs, err = s.revisionsOf(ctx, ids)
+	} else {
+		revs, err = s.findRevisions(ctx, filter)
+	}
 	if err != nil {
 		return memcell.BulkResult{}, err
 	}
@@ -370,11 +389,30 @@ func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.B
 	if len(revs) == 0 {
 		return out, nil
 	}
-	ids := slices.Collect(maps.Keys(revs))
+	ids = slices.Collect(maps.Keys(revs))
 	out.Intent = memcell.NewID()
 	for chunk := range slices.Chunk(ids, idChunk) {
 		if err := s.recordPending(ctx, chunk, "hard delete many", out.Intent); err != nil {
 			return out, err
+		}
+		if indexed {
+			// One by exact {_id}, the filter FerretDB looks up by
+			// index; under the bulk lock nothing of this process
+			// changes them between the read of their revisions and
+			// here.
+			removed, err := s.deleteEach(ctx, chunk)
+			out.Count += int64(len(removed))
+			for _, id := range removed {
+				out.Removed = append(out.Removed, id)
+				out.RemovedRevisions = append(out.RemovedRevisions, revs[id])
+			}
+			if err != nil {
+				return out, err
+			}
+			if err := s.buryMany(ctx, removed, revs); err != nil {
+				return out, err
+			}
+			continue
 		}
 		at := make(bson.A, 0, len(chunk))
 		for _, id := range chunk {

@@ -69,7 +69,17 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		mongoURI = srv.URI()
 		st.primaryDesc = fmt.Sprintf("embedded FerretDB (SQLite) in %s; MongoDB clients can connect to %s", dir, srv.URI())
 	}
-	if st.primary, err = mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, &mongostore.Options{Logger: log}); err != nil {
+	opts := &mongostore.Options{Logger: log}
+	var index *embedded.QueryIndex
+	if st.embedded != nil {
+		// FerretDB reads the whole collection for any filter but {_id}:
+		// Find and Count ask SQLite for the ids instead (docs/architecture.md,
+		// "The embedded primary at scale").
+		index = st.embedded.QueryIndex(cfg.MongoDatabase, mongostore.DefaultCollection)
+		st.closers = append(st.closers, index.Close)
+		opts.Index = index
+	}
+	if st.primary, err = mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, opts); err != nil {
 		// The driver's errors may quote the URI (a bad option's value).
 		return nil, fmt.Errorf("primary: %w", redact.Error(err, mongoURI))
 	}
@@ -78,6 +88,9 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		// The collections exist now (mongostore made them): index their
 		// _id lookups, which FerretDB would otherwise answer by a scan.
 		if err := st.embedded.IndexIDs(ctx); err != nil {
+			return nil, fmt.Errorf("primary: %w", err)
+		}
+		if err := index.Ensure(ctx); err != nil {
 			return nil, fmt.Errorf("primary: %w", err)
 		}
 	}
