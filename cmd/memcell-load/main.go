@@ -183,7 +183,7 @@ Flags:
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the clients' random streams (0: a new one, printed)")
 	fs.IntVar(&cfg.MaxLive, "max-live", 1000, "cap on the live documents the run holds")
 	fs.BoolVar(&cfg.Prefill, "prefill", false, "create the --max-live documents before the timed run")
-	fs.DurationVar(&cfg.RequestTimeout, "timeout", 30*time.Second, "bound on each request")
+	fs.DurationVar(&cfg.RequestTimeout, "timeout", 30*time.Second, "bound on each request (--scale: 5m unless given)")
 	fs.BoolVar(&o.asJSON, "json", false, "write the report as JSON")
 	fs.IntVar(&o.scaleCfg.Docs, "scale", 0, "load this many documents, then time each kind of request alone (a scale run)")
 	fs.IntVar(&o.scaleCfg.Samples, "samples", 100, "--scale: requests timed of each kind")
