@@ -393,8 +393,12 @@ func (c *client) listBy(ctx context.Context, k Kind, field, value string) {
 // writeScaleTable writes a scale report for a person.
 func writeScaleTable(w io.Writer, r *ScaleReport) {
 	l := r.Load
-	fmt.Fprintf(w, "load: %d of %d documents (~%d bytes, %d users) by %d writers in %.1fs: %.0f documents/s; create p50 %.2f ms, p99 %.2f ms\n",
-		l.Documents, r.Docs, r.DocBytes, r.Users, r.Writers, l.Seconds, l.PerSecond, l.Create.P50ms, l.Create.P99ms)
+	writers := "writers"
+	if r.Writers == 1 {
+		writers = "writer"
+	}
+	fmt.Fprintf(w, "load: %d of %d documents (~%d bytes, %d users) by %d %s in %.1fs: %.0f documents/s; create p50 %.2f ms, p99 %.2f ms\n",
+		l.Documents, r.Docs, r.DocBytes, r.Users, r.Writers, writers, l.Seconds, l.PerSecond, l.Create.P50ms, l.Create.P99ms)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "tenth\tdocuments\tseconds\tdocuments/s\t")
 	for i, t := range l.Tenths {
