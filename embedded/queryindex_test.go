@@ -199,7 +199,7 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 7))
-	populate(t, f.wire, r, 400)
+	populate(t, f.wire, r, 200)
 
 	compare := func(t *testing.T, wantIndexed bool, queries int) {
 		t.Helper()
@@ -243,7 +243,7 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 			}
 		}
 	}
-	t.Run("memcell documents", func(t *testing.T) { compare(t, true, 150) })
+	t.Run("memcell documents", func(t *testing.T) { compare(t, true, 80) })
 	t.Run("intents", func(t *testing.T) {
 		// Clear the intents of some documents, as the mirror does once
 		// their KV writes are done.
@@ -287,7 +287,7 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 	})
 	t.Run("scopes", func(t *testing.T) {
 		coll := f.client.Database("d").Collection(mongostore.DefaultCollection)
-		for i := range 60 {
+		for i := range 40 {
 			q := randomQuery(r)
 			sc := memcell.Scope{UserID: q.UserID, Start: q.Start, End: q.End}
 			if sc.Check() != nil {
@@ -384,7 +384,7 @@ func TestQueryIndexMatchesServer(t *testing.T) {
 	if _, err := coll.InsertOne(ctx, bson.D{{Key: "user_id", Value: bson.A{"alice", "bob"}}, {Key: "timestamp", Value: bson.NewDateTimeFromTime(memcelltest.Epoch)}, {Key: "deleted_at", Value: bson.NewDateTimeFromTime(memcelltest.Epoch)}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Run("with an odd document", func(t *testing.T) { compare(t, false, 20) })
+	t.Run("with an odd document", func(t *testing.T) { compare(t, false, 10) })
 }
 
 // TestQueryIndexSeesWrites checks that a query through the index right

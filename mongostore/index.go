@@ -63,7 +63,7 @@ func (s *Store) findIndexed(ctx context.Context, q memcell.Query) (out []*memcel
 		if !ok {
 			return nil, false, nil
 		}
-		docs, err := s.lookupAll(ctx, ids)
+		docs, err := s.lookupAll(ctx, ids, nil)
 		if err != nil {
 			return nil, false, err
 		}
@@ -86,9 +86,9 @@ func allMatch(docs []*memcell.MemCell, ts []time.Time, q *memcell.Query) bool {
 	return true
 }
 
-// lookupAll reads the documents ids by _id, a few at a time; a document
-// that is gone is nil.
-func (s *Store) lookupAll(ctx context.Context, ids []memcell.ID) ([]*memcell.MemCell, error) {
+// lookupAll reads the documents ids by _id, a few at a time, whole or
+// with the projection proj; a document that is gone is nil.
+func (s *Store) lookupAll(ctx context.Context, ids []memcell.ID, proj bson.D) ([]*memcell.MemCell, error) {
 	out := make([]*memcell.MemCell, len(ids))
 	errs := make([]error, len(ids))
 	sem := make(chan struct{}, indexFetchers)
@@ -98,7 +98,7 @@ func (s *Store) lookupAll(ctx context.Context, ids []memcell.ID) ([]*memcell.Mem
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			m, err := s.Lookup(ctx, id)
+			m, err := s.lookupProjected(ctx, id, proj)
 			if err == nil {
 				out[i] = m
 			} else if !errors.Is(err, memcell.ErrNotFound) {

@@ -31,7 +31,16 @@ func (s *Store) Get(ctx context.Context, id memcell.ID) (*memcell.MemCell, error
 // Lookup returns the document with the id whether or not it is
 // soft-deleted, or memcell.ErrNotFound.
 func (s *Store) Lookup(ctx context.Context, id memcell.ID) (*memcell.MemCell, error) {
-	raw, err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}}).Raw()
+	return s.lookupProjected(ctx, id, nil)
+}
+
+// lookupProjected is Lookup with the projection proj (nil: none).
+func (s *Store) lookupProjected(ctx context.Context, id memcell.ID, proj bson.D) (*memcell.MemCell, error) {
+	opts := options.FindOne()
+	if proj != nil {
+		opts.SetProjection(proj)
+	}
+	raw, err := s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: bson.ObjectID(id)}}, opts).Raw()
 	if err != nil {
 		if errors.Is(mapErr(err), memcell.ErrNotFound) {
 			return nil, memcell.ErrNotFound
@@ -46,17 +55,26 @@ func (s *Store) Lookup(ctx context.Context, id memcell.ID) (*memcell.MemCell, er
 // empty map. With fields set, only those top-level fields are read (the id
 // always is): the documents are partial and must not be mirrored or
 // compared. With an Index (the embedded primary) it reads each document by
-// _id, whole, instead of one $in that FerretDB would answer by reading the
-// whole collection.
+// _id instead of one $in that FerretDB would answer by reading the whole
+// collection.
 func (s *Store) GetMany(ctx context.Context, ids []memcell.ID, fields []string) (map[memcell.ID]*memcell.MemCell, error) {
 	out := make(map[memcell.ID]*memcell.MemCell, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
+	var proj bson.D
+	if len(fields) > 0 {
+		proj = bson.D{{Key: "deleted_at", Value: 1}, {Key: "deleted_id", Value: 1}}
+		for _, f := range fields {
+			if f != "deleted_at" && f != "deleted_id" && f != memcell.IDField {
+				proj = append(proj, bson.E{Key: f, Value: 1})
+			}
+		}
+	}
 	if s.index != nil {
 		// The server (FerretDB) would read the whole collection for the
-		// $in: read each by _id, whole (a superset of the fields).
-		docs, err := s.lookupAll(ctx, ids)
+		// $in: read each by _id.
+		docs, err := s.lookupAll(ctx, ids, proj)
 		if err != nil {
 			return nil, err
 		}
@@ -68,13 +86,7 @@ func (s *Store) GetMany(ctx context.Context, ids []memcell.ID, fields []string) 
 		return out, nil
 	}
 	opts := options.Find()
-	if len(fields) > 0 {
-		proj := bson.D{{Key: "deleted_at", Value: 1}, {Key: "deleted_id", Value: 1}}
-		for _, f := range fields {
-			if f != "deleted_at" && f != "deleted_id" && f != memcell.IDField {
-				proj = append(proj, bson.E{Key: f, Value: 1})
-			}
-		}
+	if proj != nil {
 		opts.SetProjection(proj)
 	}
 	for chunk := range slices.Chunk(ids, idChunk) {

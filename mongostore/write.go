@@ -290,7 +290,9 @@ func scopeFilter(sc memcell.Scope) (bson.D, error) {
 // It marks all documents of one call with the same new deleted_id and
 // deleted_at, then reads back exactly those with one query on
 // (user_id, deleted_at, timestamp, deleted_id), which the
-// idx_user_deleted_timestamp index serves on MongoDB; FerretDB scans once.
+// idx_user_deleted_timestamp index serves on MongoDB. With an Index (the
+// embedded primary, whose FerretDB would read the whole collection twice)
+// it takes the ids from the index and soft-deletes each by _id.
 func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
@@ -324,7 +326,8 @@ func (s *Store) SoftDeleteMany(ctx context.Context, sc memcell.Scope, by string)
 
 // RestoreMany restores every soft-deleted document in scope and returns the
 // count and their new states. It finds the ids first, then restores those
-// ids and reads them back by id.
+// ids and reads them back by id. With an Index it takes the ids from the
+// index and restores each by _id.
 func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
@@ -365,7 +368,10 @@ func (s *Store) RestoreMany(ctx context.Context, sc memcell.Scope) (memcell.Bulk
 // only at the revision it read (a document written since survives, and is
 // not reported), so the revisions it returns are exactly those removed, as
 // a single HardDelete's are. It remembers them in the graves (one more
-// round trip per 1,000), so that a re-created id starts above them.
+// round trip per 1,000), so that a re-created id starts above them. With
+// an Index it takes the ids from the index, reads their revisions and
+// deletes them one by one by _id: under the bulk lock, which serialises
+// this process's writes there, none changes in between.
 func (s *Store) HardDeleteMany(ctx context.Context, sc memcell.Scope) (memcell.BulkResult, error) {
 	filter, err := scopeFilter(sc)
 	if err != nil {
