@@ -55,6 +55,7 @@ type Server struct {
 	// it has.
 	stopHousekeeping context.CancelFunc
 	housekept        chan struct{}
+	gate             *gate
 }
 
 // Start runs a primary whose SQLite files live in dir (created if needed)
@@ -101,7 +102,7 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	hkCtx, stopHousekeeping := context.WithCancel(context.Background())
-	s := &Server{dir: abs, cancel: cancel, done: make(chan error, 1), stopHousekeeping: stopHousekeeping, housekept: make(chan struct{})}
+	s := &Server{dir: abs, cancel: cancel, done: make(chan error, 1), stopHousekeeping: stopHousekeeping, housekept: make(chan struct{}), gate: newGate()}
 	go func() { s.done <- f.Run(runCtx) }()
 	go func() {
 		defer close(s.housekept)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,5 +144,78 @@ func TestCheckpointLoop(t *testing.T) {
 			t.Fatalf("the log still holds %d bytes a minute after its reader went; want at most %d", walSize(t, dir), limit)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// busyLoad runs 4 clients that each insert, read back and update
+// documents through c until n documents are written, and returns the
+// largest size the log reached meanwhile.
+func busyLoad(t *testing.T, dir string, c *mongo.Client, n int) int64 {
+	t.Helper()
+	ctx := context.Background()
+	coll := c.Database("d").Collection("c")
+	pad := strings.Repeat("x", 2000)
+	var peak atomic.Int64
+	var left atomic.Int64
+	left.Store(int64(n))
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Go(func() {
+			for left.Add(-1) >= 0 {
+				id := bson.NewObjectID()
+				if _, err := coll.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "pad", Value: pad}}); err != nil {
+					errs <- err
+					return
+				}
+				if err := coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Err(); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "n", Value: 1}}}}); err != nil {
+					errs <- err
+					return
+				}
+				if w := walSize(t, dir); w > peak.Load() {
+					peak.Store(w)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return peak.Load()
+}
+
+// TestCheckpointUnderLoad checks that steady concurrent reads and writes
+// through clients that use the server's CommandMonitor do not starve the
+// checkpoints: the log stays within a few times WALLimit.
+func TestCheckpointUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	const limit = 1 << 20
+	s, err := embedded.Start(ctx, dir, &embedded.Options{WALLimit: limit, CheckpointInterval: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()).SetMonitor(s.CommandMonitor()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(ctx)
+	if err := c.Database("d").CreateCollection(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.IndexIDs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	peak := busyLoad(t, dir, c, 3000)
+	t.Logf("the log reached %d bytes", peak)
+	if peak > 8*limit {
+		t.Errorf("the log reached %d bytes under load; want it kept near %d", peak, limit)
 	}
 }

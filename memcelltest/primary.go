@@ -76,7 +76,11 @@ func start() error {
 		}
 		shared.server, shared.dir, uri = s, dir, s.URI()
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	co := options.Client().ApplyURI(uri)
+	if shared.server != nil {
+		co.SetMonitor(shared.server.CommandMonitor())
+	}
+	client, err := mongo.Connect(co)
 	if err == nil {
 		err = client.Ping(ctx, nil)
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -52,6 +53,10 @@ type Options struct {
 	// Index, when set, answers Find and Count where it can, the server
 	// where it cannot (see Index). Only the embedded primary sets one.
 	Index Index
+	// Monitor, when set, is the command monitor of the client Connect
+	// makes (the embedded primary's holds commands back while it
+	// checkpoints); Open ignores it.
+	Monitor *event.CommandMonitor
 }
 
 // Store is the MongoDB primary. It is safe for concurrent use.
@@ -73,7 +78,11 @@ type Store struct {
 // Connect connects to uri and opens database's collection; the store owns
 // the client and Close disconnects it.
 func Connect(ctx context.Context, uri, database string, opts *Options) (*Store, error) {
-	client, err := mongo.Connect(options.Client().ApplyURI(uri))
+	co := options.Client().ApplyURI(uri)
+	if opts != nil && opts.Monitor != nil {
+		co.SetMonitor(opts.Monitor)
+	}
+	client, err := mongo.Connect(co)
 	if err != nil {
 		return nil, fmt.Errorf("mongostore: connect: %w", mapErr(err))
 	}

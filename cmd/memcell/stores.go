@@ -78,6 +78,8 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		index = st.embedded.QueryIndex(cfg.MongoDatabase, mongostore.DefaultCollection)
 		st.closers = append(st.closers, index.Close)
 		opts.Index = index
+		// Its checkpoints hold our commands back for a moment.
+		opts.Monitor = st.embedded.CommandMonitor()
 	}
 	if st.primary, err = mongostore.Connect(ctx, mongoURI, cfg.MongoDatabase, opts); err != nil {
 		// The driver's errors may quote the URI (a bad option's value).
