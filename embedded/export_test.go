@@ -8,3 +8,13 @@ var (
 	ScopeSQL   = scopeSQL
 	IntentsSQL = intentsSQL
 )
+
+// IndexName is the name of the query index with the suffix on table.
+func IndexName(table, suffix string) string {
+	for _, ix := range queryIndexes {
+		if ix.suffix == suffix {
+			return ix.name(table)
+		}
+	}
+	return ""
+}

@@ -24,6 +24,9 @@ import (
 // idExpr is the expression FerretDB pushes {_id: v} down as.
 const idExpr = `_ferretdb_sjson->'$._id'`
 
+// idIndexSuffix ends the name of the _id index IndexIDs makes.
+const idIndexSuffix = "_memcell_id"
+
 // metadataTable lists a database's collections and their tables.
 const metadataTable = "_ferretdb_collections"
 
@@ -78,7 +81,7 @@ func indexIDs(ctx context.Context, file string) error {
 		return err
 	}
 	for _, t := range tables {
-		name := strings.ReplaceAll(t, `"`, ``) + "_memcell_id"
+		name := strings.ReplaceAll(t, `"`, ``) + idIndexSuffix
 		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (%s)`, name, t, idExpr)
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return err

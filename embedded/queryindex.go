@@ -2,7 +2,9 @@ package embedded
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -85,10 +87,22 @@ var oddExpr = strings.Join([]string{
 // non-empty array of marks.
 const intentsExpr = `json_array_length(_ferretdb_sjson, '$.` + memcell.IntentField + `') > 0`
 
-// queryIndexes are the indexes a QueryIndex keeps on its table: name suffix
-// and definition (columns, then an optional partial-index condition). The
-// _id of each entry breaks ties in the order, as in Find's sort.
-var queryIndexes = []struct{ suffix, def string }{
+// queryIndex is an index a QueryIndex keeps on its table: a name suffix
+// and the definition (columns, then an optional partial-index condition).
+type queryIndex struct{ suffix, def string }
+
+// name is the index's name on table: the suffix and a hash of the
+// definition, so that a changed definition makes a new index (and Ensure
+// drops the old one) instead of leaving one SQLite cannot use for the
+// queries written for the new.
+func (ix queryIndex) name(table string) string {
+	h := sha256.Sum256([]byte(ix.def))
+	return table + ix.suffix + "_" + hex.EncodeToString(h[:4])
+}
+
+// queryIndexes are the indexes a QueryIndex keeps. The _id of each entry
+// breaks ties in the order, as in Find's sort.
+var queryIndexes = []queryIndex{
 	{"_memcell_user", "(" + userExpr + ", " + deletedExpr + ", " + timestampExpr + ", " + hexIDExpr + ")"},
 	{"_memcell_group", "(" + groupExpr + ", " + deletedExpr + ", " + timestampExpr + ", " + hexIDExpr + ")"},
 	{"_memcell_timestamp", "(" + timestampExpr + ", " + hexIDExpr + ")"},
@@ -161,10 +175,37 @@ func (x *QueryIndex) Ensure(ctx context.Context) error {
 func (x *QueryIndex) ensure(ctx context.Context, table string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	want := map[string]bool{table + idIndexSuffix: true}
 	for _, ix := range queryIndexes {
-		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q %s`, table+ix.suffix, table, ix.def)
+		want[ix.name(table)] = true
+		q := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q %s`, ix.name(table), table, ix.def)
 		if _, err := x.rw.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("embedded: query index on %s: %w", table, err)
+		}
+	}
+	// Drop those of earlier definitions: they cost every write.
+	rows, err := x.rw.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND name GLOB ?`, table, table+"_memcell_*")
+	if err != nil {
+		return fmt.Errorf("embedded: query index on %s: %w", table, err)
+	}
+	var stale []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return fmt.Errorf("embedded: query index on %s: %w", table, err)
+		}
+		if !want[name] {
+			stale = append(stale, name)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("embedded: query index on %s: %w", table, err)
+	}
+	for _, name := range stale {
+		if _, err := x.rw.ExecContext(ctx, fmt.Sprintf(`DROP INDEX IF EXISTS %q`, name)); err != nil {
+			return fmt.Errorf("embedded: drop the stale index %s: %w", name, err)
 		}
 	}
 	return nil
@@ -219,7 +260,7 @@ func (x *QueryIndex) inTx(ctx context.Context, tx *sql.Tx, fn func(tx *sql.Tx, t
 	}
 	names := []any{table}
 	for _, ix := range queryIndexes {
-		names = append(names, table+ix.suffix)
+		names = append(names, ix.name(table))
 	}
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND name IN (?`+

@@ -540,7 +540,7 @@ func explain(t *testing.T, db *sql.DB, query string, args ...any) string {
 
 // TestQueryIndexRecreates checks that the index puts back an index of its
 // own that has gone (dropped by hand, or a collection made anew) before
-// answering.
+// answering, drops those of earlier definitions and keeps the _id index.
 func TestQueryIndexRecreates(t *testing.T) {
 	f := newIndexFixture(t)
 	ctx := context.Background()
@@ -553,7 +553,13 @@ func TestQueryIndexRecreates(t *testing.T) {
 	if err := db.QueryRowContext(ctx, `SELECT table_name FROM _ferretdb_collections WHERE name = ?`, mongostore.DefaultCollection).Scan(&table); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.ExecContext(ctx, fmt.Sprintf(`DROP INDEX %q`, table+"_memcell_user")); err != nil {
+	name := embedded.IndexName(table, "_memcell_user")
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`DROP INDEX %q`, name)); err != nil {
+		t.Fatal(err)
+	}
+	// An index of an earlier definition, which Ensure must drop.
+	stale := table + "_memcell_user_00000000"
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`CREATE INDEX %q ON %q (_ferretdb_sjson->>'$.user_id')`, stale, table)); err != nil {
 		t.Fatal(err)
 	}
 	u := "alice"
@@ -561,7 +567,13 @@ func TestQueryIndexRecreates(t *testing.T) {
 		t.Fatalf("Count = %d, %v, %v; want 0, answered", n, ok, err)
 	}
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, table+"_memcell_user").Scan(&n); err != nil || n != 1 {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, name).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("the dropped index is there %d times, %v; want it made again", n, err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, stale).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the stale index is there %d times, %v; want it dropped", n, err)
+	}
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, table+"_memcell_id").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the _id index is there %d times, %v; want it kept", n, err)
 	}
 }
