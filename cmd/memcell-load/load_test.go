@@ -88,7 +88,14 @@ func TestParseFlags(t *testing.T) {
 	if err != nil || cfg.Token != "from-flag" || cfg.URL != "http://127.0.0.1:1" || cfg.Seed == 0 {
 		t.Errorf("parseFlags with --token = %+v, %v", cfg, err)
 	}
+	o, err = parseFlags([]string{"--scale", "100", "--clients", "4", "--users", "50", "--seed", "7"}, env(nil), &bytes.Buffer{})
+	if sc := o.scaleCfg; err != nil || !o.scale || sc.Docs != 100 || sc.Writers != 4 || sc.Users != 50 || sc.Seed != 7 ||
+		sc.Samples != 100 || sc.SampleTime != time.Minute || sc.RequestTimeout != 5*time.Minute || sc.URL != "http://127.0.0.1:8080" {
+		t.Errorf("parseFlags with --scale = %+v, %v", o, err)
+	}
 	for _, args := range [][]string{
+		{"--scale", "0"}, {"--scale", "10", "--samples", "0"}, {"--scale", "10", "--mix", "get=1"},
+		{"--scale", "10", "--serve", "bin/memcell", "--url", "http://127.0.0.1:1"},
 		{"--clients", "0"}, {"--duration", "0s"}, {"--mix", "nope=1"}, {"--url", "ftp://x"},
 		{"--users", "0"}, {"--max-live", "0"}, {"--rate", "-1"}, {"stray"}, {"--no-such-flag"},
 		{"--samples", "5"}, {"--serve", "bin/memcell"},
