@@ -8,7 +8,7 @@ TAGS ?=
 # The Python client's tests run on Debian's Python (standard library only).
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all build build-rocksdb rocksdb-dev test test-python test-short bench lint fmt run tidy-check
+.PHONY: all build build-rocksdb rocksdb-dev test test-python test-short bench bench-scale lint fmt run tidy-check
 
 all: lint test
 
@@ -68,6 +68,21 @@ test-short:
 # or make bench BENCHPKG=./kv/rocksdbkv BENCH=Store TAGS=rocksdb
 bench:
 	scripts/with-servers.sh $(GO) test -tags '$(TAGS)' -run '^$$' -bench '$(BENCH)' -benchmem -count $(COUNT) $(BENCHPKG)
+
+# The scale benchmark of the embedded default (docs/benchmarks.md, P12): for
+# each N of SCALE_DOCS, memcell-load starts $(BIN) on the embedded default in
+# a new temporary directory, loads N documents through the API with 4 writers
+# (~2 KB, 50 users), reports the load's throughput tenth by tenth, then times
+# each kind of request alone. SCALE_FLAGS adds memcell-load flags, e.g.
+# make bench-scale SCALE_DOCS=1000 SCALE_FLAGS='--restart --json'
+SCALE_DOCS ?= 1000 10000 50000
+SCALE_FLAGS ?=
+bench-scale: build
+	$(GO) build -o bin/memcell-load ./cmd/memcell-load
+	@set -e; for n in $(SCALE_DOCS); do \
+		echo "== $$n documents"; \
+		bin/memcell-load --serve $(BIN) --scale $$n --clients 4 --users 50 $(SCALE_FLAGS); \
+	done
 
 # The RocksDB files (build tag rocksdb) are vetted and checked in a second
 # pass.

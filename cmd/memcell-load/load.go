@@ -144,6 +144,7 @@ type Stats struct {
 	Requests int64            `json:"requests"`
 	Errors   int64            `json:"errors"`
 	P50ms    float64          `json:"p50_ms"`
+	P90ms    float64          `json:"p90_ms"`
 	P99ms    float64          `json:"p99_ms"`
 	MaxMs    float64          `json:"max_ms"`
 	MeanMs   float64          `json:"mean_ms"`
@@ -245,10 +246,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	hc := cfg.Client
 	if hc == nil {
-		hc = &http.Client{Transport: &http.Transport{
-			MaxIdleConns: cfg.Clients, MaxIdleConnsPerHost: cfg.Clients,
-			IdleConnTimeout: 90 * time.Second, DisableCompression: true,
-		}}
+		hc = &http.Client{Transport: newTransport(cfg.Clients)}
 		defer hc.CloseIdleConnections()
 	}
 	var picks []Kind
@@ -263,14 +261,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if i < cfg.MaxLive%cfg.Clients {
 			share++
 		}
-		c := &client{
-			cfg: &cfg, http: hc, rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i))), max: max(share, 1),
-			index: map[string]int{}, tallies: map[Kind]*tally{}, samples: map[string]string{}, picks: picks,
-		}
-		for _, k := range Kinds {
-			c.tallies[k] = &tally{hist: newHistogram(), errors: map[string]int64{}}
-		}
-		clients[i] = c
+		clients[i] = newClient(&cfg, hc, uint64(i), max(share, 1), Kinds)
+		clients[i].picks = picks
 	}
 
 	var prefilled int64
@@ -313,6 +305,28 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r := report(&cfg, clients, time.Since(start), prefilled)
 	r.Started = start
 	return r, nil
+}
+
+// newClient returns client number i of cfg's run, holding at most max
+// documents, with a tally for each of kinds.
+func newClient(cfg *Config, hc *http.Client, i uint64, max int, kinds []Kind) *client {
+	c := &client{
+		cfg: cfg, http: hc, rng: rand.New(rand.NewPCG(cfg.Seed, i)), max: max,
+		index: map[string]int{}, tallies: map[Kind]*tally{}, samples: map[string]string{},
+	}
+	for _, k := range kinds {
+		c.tallies[k] = &tally{hist: newHistogram(), errors: map[string]int64{}}
+	}
+	return c
+}
+
+// newTransport returns the transport of a run of n concurrent clients: one
+// idle connection kept for each.
+func newTransport(n int) *http.Transport {
+	return &http.Transport{
+		MaxIdleConns: n, MaxIdleConnsPerHost: n,
+		IdleConnTimeout: 90 * time.Second, DisableCompression: true,
+	}
 }
 
 // fill checks cfg and sets its defaults.
@@ -400,7 +414,7 @@ func stats(h *hdrhistogram.Histogram, n int64, errs map[string]int64) Stats {
 		s.Errors += v
 	}
 	if h.TotalCount() > 0 {
-		s.P50ms, s.P99ms, s.MaxMs = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(99)), ms(h.Max())
+		s.P50ms, s.P90ms, s.P99ms, s.MaxMs = ms(h.ValueAtQuantile(50)), ms(h.ValueAtQuantile(90)), ms(h.ValueAtQuantile(99)), ms(h.Max())
 		s.MeanMs = h.Mean() / float64(time.Millisecond)
 	}
 	return s

@@ -76,21 +76,31 @@ func TestParseMix(t *testing.T) {
 
 func TestParseFlags(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	cfg, asJSON, err := parseFlags([]string{"--clients", "3", "--duration", "5s", "--json", "--seed", "9"},
+	o, err := parseFlags([]string{"--clients", "3", "--duration", "5s", "--json", "--seed", "9"},
 		env(map[string]string{envToken: "from-env"}), &bytes.Buffer{})
-	if err != nil || !asJSON || cfg.Clients != 3 || cfg.Duration != 5*time.Second || cfg.Seed != 9 ||
+	cfg, asJSON := o.cfg, o.asJSON
+	if err != nil || !asJSON || o.scale || cfg.Clients != 3 || cfg.Duration != 5*time.Second || cfg.Seed != 9 ||
 		cfg.Token != "from-env" || cfg.URL != "http://127.0.0.1:8080" || cfg.Mix.String() != DefaultMix.String() {
 		t.Errorf("parseFlags = %+v, %v, %v", cfg, asJSON, err)
 	}
-	cfg, _, err = parseFlags([]string{"--token", "from-flag", "--url", "http://127.0.0.1:1/"}, env(map[string]string{envToken: "from-env"}), &bytes.Buffer{})
+	o, err = parseFlags([]string{"--token", "from-flag", "--url", "http://127.0.0.1:1/"}, env(map[string]string{envToken: "from-env"}), &bytes.Buffer{})
+	cfg = o.cfg
 	if err != nil || cfg.Token != "from-flag" || cfg.URL != "http://127.0.0.1:1" || cfg.Seed == 0 {
 		t.Errorf("parseFlags with --token = %+v, %v", cfg, err)
 	}
+	o, err = parseFlags([]string{"--scale", "100", "--clients", "4", "--users", "50", "--seed", "7"}, env(nil), &bytes.Buffer{})
+	if sc := o.scaleCfg; err != nil || !o.scale || sc.Docs != 100 || sc.Writers != 4 || sc.Users != 50 || sc.Seed != 7 ||
+		sc.Samples != 100 || sc.SampleTime != time.Minute || sc.RequestTimeout != 5*time.Minute || sc.URL != "http://127.0.0.1:8080" {
+		t.Errorf("parseFlags with --scale = %+v, %v", o, err)
+	}
 	for _, args := range [][]string{
+		{"--scale", "0"}, {"--scale", "10", "--samples", "0"}, {"--scale", "10", "--mix", "get=1"},
+		{"--scale", "10", "--serve", "bin/memcell", "--url", "http://127.0.0.1:1"},
 		{"--clients", "0"}, {"--duration", "0s"}, {"--mix", "nope=1"}, {"--url", "ftp://x"},
 		{"--users", "0"}, {"--max-live", "0"}, {"--rate", "-1"}, {"stray"}, {"--no-such-flag"},
+		{"--samples", "5"}, {"--serve", "bin/memcell"},
 	} {
-		if _, _, err := parseFlags(args, env(nil), &bytes.Buffer{}); !errors.Is(err, errUsage) {
+		if _, err := parseFlags(args, env(nil), &bytes.Buffer{}); !errors.Is(err, errUsage) {
 			t.Errorf("parseFlags(%q) = %v, want a usage error", args, err)
 		}
 	}

@@ -17,6 +17,20 @@
 // one of its documents), which keeps the collection, and so the cost of
 // lists and counts, bounded.
 //
+// With --scale N it makes a scale run instead: it loads N documents
+// through the API with --clients writers, reports the load's throughput
+// for each tenth of the documents (does it slow down as the collection
+// grows?), then times GET, PATCH and soft DELETE by id, list by user and
+// by group (limit 20, newest first) and count by user, one request at a
+// time, --samples of each, and reports p50, p90 and p99:
+//
+//	memcell-load --serve bin/memcell --scale 10000 --clients 4 --users 50
+//
+// --serve starts that memcell binary on the embedded default in a new
+// temporary data directory for the run; --restart restarts it after the
+// timing and times again. make bench-scale runs it at 1,000, 10,000 and
+// 50,000 documents.
+//
 // Exit status: 0 when every request was answered as expected, 1 when some
 // failed (the report says which), 2 when the run could not start (a bad
 // flag, no server answering /readyz).
@@ -79,10 +93,14 @@ func main() {
 
 // run parses args, runs the load and writes the report to stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, asJSON, err := parseFlags(args, getenv, stderr)
+	opts, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
 	}
+	if opts.scale {
+		return runScale(ctx, opts, stdout, stderr)
+	}
+	cfg, asJSON := opts.cfg, opts.asJSON
 	if err := probe(ctx, cfg.URL, cfg.Token); err != nil {
 		return err
 	}
@@ -107,22 +125,57 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// parseFlags reads the command line into a Config. The token comes from
+// options are what the command line asks for.
+type options struct {
+	// cfg is the mixed run's configuration; its URL, Token, Clients, Users
+	// and Seed serve the scale run too.
+	cfg    Config
+	asJSON bool
+	// scale is set by --scale: a scale run of scaleCfg instead.
+	scale    bool
+	scaleCfg ScaleConfig
+	// serve is the memcell binary a scale run starts (--serve); restart
+	// restarts it and measures again (--restart).
+	serve   string
+	restart bool
+}
+
+// The flags of the mixed run only, and of the scale run only.
+var (
+	mixedFlags = []string{"duration", "rate", "mix", "max-live", "prefill"}
+	scaleFlags = []string{"samples", "sample-time", "serve", "restart"}
+)
+
+// parseFlags reads the command line into options. The token comes from
 // --token, else $MEMCELL_API_TOKEN (preferred: a flag shows in ps).
-func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, bool, error) {
+func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
 	fs := pflag.NewFlagSet("memcell-load", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: memcell-load [flags]\n\nDrives a running memcell server with mixed traffic and reports throughput,\np50/p99 latency per kind of request and the failed requests by status.\n\nFlags:\n%s", fs.FlagUsages())
+		fmt.Fprintf(stderr, `Usage: memcell-load [flags]
+       memcell-load --scale N [--serve bin/memcell] [flags]
+
+Drives a running memcell server with mixed traffic and reports throughput,
+p50/p99 latency per kind of request and the failed requests by status.
+
+With --scale N it loads N documents through the API instead (--clients
+writers), reports the load's throughput tenth by tenth, then times GET,
+PATCH and soft DELETE by id, list by user and by group (limit 20) and count
+by user, one request at a time, --samples of each. With --serve it starts
+that memcell binary on the embedded default in a new temporary data
+directory for the run, and removes it after.
+
+Flags:
+%s`, fs.FlagUsages())
 	}
 	var (
-		cfg    Config
-		mix    string
-		asJSON bool
+		o   options
+		mix string
 	)
+	cfg := &o.cfg
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:8080", "base URL of the memcell server")
 	fs.StringVar(&cfg.Token, "token", "", "API token (default $"+envToken+", which keeps it out of ps)")
-	fs.IntVar(&cfg.Clients, "clients", 8, "concurrent clients, each sending its next request when the last is answered")
+	fs.IntVar(&cfg.Clients, "clients", 8, "concurrent clients, each sending its next request when the last is answered (--scale: the writers)")
 	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to send requests")
 	fs.Float64Var(&cfg.Rate, "rate", 0, "cap on the requests per second of all clients together (0: as fast as answered)")
 	fs.StringVar(&mix, "mix", DefaultMix.String(), "weights of the operations, kind=weight,... (the kinds named replace the defaults)")
@@ -130,20 +183,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	fs.Uint64Var(&cfg.Seed, "seed", 0, "seed of the clients' random streams (0: a new one, printed)")
 	fs.IntVar(&cfg.MaxLive, "max-live", 1000, "cap on the live documents the run holds")
 	fs.BoolVar(&cfg.Prefill, "prefill", false, "create the --max-live documents before the timed run")
-	fs.DurationVar(&cfg.RequestTimeout, "timeout", 30*time.Second, "bound on each request")
-	fs.BoolVar(&asJSON, "json", false, "write the report as JSON")
+	fs.DurationVar(&cfg.RequestTimeout, "timeout", 30*time.Second, "bound on each request (--scale: 5m unless given)")
+	fs.BoolVar(&o.asJSON, "json", false, "write the report as JSON")
+	fs.IntVar(&o.scaleCfg.Docs, "scale", 0, "load this many documents, then time each kind of request alone (a scale run)")
+	fs.IntVar(&o.scaleCfg.Samples, "samples", 100, "--scale: requests timed of each kind")
+	fs.DurationVar(&o.scaleCfg.SampleTime, "sample-time", time.Minute, "--scale: bound on the time spent timing each kind (a slow kind gets fewer samples)")
+	fs.StringVar(&o.serve, "serve", "", "--scale: start this memcell binary on the embedded default in a new temporary data directory (instead of --url)")
+	fs.BoolVar(&o.restart, "restart", false, "--scale --serve: restart the server after timing the requests and time them again")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
-			return cfg, false, err
+			return o, err
 		}
-		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+		return o, fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return cfg, false, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	var err error
-	if cfg.Mix, err = ParseMix(mix); err != nil {
-		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+		return o, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	if cfg.Token == "" {
 		cfg.Token = getenv(envToken)
@@ -151,10 +205,113 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if cfg.Seed == 0 {
 		cfg.Seed = uint64(time.Now().UnixNano())
 	}
-	if err := cfg.fill(); err != nil {
-		return cfg, false, fmt.Errorf("%w: %v", errUsage, err)
+	o.scale = fs.Changed("scale")
+	if o.scale {
+		for _, name := range mixedFlags {
+			if fs.Changed(name) {
+				return o, fmt.Errorf("%w: --%s does not apply to a scale run", errUsage, name)
+			}
+		}
+		if o.serve != "" && fs.Changed("url") {
+			return o, fmt.Errorf("%w: --serve starts its own server: no --url", errUsage)
+		}
+		if o.restart && o.serve == "" {
+			return o, fmt.Errorf("%w: --restart needs --serve", errUsage)
+		}
+		sc := &o.scaleCfg
+		sc.URL, sc.Token, sc.Writers, sc.Users, sc.Seed, sc.RequestTimeout = cfg.URL, cfg.Token, cfg.Clients, cfg.Users, cfg.Seed, cfg.RequestTimeout
+		if !fs.Changed("timeout") {
+			sc.RequestTimeout = 5 * time.Minute // a list of a large collection is slow on some primaries
+		}
+		if _, err := NewScale(*sc); err != nil {
+			return o, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return o, nil
 	}
-	return cfg, asJSON, nil
+	for _, name := range scaleFlags {
+		if fs.Changed(name) {
+			return o, fmt.Errorf("%w: --%s applies to a scale run (--scale) only", errUsage, name)
+		}
+	}
+	var err error
+	if cfg.Mix, err = ParseMix(mix); err != nil {
+		return o, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if err := cfg.fill(); err != nil {
+		return o, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return o, nil
+}
+
+// runScale runs a scale run and writes its report to stdout.
+func runScale(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
+	cfg := o.scaleCfg
+	var (
+		srv *server
+		dir string
+	)
+	if o.serve != "" {
+		if dir, err = os.MkdirTemp("", "memcell-scale-"); err != nil {
+			return fmt.Errorf("%w: %v", ErrCouldNotRun, err)
+		}
+		defer os.RemoveAll(dir)
+		if srv, err = startServer(ctx, o.serve, dir, stderr); err != nil {
+			return err
+		}
+		defer func() {
+			if srv == nil {
+				return
+			}
+			if e := srv.stop(); e != nil && err == nil {
+				err = e
+			}
+		}()
+		cfg.URL = srv.url
+		fmt.Fprintf(stderr, "memcell-load: %s serve on the embedded default, data in %s\n", o.serve, dir)
+	}
+	if err := probe(ctx, cfg.URL, cfg.Token); err != nil {
+		return err
+	}
+	cfg.Progress = stderr
+	s, err := NewScale(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "memcell-load: loading %d documents with %d writers into %s (%d users, seed %d)\n",
+		cfg.Docs, cfg.Writers, cfg.URL, cfg.Users, cfg.Seed)
+	s.Load(ctx)
+	fmt.Fprintf(stderr, "memcell-load: timing %d requests of each kind\n", cfg.Samples)
+	s.Measure(ctx, "after the load")
+	if o.restart && ctx.Err() == nil {
+		e := srv.stop()
+		srv = nil
+		if e != nil {
+			return e
+		}
+		if srv, err = startServer(ctx, o.serve, dir, stderr); err != nil {
+			return err
+		}
+		s.SetURL(srv.url)
+		fmt.Fprintln(stderr, "memcell-load: restarted the server; timing again")
+		s.Measure(ctx, "after a restart")
+	}
+	rep := s.Report()
+	if o.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		writeScaleTable(stdout, rep)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if rep.Failed() > 0 {
+		return errFailures
+	}
+	return nil
 }
 
 // probe checks that a memcell server answers ready at base (GET /readyz,

@@ -53,9 +53,9 @@ const (
 	// time, not for the most the server can take, and runs beside the other
 	// packages' tests on the same cores. Uncapped it takes both cores.
 	soakRate = 30
-	// soakMaxLive caps the live documents. The embedded primary reads the
-	// whole collection for each list and count, so a bounded collection
-	// keeps their latency, and so the load, steady over the run.
+	// soakMaxLive caps the live documents, so that the cost of lists and
+	// counts (which grows with the collection on some primaries), and so
+	// the load, stays steady over the run.
 	soakMaxLive = 160
 	// The growth allowed between the first minute and the end.
 	soakGoroutineSlack = 20
