@@ -452,9 +452,16 @@ func (x *QueryIndex) Scope(ctx context.Context, sc memcell.Scope, deleted *bool)
 	if err := sc.Check(); err != nil {
 		return nil, false, err
 	}
+	return x.ids(ctx, func(table string) (string, []any) { return scopeSQL(table, &sc, deleted) })
+}
+
+// ids runs the query that build makes for the collection's table, whose
+// one column is a document's _id in hex, and returns the ids. ok is false
+// when the index cannot answer exactly.
+func (x *QueryIndex) ids(ctx context.Context, build func(table string) (string, []any)) (ids []memcell.ID, ok bool, err error) {
 	ok, err = x.readTx(ctx, func(tx *sql.Tx, table string) error {
 		ids = ids[:0]
-		query, args := scopeSQL(table, &sc, deleted)
+		query, args := build(table)
 		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -490,28 +497,5 @@ func intentsSQL(table string) string {
 // does: a mark's hex form sorts as its bytes). ok is false when the index
 // cannot answer exactly.
 func (x *QueryIndex) Intents(ctx context.Context, before memcell.ID) (ids []memcell.ID, ok bool, err error) {
-	ok, err = x.readTx(ctx, func(tx *sql.Tx, table string) error {
-		ids = ids[:0]
-		rows, err := tx.QueryContext(ctx, intentsSQL(table), before.String())
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var hex string
-			if err := rows.Scan(&hex); err != nil {
-				return err
-			}
-			id, err := memcell.ParseID(hex)
-			if err != nil {
-				return fmt.Errorf("stored _id %q: %w", hex, err)
-			}
-			ids = append(ids, id)
-		}
-		return rows.Err()
-	})
-	if !ok {
-		return nil, ok, err
-	}
-	return ids, true, nil
+	return x.ids(ctx, func(table string) (string, []any) { return intentsSQL(table), []any{before.String()} })
 }

@@ -28,6 +28,32 @@ func (e *env) drain(t *testing.T) {
 	}
 }
 
+// waitNoted waits until every id is noted as pending (by the queue's
+// recorder, within a few of its 200 ms rounds).
+func (e *env) waitNoted(t *testing.T, ids []memcell.ID) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		noted, err := e.primary.Pending(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing := 0
+		for _, id := range ids {
+			if !slices.Contains(noted, id) {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d ids not noted as pending", missing, len(ids))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestAsyncWrites runs every kind of write in async mode on every backend:
 // each answers queued, and once the queue drains the KV equals the primary
 // and the write intents are cleared.
@@ -152,8 +178,9 @@ func TestAsyncQueueFull(t *testing.T) {
 	release := e.kv.Stall()
 	defer release()
 	var queued, dropped int
+	var droppedIDs []memcell.ID
 	for range 40 {
-		_, mir, err := e.repo.Append(ctx, memcelltest.NewMemCell(r, 2048))
+		m, mir, err := e.repo.Append(ctx, memcelltest.NewMemCell(r, 2048))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,6 +189,7 @@ func TestAsyncQueueFull(t *testing.T) {
 			queued++
 		case mirror.MirrorFailed:
 			dropped++
+			droppedIDs = append(droppedIDs, m.ID)
 		default:
 			t.Fatalf("Append = %+v, want queued or failed", mir)
 		}
@@ -176,20 +204,7 @@ func TestAsyncQueueFull(t *testing.T) {
 		t.Errorf("memcell_mirror_queue_drops_total = %v, want %d", got, dropped)
 	}
 	// The dropped ids are noted as pending by the queue's recorder.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ids, err := e.primary.Pending(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ids) >= dropped {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d ids noted as pending, want %d", len(ids), dropped)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitNoted(t, droppedIDs)
 	release()
 	e.drain(t)
 	if _, err := reconcile.Replay(ctx, e.primary, e.kv, nil); err != nil {
@@ -246,20 +261,7 @@ func TestAsyncKVDown(t *testing.T) {
 		t.Errorf("%d KV write calls for %d writes while it failed: want probes only", calls, len(ids))
 	}
 	e.drain(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		noted, err := e.primary.Pending(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(noted) == len(ids) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d ids noted as pending", len(noted), len(ids))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitNoted(t, ids)
 	if n := len(e.logs.Lines("queued kv writes failed")); n == 0 {
 		t.Error("no WARN line for the failed batches")
 	}
@@ -422,20 +424,7 @@ func TestAsyncStallDetected(t *testing.T) {
 	if err != nil || mir.Status != mirror.MirrorFailed {
 		t.Fatalf("Append after the stall was seen = %+v, %v; want failed", mir, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		noted, err := e.primary.Pending(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if slices.Contains(noted, m.ID) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not noted as pending (%v)", m.ID, noted)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitNoted(t, []memcell.ID{m.ID})
 	release()
 	e.drain(t)
 	if _, err := reconcile.Replay(ctx, e.primary, e.kv, nil); err != nil {
