@@ -200,6 +200,24 @@ const (
 	histHighest = int64(5 * time.Minute)
 )
 
+// gather gathers the clients' latencies, request count and errors of kind k,
+// and adds the errors to total too.
+func gather(clients []*client, k Kind, total map[string]int64) (*hdrhistogram.Histogram, int64, map[string]int64) {
+	h := newHistogram()
+	errs := map[string]int64{}
+	var n int64
+	for _, c := range clients {
+		t := c.tallies[k]
+		h.Merge(t.hist)
+		n += t.requests
+		for key, v := range t.errors {
+			errs[key] += v
+			total[key] += v
+		}
+	}
+	return h, n, errs
+}
+
 func newHistogram() *hdrhistogram.Histogram {
 	return hdrhistogram.New(histLowest, histHighest, 3)
 }
@@ -373,18 +391,7 @@ func report(cfg *Config, clients []*client, elapsed time.Duration, prefilled int
 	all := newHistogram()
 	allErrors := map[string]int64{}
 	for _, k := range Kinds {
-		h := newHistogram()
-		errs := map[string]int64{}
-		var n int64
-		for _, c := range clients {
-			t := c.tallies[k]
-			h.Merge(t.hist)
-			n += t.requests
-			for s, v := range t.errors {
-				errs[s] += v
-				allErrors[s] += v
-			}
-		}
+		h, n, errs := gather(clients, k, allErrors)
 		all.Merge(h)
 		r.Overall.Requests += n
 		if n > 0 {

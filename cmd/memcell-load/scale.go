@@ -307,17 +307,8 @@ func (s *Scale) Measure(ctx context.Context, when string) {
 // merge gathers the clients' numbers for kind and adds their errors to
 // the report's.
 func (s *Scale) merge(clients []*client, k Kind) Stats {
-	h := newHistogram()
-	errs := map[string]int64{}
-	var n int64
+	h, n, errs := gather(clients, k, s.report.Errors)
 	for _, c := range clients {
-		t := c.tallies[k]
-		h.Merge(t.hist)
-		n += t.requests
-		for key, v := range t.errors {
-			errs[key] += v
-			s.report.Errors[key] += v
-		}
 		for key, sample := range c.samples {
 			if _, ok := s.report.Failures[key]; !ok {
 				s.report.Failures[key] = sample
