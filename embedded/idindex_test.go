@@ -11,10 +11,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/memcell/memcell/embedded"
 )
 
 // TestIDIndexUsed checks, on the SQLite file itself, that after IndexIDs a
@@ -26,17 +22,7 @@ import (
 func TestIDIndexUsed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := t.TempDir()
-	s, err := embedded.Start(ctx, dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect(ctx)
+	dir, s, c := startServer(t, nil)
 	if v := ferretVersion(t); v != "v1.24.2" {
 		t.Fatalf("FerretDB %s: IndexIDs is written for v1.24.2's SQLite layout; check it against this one", v)
 	}

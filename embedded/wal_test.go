@@ -67,18 +67,8 @@ func growWAL(t *testing.T, dir string, coll *mongo.Collection, size int64) *sql.
 // stays, done once it has gone, with every document still there.
 func TestCheckpoint(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
 	const limit = 1 << 20
-	s, err := embedded.Start(ctx, dir, &embedded.Options{WALLimit: limit, CheckpointInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect(ctx)
+	dir, s, c := startServer(t, &embedded.Options{WALLimit: limit, CheckpointInterval: time.Hour})
 	coll := c.Database("d").Collection("c")
 	reader := growWAL(t, dir, coll, 3*limit)
 
@@ -121,19 +111,8 @@ func TestCheckpoint(t *testing.T) {
 // TestCheckpointLoop checks that the server checkpoints a log grown past
 // WALLimit by itself.
 func TestCheckpointLoop(t *testing.T) {
-	ctx := context.Background()
-	dir := t.TempDir()
 	const limit = 1 << 20
-	s, err := embedded.Start(ctx, dir, &embedded.Options{WALLimit: limit, CheckpointInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	c, err := mongo.Connect(options.Client().ApplyURI(s.URI()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Disconnect(ctx)
+	dir, _, c := startServer(t, &embedded.Options{WALLimit: limit, CheckpointInterval: 200 * time.Millisecond})
 	reader := growWAL(t, dir, c.Database("d").Collection("c"), 2*limit)
 	if err := reader.Rollback(); err != nil {
 		t.Fatal(err)
@@ -218,4 +197,21 @@ func TestCheckpointUnderLoad(t *testing.T) {
 	if peak > 8*limit {
 		t.Errorf("the log reached %d bytes under load; want it kept near %d", peak, limit)
 	}
+}
+
+// startServer starts an embedded server in a new directory with opts and
+// connects a client to it; both are closed when the test ends.
+func startServer(t *testing.T, opts *embedded.Options) (dir string, s *embedded.Server, c *mongo.Client) {
+	t.Helper()
+	dir = t.TempDir()
+	s, err := embedded.Start(context.Background(), dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if c, err = mongo.Connect(options.Client().ApplyURI(s.URI())); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
+	return dir, s, c
 }
