@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -43,6 +44,14 @@ type Options struct {
 	// CheckpointInterval is how often the server compares the logs with
 	// WALLimit; 0 means DefaultCheckpointInterval.
 	CheckpointInterval time.Duration
+	// SyncInterval is how often the server syncs the write-ahead logs
+	// that changed to the disk, its databases committing without a sync
+	// of their own (group sync): a power loss or an operating system
+	// crash can lose the writes of the last interval, a process crash
+	// none. 0 means DefaultSyncInterval; a negative value syncs every
+	// commit before it is answered instead. See the package's notes on
+	// the journal settings (wal.go).
+	SyncInterval time.Duration
 }
 
 // Server is a running embedded primary.
@@ -84,6 +93,9 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	if o.CheckpointInterval <= 0 {
 		o.CheckpointInterval = DefaultCheckpointInterval
 	}
+	if o.SyncInterval == 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
@@ -95,7 +107,7 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 		Listener:  ferretdb.ListenerConfig{TCP: o.Addr},
 		Logger:    o.Logger,
 		Handler:   "sqlite",
-		SQLiteURL: sqliteURL(abs, o.WALLimit),
+		SQLiteURL: sqliteURL(abs, o.WALLimit, o.SyncInterval > 0),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: %w", err)
@@ -106,7 +118,13 @@ func Start(ctx context.Context, dir string, opts *Options) (*Server, error) {
 	go func() { s.done <- f.Run(runCtx) }()
 	go func() {
 		defer close(s.housekept)
+		var wg sync.WaitGroup
+		if o.SyncInterval > 0 {
+			y := &syncer{dir: abs, synced: map[string]logState{}}
+			wg.Go(func() { y.groupSync(hkCtx, o.SyncInterval, o.Logger) })
+		}
 		s.housekeep(hkCtx, o.CheckpointInterval, o.WALLimit, o.Logger)
+		wg.Wait()
 	}()
 
 	// MongoDBURI waits for the listener; do not let a failed start hang us.

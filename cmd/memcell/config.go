@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/memcell/memcell"
+	"github.com/memcell/memcell/embedded"
 	"github.com/memcell/memcell/httpapi"
 	"github.com/memcell/memcell/internal/netaddr"
 	"github.com/memcell/memcell/internal/redact"
@@ -45,6 +46,7 @@ type config struct {
 	LogLevel        string
 	LogFormat       string
 	EmbeddedAddr    string
+	EmbeddedSync    time.Duration // 0: SQLite syncs each commit
 	Insecure        bool
 	Mirror          mirror.Flags // --mirroring, --validation and --mirror-mode
 	QueueBytes      int64
@@ -79,6 +81,7 @@ var settings = []setting{
 	{"log-level", "MEMCELL_LOG_LEVEL", false},
 	{"log-format", "MEMCELL_LOG_FORMAT", false},
 	{"embedded-addr", "MEMCELL_EMBEDDED_ADDR", false},
+	{"embedded-sync-interval", "MEMCELL_EMBEDDED_SYNC_INTERVAL", false},
 	{"validation", "MEMCELL_VALIDATION", false},
 	{"insecure", "MEMCELL_INSECURE", false},
 	{"mirroring", "MEMCELL_MIRRORING", false},
@@ -114,6 +117,9 @@ func (c *config) bind(fs *pflag.FlagSet) {
 	c.LogFormat = "auto"
 	fs.Var(&enumValue{p: &c.LogFormat, allowed: []string{"text", "json", "auto"}}, "log-format", "text, json, or auto (text on a terminal, JSON otherwise)")
 	fs.StringVar(&c.EmbeddedAddr, "embedded-addr", "127.0.0.1:27027", "loopback address the embedded primary listens on (port 0 picks a free one)")
+	c.EmbeddedSync = embedded.DefaultSyncInterval
+	fs.Var((*nonNegativeDuration)(&c.EmbeddedSync), "embedded-sync-interval",
+		"how often the embedded primary syncs its committed writes to disk (a power loss can lose the last interval's, a crash none); 0 syncs each write before it is answered")
 	c.Mirror = mirror.Flags{Mirroring: true, Validation: mirror.ValidationOn}
 	fs.Var(&validationValue{&c.Mirror}, "validation", "read validation: on, off, or sample:N (validate N% of the reads that would validate)")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback --addr without an API token")
@@ -278,6 +284,24 @@ func (h *hostListValue) Set(s string) error {
 		}
 		*h.p = append(*h.p, c)
 	}
+	return nil
+}
+
+// nonNegativeDuration is a duration flag value that must not be below zero.
+type nonNegativeDuration time.Duration
+
+func (p *nonNegativeDuration) String() string { return time.Duration(*p).String() }
+func (p *nonNegativeDuration) Type() string   { return "duration" }
+
+func (p *nonNegativeDuration) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d < 0 {
+		return errors.New("must not be negative")
+	}
+	*p = nonNegativeDuration(d)
 	return nil
 }
 

@@ -30,7 +30,7 @@ var errCouldNotRun = errors.New("could not run")
 
 // jobFlags are the settings a job reads: where the stores are and how to log.
 // addr is where a server that would run the job listens.
-var jobFlags = []string{"mongo-uri", "mongo-database", "kv", "data-dir", "embedded-addr", "addr", "log-level", "log-format"}
+var jobFlags = []string{"mongo-uri", "mongo-database", "kv", "data-dir", "embedded-addr", "embedded-sync-interval", "addr", "log-level", "log-format"}
 
 type jobOptions struct {
 	report     string

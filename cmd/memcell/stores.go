@@ -60,7 +60,11 @@ func openStores(ctx context.Context, cfg *config, stderr io.Writer, log *slog.Lo
 		// FerretDB logs every command it does not support (the driver's
 		// endSessions at shutdown, say) as a multi-line WARN: errors only.
 		quiet := newLogger(stderr, cfg.LogFormat, "error").With("component", "embedded-primary")
-		srv, err := embedded.Start(ctx, dir, &embedded.Options{Addr: cfg.EmbeddedAddr, Logger: quiet})
+		sync := cfg.EmbeddedSync
+		if sync == 0 {
+			sync = -1 // embedded.Options: each commit
+		}
+		srv, err := embedded.Start(ctx, dir, &embedded.Options{Addr: cfg.EmbeddedAddr, Logger: quiet, SyncInterval: sync})
 		if err != nil {
 			return nil, err
 		}
