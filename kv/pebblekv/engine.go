@@ -15,9 +15,10 @@ import (
 type engine struct{ db *pebble.DB }
 
 // Get implements diskkv.Engine; it is the one place that maps Pebble's
-// not-found error. Pebble lends the value until closer.Close.
+// not-found error. Pebble lends the value until closer.Close, and only
+// reads the key, which is not copied.
 func (e engine) Get(key string) ([]byte, io.Closer, bool, error) {
-	v, closer, err := e.db.Get([]byte(key))
+	v, closer, err := e.db.Get(diskkv.KeyBytes(key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil, false, nil
 	}

@@ -77,3 +77,29 @@ type testLogger struct{ t testing.TB }
 func (l testLogger) Infof(format string, args ...any)  { l.t.Logf(format, args...) }
 func (l testLogger) Errorf(format string, args ...any) { l.t.Errorf(format, args...) }
 func (l testLogger) Fatalf(format string, args ...any) { l.t.Fatalf(format, args...) }
+
+// TestEngineGetAllocs checks that the engine's point read, which every
+// guarded put and every get makes, passes the key to Pebble without copying
+// it: Pebble's Get itself allocates nothing for a key it finds.
+func TestEngineGetAllocs(t *testing.T) {
+	db, err := pebble.Open(t.TempDir(), pebbleOptions(Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	key := kvtest.BenchKey(7)
+	if err := db.Set([]byte(key), []byte("value"), pebble.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	e := engine{db}
+	allocs := testing.AllocsPerRun(100, func() {
+		_, closer, found, err := e.Get(key)
+		if err != nil || !found {
+			t.Fatalf("Get(%q) = found %v, %v", key, found, err)
+		}
+		closer.Close()
+	})
+	if allocs != 0 {
+		t.Errorf("engine.Get allocates %v times per call, want 0", allocs)
+	}
+}

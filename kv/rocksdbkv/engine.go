@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"io"
 	"sync"
-	"unsafe"
 
 	"github.com/linxGnu/grocksdb"
 
@@ -52,16 +51,10 @@ func newEngine(db *grocksdb.DB) *engine {
 	return e
 }
 
-// keyBytes returns key's bytes without copying them, for the calls that
-// only read the key during the call (RocksDB copies what it keeps).
-func keyBytes(key string) []byte {
-	return unsafe.Slice(unsafe.StringData(key), len(key))
-}
-
 // Get implements diskkv.Engine. The value stays pinned in RocksDB's memory
 // (the block cache or the memtable) until closer.Close, which releases it.
 func (e *engine) Get(key string) ([]byte, io.Closer, bool, error) {
-	h, err := e.db.GetPinned(e.read, keyBytes(key))
+	h, err := e.db.GetPinned(e.read, diskkv.KeyBytes(key))
 	if err != nil {
 		return nil, nil, false, err
 	}

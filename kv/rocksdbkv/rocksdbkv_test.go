@@ -3,6 +3,12 @@
 package rocksdbkv
 
 import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -77,4 +83,38 @@ func rawKeys(t testing.TB, dir string) []string {
 		t.Fatal(err)
 	}
 	return keys
+}
+
+// TestCacheSize checks that the URL's cache_size reaches RocksDB: the
+// block cache's capacity that RocksDB writes to its LOG file at open is
+// the one asked for, and RocksDB's default (8 MiB) without it.
+func TestCacheSize(t *testing.T) {
+	for _, tc := range []struct {
+		query string
+		want  int
+	}{
+		{"?cache_size=3145728", 3 << 20},
+		{"", 8 << 20},
+	} {
+		dir := t.TempDir()
+		u, err := url.Parse("rocksdb://" + filepath.ToSlash(dir) + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenURL(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		log, err := os.ReadFile(filepath.Join(dir, "LOG"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("block_cache_options:\n    capacity : %d\n", tc.want)
+		if !bytes.Contains(log, []byte(want)) {
+			t.Errorf("%s: RocksDB's LOG lacks %q", u, want)
+		}
+	}
 }

@@ -38,6 +38,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/memcell/memcell/kv"
 	"github.com/memcell/memcell/kv/internal/record"
@@ -62,6 +63,13 @@ type Engine interface {
 
 	// Close closes the database.
 	Close() error
+}
+
+// KeyBytes returns key's bytes without copying them, for an Engine's
+// calls into a library that only reads the key (and copies what it keeps):
+// the caller must not write to them.
+func KeyBytes(key string) []byte {
+	return unsafe.Slice(unsafe.StringData(key), len(key))
 }
 
 // LogSyncer is an Engine that can make every write committed so far

@@ -124,6 +124,7 @@ func Run(t *testing.T, b Backend) {
 		fn   func(t *testing.T, b Backend)
 	}{
 		{"OpenURL", testOpenURL},
+		{"OpenURLDirAndGrace", testOpenURLDirAndGrace},
 		{"OpenChecksOptionsFirst", testOpenChecksOptionsFirst},
 		{"OpenCreatesDirAndLocksIt", testOpenCreatesDirAndLocksIt},
 		{"Reopen", testReopen},
@@ -194,6 +195,54 @@ func testOpenURL(t *testing.T, b Backend) {
 			}
 		})
 	}
+}
+
+// testOpenURLDirAndGrace checks that a URL's relative path is taken from
+// the working directory and its absolute one as it is, and that its
+// tombstone_grace reaches the store: a tombstone stops blocking older puts
+// after that grace, not the default one.
+func testOpenURLDirAndGrace(t *testing.T, b Backend) {
+	ctx := context.Background()
+	wd := t.TempDir()
+	t.Chdir(wd)
+	abs := filepath.Join(t.TempDir(), "abs")
+	for _, tc := range []struct{ url, dir string }{
+		{b.Scheme + ":rel/dir?tombstone_grace=50ms", filepath.Join(wd, "rel", "dir")},
+		{b.Scheme + "://" + filepath.ToSlash(abs) + "?tombstone_grace=50ms", abs},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.OpenURL(ctx, u)
+		if err != nil {
+			t.Fatalf("OpenURL(%s): %v", tc.url, err)
+		}
+		if files, err := os.ReadDir(tc.dir); err != nil || len(files) == 0 {
+			t.Errorf("OpenURL(%s) left %s with %d files (%v), want the database there", tc.url, tc.dir, len(files), err)
+		}
+		mustPut(t, s, "k", "v", 3)
+		if ok, err := s.Delete(ctx, "k", kv.MaxRev); err != nil || !ok {
+			t.Fatalf("Delete = %v, %v; want removed", ok, err)
+		}
+		if !putAfter(ctx, s, 5*time.Second) {
+			t.Errorf("OpenURL(%s): the tombstone still blocks a put after 5s, want tombstone_grace=50ms", tc.url)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// putAfter retries a put of "k" at revision 1 until the tombstone before
+// it has expired, and reports whether it did within limit.
+func putAfter(ctx context.Context, s kv.Store, limit time.Duration) bool {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ok, err := s.Put(ctx, kv.Entry{Key: "k", Value: []byte("after"), Rev: 1}); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 func testOpenChecksOptionsFirst(t *testing.T, b Backend) {
