@@ -18,15 +18,17 @@ import (
 // it carries the empty intent of a document whose KV write is done, as
 // ClearIntents leaves it. It reports whether it wrote.
 //
-// A document the collection lacks is inserted; if one with the id appears
-// meanwhile (a duplicate key), nothing is written and Recover reports
-// false. With overwriteOlder, a stored document whose revision is lower
-// than m's (absent or null counts as lower) is replaced by m; a document at
-// m's revision or above is left alone, so a newer write always wins.
+// Without replace, m is inserted where the collection lacks it; if a
+// document with its id appears meanwhile (a duplicate key), nothing is
+// written. With replace, a stored document whose revision is lower than
+// m's (absent or null counts as lower) is replaced by m, and nothing is
+// inserted: a document gone since the caller found it older was deleted
+// meanwhile, and stays deleted. A document at m's revision or above is
+// left alone either way, so a newer write always wins.
 //
 // A document hard-deleted here at m's revision or later (GraveRevisions)
 // is never brought back: Recover reports false.
-func (s *Store) Recover(ctx context.Context, m *memcell.MemCell, overwriteOlder bool) (bool, error) {
+func (s *Store) Recover(ctx context.Context, m *memcell.MemCell, replace bool) (bool, error) {
 	if m == nil || m.ID.IsZero() {
 		return false, errors.New("mongostore: recover: the document has no id")
 	}
@@ -44,13 +46,8 @@ func (s *Store) Recover(ctx context.Context, m *memcell.MemCell, overwriteOlder 
 	stored := *m
 	stored.Intent = memcell.ID{}
 	doc := settled(toBSON(&stored))
-	if _, err := s.coll.InsertOne(ctx, doc); err == nil {
-		return true, nil
-	} else if err = mapErr(err); !errors.Is(err, memcell.ErrConflict) {
-		return false, fmt.Errorf("mongostore: recover %s: %w", m.ID, err)
-	}
-	if !overwriteOlder {
-		return false, nil
+	if !replace {
+		return s.insertRecovered(ctx, m.ID, doc)
 	}
 	filter := bson.D{{Key: "_id", Value: bson.ObjectID(m.ID)}}
 	if s.locks.enabled {
@@ -79,6 +76,19 @@ func (s *Store) Recover(ctx context.Context, m *memcell.MemCell, overwriteOlder 
 		return false, fmt.Errorf("mongostore: recover %s: %w", m.ID, mapErr(err))
 	}
 	return res.MatchedCount > 0, nil
+}
+
+// insertRecovered inserts doc, the recovered document id, and reports
+// whether it did: false when a document with its id is there.
+func (s *Store) insertRecovered(ctx context.Context, id memcell.ID, doc bson.D) (bool, error) {
+	_, err := s.coll.InsertOne(ctx, doc)
+	if err == nil {
+		return true, nil
+	}
+	if err = mapErr(err); errors.Is(err, memcell.ErrConflict) {
+		return false, nil
+	}
+	return false, fmt.Errorf("mongostore: recover %s: %w", id, err)
 }
 
 // settled gives doc, as toBSON made it of a MemCell without an intent, the

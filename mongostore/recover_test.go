@@ -13,8 +13,8 @@ import (
 
 // TestRecover checks that Recover puts a document back exactly as it was
 // (same BSON, no new revision, no intent), refuses to replace a document
-// at its revision or above, replaces an older one only with
-// overwriteOlder, and never brings back a hard-deleted one.
+// at its revision or above, replaces an older one only with replace, never
+// inserts with replace, and never brings back a hard-deleted one.
 func TestRecover(t *testing.T) {
 	s := open(t)
 	ctx := context.Background()
@@ -46,10 +46,10 @@ func TestRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Present at the same revision: nothing to do, with or without overwriteOlder.
-	for _, over := range []bool{false, true} {
-		if ok, err := s.Recover(ctx, copyOf, over); ok || err != nil {
-			t.Errorf("Recover(present, overwriteOlder %v) = %v, %v; want false, nil", over, ok, err)
+	// Present at the same revision: nothing to do, with or without replace.
+	for _, replace := range []bool{false, true} {
+		if ok, err := s.Recover(ctx, copyOf, replace); ok || err != nil {
+			t.Errorf("Recover(present, replace %v) = %v, %v; want false, nil", replace, ok, err)
 		}
 	}
 
@@ -64,22 +64,22 @@ func TestRecover(t *testing.T) {
 		t.Errorf("recovered document differs:\nbefore %s\nafter  %s", before, after)
 	}
 
-	// Older in the primary: only overwriteOlder replaces it.
+	// Older in the primary: only replace replaces it.
 	older := *copyOf
 	older.Revision = 7
 	older.Summary = ptr("newer copy")
 	if ok, err := s.Recover(ctx, &older, false); ok || err != nil {
-		t.Errorf("Recover(older present, no overwrite) = %v, %v; want false, nil", ok, err)
+		t.Errorf("Recover(older present, insert) = %v, %v; want false, nil", ok, err)
 	}
 	if ok, err := s.Recover(ctx, &older, true); !ok || err != nil {
-		t.Errorf("Recover(older present, overwrite) = %v, %v; want true, nil", ok, err)
+		t.Errorf("Recover(older present, replace) = %v, %v; want true, nil", ok, err)
 	}
 	if got, err := s.Lookup(ctx, m.ID); err != nil || got.Revision != 7 || *got.Summary != "newer copy" || !got.Intent.IsZero() {
 		t.Errorf("after overwrite: %v, %v", got, err)
 	}
 	// A copy behind the primary never replaces it.
 	if ok, err := s.Recover(ctx, copyOf, true); ok || err != nil {
-		t.Errorf("Recover(copy older than the primary, overwrite) = %v, %v; want false, nil", ok, err)
+		t.Errorf("Recover(copy older than the primary, replace) = %v, %v; want false, nil", ok, err)
 	}
 
 	// Hard-deleted at revision 7: a copy at 7 or below stays gone; one
@@ -99,6 +99,14 @@ func TestRecover(t *testing.T) {
 	}
 	later := older
 	later.Revision = 8
+	// Replace never inserts: a document gone since it was found older
+	// was deleted meanwhile.
+	if ok, err := s.Recover(ctx, &later, true); ok || err != nil {
+		t.Errorf("Recover(absent, replace) = %v, %v; want false, nil", ok, err)
+	}
+	if _, err := s.Lookup(ctx, m.ID); err == nil {
+		t.Error("Recover with replace inserted a document")
+	}
 	if ok, err := s.Recover(ctx, &later, false); !ok || err != nil {
 		t.Errorf("Recover(copy above the grave) = %v, %v; want true, nil", ok, err)
 	}

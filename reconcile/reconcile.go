@@ -110,11 +110,12 @@ type Primary interface {
 	GraveRevisions(ctx context.Context, ids []memcell.ID) (map[memcell.ID]int64, error)
 	// Recover puts a document back exactly as its KV copy holds it (its
 	// own id, revision, timestamps and deletion marks; no new revision,
-	// no write intent) where the primary has no document with its id, or,
-	// with overwriteOlder, one at a lower revision. It never brings back a
-	// document hard-deleted at the copy's revision or later, and reports
-	// whether it wrote.
-	Recover(ctx context.Context, m *memcell.MemCell, overwriteOlder bool) (bool, error)
+	// no write intent): without replace, only where the primary has no
+	// document with its id; with replace, only over one at a lower
+	// revision, never where the document is gone (deleted since it was
+	// found older). It never brings back a document hard-deleted at the
+	// copy's revision or later, and reports whether it wrote.
+	Recover(ctx context.Context, m *memcell.MemCell, replace bool) (bool, error)
 	// EstimatedCount is a cheap estimate of the number of documents.
 	EstimatedCount(ctx context.Context) (int64, error)
 	// Namespace names the collection, "database.collection"; checkpoints

@@ -161,15 +161,18 @@ func (j *job) recoverCopies(ctx context.Context, copies []copyOf) error {
 			j.unreadable(ctx, &memcell.UnreadableError{ID: c.id.String(), Err: fmt.Errorf("the copy holds the document %s", m.ID)})
 			continue
 		}
+		_, behind := present[c.id]
 		kind := Lost
-		if _, ok := present[c.id]; ok {
+		if behind {
 			kind = Behind
 		}
 		j.found(ctx, Diff{EventID: c.id.String(), Key: c.key, Kind: kind})
 		if j.dryRun {
 			continue
 		}
-		ok, err := j.primary.Recover(ctx, m, j.overwriteOlder)
+		// A document found behind is only replaced: if it is gone now, a
+		// live delete removed it since the lookup.
+		ok, err := j.primary.Recover(ctx, m, behind)
 		if err != nil {
 			return fmt.Errorf("primary recover %s: %w", c.id, err)
 		}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -173,12 +174,12 @@ type failingRecover struct {
 	left int
 }
 
-func (f *failingRecover) Recover(ctx context.Context, m *memcell.MemCell, overwriteOlder bool) (bool, error) {
+func (f *failingRecover) Recover(ctx context.Context, m *memcell.MemCell, replace bool) (bool, error) {
 	if f.left == 0 {
 		return false, errors.New("the primary went away")
 	}
 	f.left--
-	return f.Store.Recover(ctx, m, overwriteOlder)
+	return f.Store.Recover(ctx, m, replace)
 }
 
 // unordered is a KV store that says it does not scan in key order.
@@ -188,4 +189,114 @@ func (u unordered) Capabilities() kv.Capabilities {
 	c := u.Store.Capabilities()
 	c.OrderedScan = false
 	return c
+}
+
+// TestRecoverBesideLiveWrites makes live writes land between a recover's
+// lookup of the primary and its own writes, where a recover beside live
+// traffic meets them: a document re-created at a higher revision, an
+// older one updated past its copy's revision, and an older one
+// hard-deleted. Each live write stands: the recover writes none of the
+// three. Verify then finds the copy of the document the other writer
+// re-created in the primary alone stale, and the copy of the hard-deleted
+// one extra: the mirror deletes it at the primary's revision, below the
+// copy's.
+func TestRecoverBesideLiveWrites(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, memcelltest.KVBackends()[0], 0)
+	e.append(t, 3)
+	recreated, updated, deleted := e.docs[0].ID, e.docs[1].ID, e.docs[2].ID
+	coll := memcelltest.Collection(t, e.primary.Namespace())
+	byID := func(id memcell.ID) bson.D { return bson.D{{Key: "_id", Value: bson.ObjectID(id)}} }
+	lost, err := coll.FindOne(ctx, byID(recreated)).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := coll.DeleteOne(ctx, byID(recreated)); err != nil {
+		t.Fatal(err)
+	}
+	// Two documents one revision behind their copies, as after a replica
+	// set rolled back.
+	for _, id := range []memcell.ID{updated, deleted} {
+		if _, _, err := e.repo.Update(ctx, id, map[string]any{"summary": "second"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := coll.UpdateOne(ctx, byID(id), bson.D{{Key: "$set", Value: bson.D{
+			{Key: "summary", Value: "rolled back"}, {Key: memcell.RevisionField, Value: int64(1)}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var want map[string]string
+	live := func() {
+		// Another writer puts the lost document back, newer.
+		var d bson.D
+		if err := bson.Unmarshal(lost, &d); err != nil {
+			t.Error(err)
+			return
+		}
+		for i := range d {
+			switch d[i].Key {
+			case "summary":
+				d[i].Value = "re-created"
+			case memcell.RevisionField:
+				d[i].Value = int64(5)
+			}
+		}
+		if _, err := coll.InsertOne(ctx, d); err != nil {
+			t.Error(err)
+		}
+		// Two updates take the rolled-back document past its copy.
+		for _, s := range []string{"live 1", "live 2"} {
+			if _, _, err := e.repo.Update(ctx, updated, map[string]any{"summary": s}); err != nil {
+				t.Error(err)
+			}
+		}
+		if ok, _, err := e.repo.HardDelete(ctx, deleted); !ok || err != nil {
+			t.Errorf("HardDelete = %v, %v", ok, err)
+		}
+		want = e.primaryState(t)
+	}
+
+	opts := e.opts()
+	opts.OverwriteOlder = true
+	r, err := reconcile.Recover(ctx, &liveWrites{Store: e.primary, live: live}, e.kv, opts)
+	if err != nil {
+		t.Fatalf("Recover: %v", err)
+	}
+	if r.Repaired != 0 || r.Differences[reconcile.Lost] != 1 || r.Differences[reconcile.Behind] != 2 {
+		t.Errorf("Recover = %+v, want 1 lost and 2 behind found, none recovered", r)
+	}
+	if diff := cmp.Diff(e.primaryState(t), want); diff != "" {
+		t.Errorf("the recover undid live writes (-got +want):\n%s", diff)
+	}
+	if _, ok := want[deleted.String()]; ok {
+		t.Fatal("the live hard delete left its document")
+	}
+	if s := want[updated.String()]; !strings.Contains(s, "live 2") {
+		t.Fatalf("the live update is not in the primary: %s", s)
+	}
+	if diff := cmp.Diff(found(e.verify(t, nil)), []string{"extra " + deleted.String(), "stale " + recreated.String()}); diff != "" {
+		t.Errorf("verify after recover (-got +want):\n%s", diff)
+	}
+}
+
+// liveWrites is a primary that runs live once, right after a recover first
+// looks up which documents it has: writes that land between the recover's
+// lookup and its own writes.
+type liveWrites struct {
+	*mongostore.Store
+	live func()
+	once sync.Once
+}
+
+func (l *liveWrites) LookupMany(ctx context.Context, ids []memcell.ID) (map[memcell.ID]*memcell.MemCell, error) {
+	docs, err := l.Store.LookupMany(ctx, ids)
+	l.once.Do(l.live)
+	return docs, err
+}
+
+func (l *liveWrites) Existing(ctx context.Context, ids []memcell.ID) (map[memcell.ID]bool, error) {
+	exist, err := l.Store.Existing(ctx, ids)
+	l.once.Do(l.live)
+	return exist, err
 }
