@@ -30,6 +30,12 @@ func TestArrayBoundsInTokenPass(t *testing.T) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
+	// It reads no element past the bound: the allocations are those of
+	// 10,000 elements (about 8 each), not of 150,000 (1.2 million).
+	huge := []byte(`{"extend":{"e":[` + repeat("0", 150_000) + `]}}`)
+	if allocs := testing.AllocsPerRun(1, func() { _ = checkDuplicateKeys(huge, memcell.ArrayBoundError) }); allocs > 10*memcell.MaxArrayItems {
+		t.Errorf("refusing a 150,000-element array made %.0f allocations, want at most %d", allocs, 10*memcell.MaxArrayItems)
+	}
 	for _, ok := range []string{
 		`{"keywords":[` + repeat(`"k"`, 1000) + `],"extend":{"e":[` + repeat("0", 10_000) + `]}}`,
 		`{"foresight_memories":[` + repeat("{}", 1000) + `],"x":[[],[[]],{}]}`,
