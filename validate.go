@@ -121,6 +121,42 @@ func (m *MemCell) checkShape() error {
 	return nil
 }
 
+// ArrayBoundError returns the error Validate gives a MemCell whose array
+// at path (field names and indexes of its API form, e.g. original_data, 0,
+// messages) has n elements, or nil when n is within the array's bound:
+// MaxListItems for the named lists, MaxArrayItems for any other array. It
+// lets a reader of a body refuse an array over its bound before building
+// the document.
+func ArrayBoundError(path []string, n int) error {
+	if isNamedList(path) {
+		if n > MaxListItems {
+			return tooManyValues(joinPath(path), n)
+		}
+		return nil
+	}
+	if n > MaxArrayItems {
+		return &FieldError{Field: joinPath(path), Rule: fmt.Sprintf("at most %d elements, got %d", MaxArrayItems, n)}
+	}
+	return nil
+}
+
+// isNamedList reports whether path names one of the lists MaxListItems
+// bounds: a top-level list, a segment's messages, a message's files.
+func isNamedList(path []string) bool {
+	switch len(path) {
+	case 1:
+		switch path[0] {
+		case "participants", "keywords", "linked_entities", "foresight_memories", "original_data":
+			return true
+		}
+	case 3:
+		return path[0] == "original_data" && path[2] == "messages"
+	case 5:
+		return path[0] == "original_data" && path[2] == "messages" && path[4] == "files"
+	}
+	return false
+}
+
 func tooManyValues(field string, n int) error {
 	return &FieldError{Field: field, Rule: fmt.Sprintf("at most %d values, got %d", MaxListItems, n)}
 }
@@ -160,8 +196,8 @@ func (w *shapeWalker) value(v any) error {
 	case map[string]string:
 		return w.names(slices.Collect(maps.Keys(v)))
 	case []any:
-		if len(v) > MaxArrayItems {
-			return w.fail(fmt.Sprintf("at most %d elements, got %d", MaxArrayItems, len(v)))
+		if err := ArrayBoundError(w.path, len(v)); err != nil {
+			return err
 		}
 		base := len(w.path)
 		for i, x := range v {
@@ -177,9 +213,7 @@ func (w *shapeWalker) value(v any) error {
 		}
 		w.path = w.path[:base]
 	case []string:
-		if len(v) > MaxArrayItems {
-			return w.fail(fmt.Sprintf("at most %d elements, got %d", MaxArrayItems, len(v)))
-		}
+		return ArrayBoundError(w.path, len(v))
 	}
 	return nil
 }

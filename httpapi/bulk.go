@@ -223,7 +223,7 @@ func (s *server) batchGet(w http.ResponseWriter, r *http.Request) error {
 	if _, err := parseQuery(r); err != nil {
 		return err
 	}
-	body, err := s.readBody(w, r)
+	body, err := s.readBody(w, r, nil)
 	if err != nil {
 		return err
 	}

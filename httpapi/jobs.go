@@ -377,7 +377,7 @@ func (s *server) startJob(w http.ResponseWriter, r *http.Request) error {
 	if s.jobs == nil {
 		return errNoJobs
 	}
-	body, err := s.readBody(w, r)
+	body, err := s.readBody(w, r, nil)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func (s *server) create(w http.ResponseWriter, r *http.Request) error {
 	if _, err := parseQuery(r); err != nil {
 		return err
 	}
-	body, err := s.readBody(w, r)
+	body, err := s.readBody(w, r, memcell.ArrayBoundError)
 	if err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func (s *server) update(w http.ResponseWriter, r *http.Request) error {
 	if _, err := parseQuery(r); err != nil {
 		return err
 	}
-	body, err := s.readBody(w, r)
+	body, err := s.readBody(w, r, memcell.ArrayBoundError)
 	if err != nil {
 		return err
 	}

@@ -283,8 +283,8 @@ func listParam(v url.Values, name string) ([]string, error) {
 
 // readBody reads a JSON request body: it must say it is JSON (415), fit
 // the size limit (413) and be one well-formed JSON value with no key twice
-// in an object (400).
-func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+// in an object and, with arrays set, no array over its bound (400).
+func (s *server) readBody(w http.ResponseWriter, r *http.Request, arrays arrayBound) ([]byte, error) {
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
@@ -317,7 +317,7 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		}
 		return nil, &apiError{http.StatusBadRequest, codeMalformedJSON, msg}
 	}
-	if err := checkDuplicateKeys(body); err != nil {
+	if err := checkDuplicateKeys(body, arrays); err != nil {
 		return nil, err
 	}
 	return body, nil

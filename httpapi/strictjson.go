@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/memcell/memcell"
 )
 
 // checkDuplicateKeys refuses a well-formed JSON body with a key twice in one
@@ -20,14 +22,31 @@ import (
 // release yet; one pass over json.Decoder's tokens does this one check.
 // The body has passed memcell.ValidJSON, so it nests at most 10,000 levels
 // (encoding/json's own bound), which bounds the recursion.
-func checkDuplicateKeys(body []byte) error {
+//
+// With arrays set, the same pass refuses an array its function finds over
+// its bound (memcell.ArrayBoundError for a MemCell), and stops reading an
+// array at its MaxArrayItems-th element: the rest is only counted, so a
+// body of 150,000 numbers is refused before any of it is decoded.
+func checkDuplicateKeys(body []byte, arrays arrayBound) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber() // no float parsing: the numbers are not looked at
-	return dupValue(dec, nil)
+	return (&tokenPass{dec: dec, body: body, arrays: arrays}).value(nil)
 }
 
-// dupValue reads one value from dec; path is where it stands.
-func dupValue(dec *json.Decoder, path []string) error {
+// arrayBound returns the error for an array of n elements at path, or
+// nil when it is within its bound.
+type arrayBound func(path []string, n int) error
+
+// tokenPass is one read of a body's tokens.
+type tokenPass struct {
+	dec    *json.Decoder
+	body   []byte
+	arrays arrayBound // nil: arrays are not bounded here
+}
+
+// value reads one value; path is where it stands.
+func (p *tokenPass) value(path []string) error {
+	dec := p.dec
 	tok, err := dec.Token()
 	if err != nil {
 		return badJSON(err)
@@ -45,13 +64,23 @@ func dupValue(dec *json.Decoder, path []string) error {
 				return fieldError(strings.Join(path, "."), fmt.Sprintf("duplicate key %q", k))
 			}
 			seen[k] = struct{}{}
-			if err := dupValue(dec, append(path, k)); err != nil {
+			if err := p.value(append(path, k)); err != nil {
 				return err
 			}
 		}
 	case json.Delim('['):
-		for i := 0; dec.More(); i++ {
-			if err := dupValue(dec, append(path, strconv.Itoa(i))); err != nil {
+		n := 0
+		for ; dec.More(); n++ {
+			if p.arrays != nil && n == memcell.MaxArrayItems {
+				// Over every bound: count the rest without reading it.
+				return p.arrays(path, n+countElements(p.body[dec.InputOffset():]))
+			}
+			if err := p.value(append(path, strconv.Itoa(n))); err != nil {
+				return err
+			}
+		}
+		if p.arrays != nil {
+			if err := p.arrays(path, n); err != nil {
 				return err
 			}
 		}
@@ -62,6 +91,37 @@ func dupValue(dec *json.Decoder, path []string) error {
 		return badJSON(err)
 	}
 	return nil
+}
+
+// countElements counts the elements left in an array of valid JSON, rest
+// starting after one of its elements: one per comma at the array's own
+// level before its closing bracket.
+func countElements(rest []byte) int {
+	n, depth, inString := 0, 0, false
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		switch {
+		case inString:
+			switch c {
+			case '\\':
+				i++ // the escaped byte
+			case '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+		case c == ']' || c == '}':
+			if depth == 0 {
+				return n
+			}
+			depth--
+		case c == ',' && depth == 0:
+			n++
+		}
+	}
+	return n
 }
 
 // badJSON reports a body the token reader could not read: it passed

@@ -87,8 +87,8 @@ func TestEndToEndHostileRequests(t *testing.T) {
 		status, msg := rawCall(t, s.url, tc.method, tc.target, tc.body)
 		d := time.Since(start)
 		t.Logf("%s: %d in %v", tc.name, status, d)
-		if d > time.Second {
-			t.Errorf("%s: answered in %v, want well under a second", tc.name, d)
+		if d > hostileAnswerTime {
+			t.Errorf("%s: answered in %v, want under %v", tc.name, d, hostileAnswerTime)
 		}
 		if status != tc.status || !strings.Contains(msg, tc.mention) {
 			t.Errorf("%s: %d %.300s, want %d saying %q", tc.name, status, msg, tc.status, tc.mention)
@@ -97,7 +97,7 @@ func TestEndToEndHostileRequests(t *testing.T) {
 	// A header over the limit.
 	start := time.Now()
 	status, msg := rawCall(t, s.url, "GET", "/v1/memcells/count", "", "X-Padding", strings.Repeat("p", httpapi.MaxHeaderBytes+8192))
-	if d := time.Since(start); status != http.StatusRequestHeaderFieldsTooLarge || d > time.Second {
+	if d := time.Since(start); status != http.StatusRequestHeaderFieldsTooLarge || d > hostileAnswerTime {
 		t.Errorf("a header over the limit: %d %.200s in %v, want 431 at once", status, msg, d)
 	}
 
@@ -114,6 +114,12 @@ func TestEndToEndHostileRequests(t *testing.T) {
 	}
 	s.stop()
 }
+
+// hostileAnswerTime bounds the answer to each hostile request. They are
+// refused before anything is decoded in full: tens of milliseconds on a
+// busy machine (a 150,000-element array took 0.9 s when it was decoded
+// before its bound was checked).
+const hostileAnswerTime = 500 * time.Millisecond
 
 // rawCall sends one request on its own connection and returns the status
 // and the body. It writes and reads at once, so that an answer sent before
