@@ -292,6 +292,10 @@ func (j *job) run(ctx context.Context) error {
 		if !j.compare {
 			return nil
 		}
+		// The primary pass's final count, reported before the KV pass
+		// starts: a pass shorter than progressEvery is reported too, so
+		// each pass has its line.
+		j.progress(true)
 		j.phase = phaseKV
 		if err := j.saveCheckpoint(""); err != nil {
 			return err

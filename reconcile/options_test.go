@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -96,7 +97,7 @@ func TestCancelled(t *testing.T) {
 	}
 }
 
-// TestProgress checks the final progress call and the key prefix option.
+// TestProgress checks the progress calls of each pass and the key prefix option.
 func TestProgress(t *testing.T) {
 	e := newEnv(t, memcelltest.KVBackends()[0], 0)
 	e.populate(t, 30)
@@ -106,6 +107,12 @@ func TestProgress(t *testing.T) {
 	r := e.verify(t, opts)
 	if len(calls) == 0 {
 		t.Fatal("no progress call")
+	}
+	// Each pass is reported, the primary pass with its final count even
+	// when it took less than the second between two reports.
+	primary := slices.IndexFunc(calls, func(p reconcile.Progress) bool { return p.Phase == "primary" && p.Scanned == 30 })
+	if primary < 0 || calls[primary].KVScanned != 0 || calls[primary].Total != 30 {
+		t.Errorf("progress calls %+v, want one of the primary pass with its 30 documents before the KV pass", calls)
 	}
 	last := calls[len(calls)-1]
 	if last.Job != "verify" || last.Phase != "kv" || last.Scanned != 30 || last.KVScanned != 30 || last.Total != 30 || last.Elapsed <= 0 {

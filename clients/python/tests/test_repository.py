@@ -369,10 +369,6 @@ class RepositoryTest(unittest.TestCase):
         self.assertEqual(server.stop(), 0)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class AsyncModeTest(unittest.TestCase):
     """The server's default mirror mode: writes answer ``queued``."""
 
@@ -391,3 +387,7 @@ class AsyncModeTest(unittest.TestCase):
                 break
             time.sleep(0.05)
         self.assertEqual(outcome, "consistent")
+
+
+if __name__ == "__main__":
+    unittest.main()
