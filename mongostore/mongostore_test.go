@@ -545,14 +545,67 @@ func TestBulk(t *testing.T) {
 	}
 }
 
+// everMemOSIndexes are the indexes the store creates under EverMemOS's
+// names.
+var everMemOSIndexes = []string{"idx_deleted_at", "idx_user_deleted_timestamp", "idx_group_deleted_timestamp", "idx_participants",
+	"idx_user_type_deleted_timestamp", "idx_group_type_deleted_timestamp", "idx_created_at", "idx_updated_at",
+	"user_id_1", "timestamp_1", "group_id_1"}
+
 func TestIndexes(t *testing.T) {
-	s := open(t)
 	ctx := context.Background()
-	// Opening again is idempotent.
-	if _, err := mongostore.Open(ctx, s.Client(), strings.Split(s.Namespace(), ".")[0], nil); err != nil {
+	client := memcelltest.Client(t)
+	db := memcelltest.Database(t)
+	s, err := mongostore.Open(ctx, client, db, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := memcelltest.Collection(t, s.Namespace()).Indexes().ListSpecifications(ctx)
+	// Opening again is idempotent.
+	if _, err := mongostore.Open(ctx, client, db, nil); err != nil {
+		t.Fatal(err)
+	}
+	names := indexNames(t, s)
+	for _, want := range everMemOSIndexes {
+		if !slices.Contains(names, want) {
+			t.Errorf("index %s missing (have %v)", want, names)
+		}
+	}
+
+	// The embedded primary's query index answers the queries those
+	// indexes are for, and FerretDB would only maintain them: a store
+	// with one drops them, and Find and Count still answer.
+	idx := memcelltest.QueryIndex(t, db)
+	if idx == nil {
+		return // a real MongoDB: no query index
+	}
+	indexed, err := mongostore.Open(ctx, client, db, &mongostore.Options{Index: idx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mongostore.Open(ctx, client, db, &mongostore.Options{Index: idx}); err != nil {
+		t.Fatal(err)
+	}
+	names = indexNames(t, indexed)
+	for _, name := range everMemOSIndexes {
+		if slices.Contains(names, name) {
+			t.Errorf("index %s kept beside the query index (have %v)", name, names)
+		}
+	}
+	if !slices.Contains(names, "_id_") {
+		t.Errorf("the _id index is gone (have %v)", names)
+	}
+	m := seed(t, indexed, 1, 7)[0]
+	q := memcell.Query{UserID: m.UserID}
+	if got, err := indexed.Find(ctx, q); err != nil || len(got) != 1 || got[0].ID != m.ID {
+		t.Errorf("Find without the indexes = %v, %v; want %v", got, err, m.ID)
+	}
+	if n, err := indexed.Count(ctx, q); err != nil || n != 1 {
+		t.Errorf("Count without the indexes = %d, %v; want 1", n, err)
+	}
+}
+
+func indexNames(t *testing.T, s *mongostore.Store) []string {
+	t.Helper()
+	specs, err := memcelltest.Collection(t, s.Namespace()).Indexes().ListSpecifications(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -560,12 +613,7 @@ func TestIndexes(t *testing.T) {
 	for _, sp := range specs {
 		names = append(names, sp.Name)
 	}
-	for _, want := range []string{"idx_deleted_at", "idx_user_deleted_timestamp", "idx_group_deleted_timestamp", "idx_participants",
-		"idx_user_type_deleted_timestamp", "idx_group_type_deleted_timestamp", "idx_created_at", "idx_updated_at"} {
-		if !slices.Contains(names, want) {
-			t.Errorf("index %s missing (have %v)", want, names)
-		}
-	}
+	return names
 }
 
 // hardDelete is HardDelete with its result spread out.

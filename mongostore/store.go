@@ -130,10 +130,10 @@ func Open(ctx context.Context, client *mongo.Client, database string, opts *Opti
 		s.log.InfoContext(ctx, "mongostore: the server's updates are not atomic (FerretDB); this process serialises its writes per document")
 	}
 	if !o.SkipIndexes {
-		if err := s.ensureIndexes(ctx); err != nil {
+		if err := s.ensureCollections(ctx); err != nil {
 			return nil, err
 		}
-		if err := s.ensureCollections(ctx); err != nil {
+		if err := s.ensureIndexes(ctx); err != nil {
 			return nil, err
 		}
 	}
@@ -236,6 +236,13 @@ var indexes = []index{
 // ensureIndexes creates the missing indexes. Besides saving work, creating
 // only the missing ones matters on FerretDB, which drops the connection when
 // createIndexes names an index that exists.
+//
+// With a query index (Options.Index, the embedded primary) it creates none
+// and drops those an earlier start made: FerretDB answers no query from
+// them (it evaluates every filter but {_id} in Go) yet updates each of
+// them on every insert and update, which cost about a third of the
+// embedded primary's write rate. The query index answers the queries they
+// are for.
 func (s *Store) ensureIndexes(ctx context.Context) error {
 	specs, err := s.coll.Indexes().ListSpecifications(ctx)
 	if err != nil {
@@ -244,6 +251,9 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	have := make(map[string]bool, len(specs))
 	for _, sp := range specs {
 		have[sp.Name] = true
+	}
+	if s.index != nil {
+		return s.dropIndexes(ctx, have)
 	}
 	var missing []mongo.IndexModel
 	for _, ix := range indexes {
@@ -273,16 +283,32 @@ func (s *Store) ensureIndexes(ctx context.Context) error {
 	return nil
 }
 
-// ensureCollections creates the pending record's and the graves'
-// collections when they are missing, so that they exist from the start
-// (the embedded primary indexes the collections it finds).
+// dropIndexes drops the indexes of the list that have names.
+func (s *Store) dropIndexes(ctx context.Context, have map[string]bool) error {
+	dropped := 0
+	for _, ix := range indexes {
+		if !have[ix.name] {
+			continue
+		}
+		if err := s.coll.Indexes().DropOne(ctx, ix.name); err != nil {
+			return fmt.Errorf("mongostore: drop index %s: %w", ix.name, mapErr(err))
+		}
+		dropped++
+	}
+	s.log.InfoContext(ctx, "mongostore: the query index answers the queries; the primary's own indexes are not kept", "collection", s.coll.Name(), "dropped", dropped)
+	return nil
+}
+
+// ensureCollections creates the collection and the pending record's and
+// the graves' collections when they are missing, so that they exist from
+// the start (the embedded primary indexes the collections it finds).
 func (s *Store) ensureCollections(ctx context.Context) error {
 	db := s.coll.Database()
 	names, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return fmt.Errorf("mongostore: list collections: %w", mapErr(err))
 	}
-	for _, c := range []*mongo.Collection{s.pending(), s.graves()} {
+	for _, c := range []*mongo.Collection{s.coll, s.pending(), s.graves()} {
 		if slices.Contains(names, c.Name()) {
 			continue
 		}
