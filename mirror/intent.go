@@ -132,19 +132,36 @@ func (c *clearer) flush(final bool) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clearTimeout)
+	err := kv.Sync(ctx, c.kv)
+	cancel()
+	if err != nil {
+		c.metrics.intentsLeft.Add(float64(len(batch)))
+		c.log.Warn("mirror: kv sync failed; the write intents stay for the replayer", "intents", len(batch), "error", err)
+		return
+	}
+	// A backlog (a long load on a slow primary) is cleared a chunk at a
+	// time, each within its own clearTimeout, so that a slow primary
+	// delays the clearing rather than failing all of it.
+	for i, chunk := 0, []memcell.Intent(nil); i < len(batch); i += len(chunk) {
+		chunk = batch[i:min(i+clearBatch, len(batch))]
+		if err := c.clear(chunk); err != nil {
+			c.metrics.intentsLeft.Add(float64(len(batch) - i))
+			c.log.Warn("mirror: clearing write intents failed; they stay for the replayer", "intents", len(batch)-i, "cleared", i, "error", err)
+			return
+		}
+	}
+}
+
+// clear removes one chunk of intents from the primary.
+func (c *clearer) clear(chunk []memcell.Intent) error {
+	ctx, cancel := context.WithTimeout(context.Background(), clearTimeout)
 	defer cancel()
-	if err := kv.Sync(ctx, c.kv); err != nil {
-		c.metrics.intentsLeft.Add(float64(len(batch)))
-		c.log.WarnContext(ctx, "mirror: kv sync failed; the write intents stay for the replayer", "intents", len(batch), "error", err)
-		return
+	if err := c.primary.ClearIntents(ctx, chunk); err != nil {
+		return err
 	}
-	if err := c.primary.ClearIntents(ctx, batch); err != nil {
-		c.metrics.intentsLeft.Add(float64(len(batch)))
-		c.log.WarnContext(ctx, "mirror: clearing write intents failed; they stay for the replayer", "intents", len(batch), "error", err)
-		return
-	}
-	c.metrics.intentsCleared.Add(float64(len(batch)))
+	c.metrics.intentsCleared.Add(float64(len(chunk)))
 	c.metrics.intentClears.Inc()
+	return nil
 }
 
 // close stops the clearer after clearing what is queued.
