@@ -446,14 +446,15 @@ func (q *queue) apply(batch []*job) bool {
 // settle hands the intents of applied jobs to the clearer, or notes the
 // ids of failed ones as pending.
 func (q *queue) settle(jobs []*job, mir Mirror) {
+	failing := mir.Status == MirrorFailed
 	q.mu.Lock()
 	was := q.failing
-	q.failing = mir.Status == MirrorFailed
+	q.failing = failing
 	q.mu.Unlock()
 	switch {
-	case q.failing && !was:
+	case failing && !was:
 		q.r.log.Warn("mirror: the KV fails; until it answers again, writes go to the pending record, one at a time to the KV as a probe", "kv_backend", q.r.backend)
-	case !q.failing && was:
+	case !failing && was:
 		q.r.log.Info("mirror: the KV answers again; writes are queued", "kv_backend", q.r.backend)
 	}
 	if mir.Status == MirrorFailed {
